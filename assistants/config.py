@@ -1,0 +1,177 @@
+"""Settings from the environment, `.env` and the settings file the Playground writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One OpenAI-compatible server: its name, base URL and (optional) API key."""
+
+    name: str
+    base_url: str
+    api_key: str = ""
+
+
+def _int(env: dict, key: str, default: int) -> int:
+    raw = env.get(key, "")
+    try:
+        return int(raw) if str(raw).strip() else default
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: dict, key: str, default: float) -> float:
+    raw = env.get(key, "")
+    try:
+        return float(raw) if str(raw).strip() else default
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+
+
+def _bool(env: dict, key: str, default: bool = False) -> bool:
+    raw = str(env.get(key, "")).strip().lower()
+    if not raw:
+        return default
+    return raw in ("1", "true", "yes", "on")
+
+
+def parse_aliases(raw: str) -> dict[str, str]:
+    """Parse `a=b,c=d` into {"a": "b", "c": "d"}; raises ValueError on a malformed pair."""
+    aliases: dict[str, str] = {}
+    for pair in (raw or "").replace("\n", ",").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        alias, sep, target = pair.partition("=")
+        if not sep or not alias.strip() or not target.strip():
+            raise ValueError(f"model alias {pair!r} must look like 'alias=model'")
+        aliases[alias.strip()] = target.strip()
+    return aliases
+
+
+def parse_backends(raw: str) -> list[Backend]:
+    """Parse PLAYGROUND_BACKENDS: `name=url` or `name=url|key`, comma-separated."""
+    backends = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, rest = item.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ValueError(f"backend {item!r} must look like 'name=http://host:port/v1' (optionally '|key')")
+        url, _, key = rest.partition("|")
+        backends.append(Backend(name.strip(), url.strip(), key.strip()))
+    return backends
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the runtime reads, in one place."""
+
+    data_dir: Path
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    backends: tuple[Backend, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    default_model: str = EMBEDDED_MODEL_ID
+    embedded_enabled: bool = True
+    embedded_context: int = 4096
+    embedded_threads: int = 0
+    model_timeout_s: float = 120.0
+    models_cache_s: float = 60.0
+    run_workers: int = 8
+    max_tool_rounds: int = 10
+    run_expires_s: int = 600
+    max_upload_mb: int = 100
+    embedding_model: str = ""
+    code_timeout_s: float = 30.0
+    code_memory_mb: int = 1024
+    code_max_processes: int = 64
+    code_disk_mb: int = 500
+    allow_unsandboxed_code: bool = False
+    api_keys: tuple[str, ...] = ()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "playground.db"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.data_dir / "settings.json"
+
+    def all_backends(self) -> list[Backend]:
+        """The OpenAI backend (if a key or URL is set) followed by the named extra backends."""
+        out = []
+        if self.openai_api_key or self.openai_base_url:
+            out.append(Backend("openai", self.openai_base_url or "https://api.openai.com/v1", self.openai_api_key))
+        out.extend(self.backends)
+        return out
+
+
+def read_settings_file(path: Path) -> dict:
+    """The UI-written settings (JSON); {} when absent."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"settings file {path} is not valid JSON ({exc}); fix or delete it") from None
+
+
+def write_settings_file(path: Path, values: dict) -> None:
+    """Atomically write the UI settings file (readable by the owner only: it may hold keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True), "utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
+    """Build Settings from `.env`, the environment and the UI settings file (file wins for backends)."""
+    if env is None:
+        if dotenv:
+            load_dotenv(override=False)
+        env = dict(os.environ)
+    data_dir = Path(env.get("PLAYGROUND_DATA_DIR") or "./.playground").expanduser().resolve()
+    ui = read_settings_file(data_dir / "settings.json")
+    backends = parse_backends(env.get("PLAYGROUND_BACKENDS", ""))
+    ui_backends = [Backend(b["name"], b["base_url"], b.get("api_key", "")) for b in ui.get("backends", [])]
+    names = {b.name for b in ui_backends}
+    backends = ui_backends + [b for b in backends if b.name not in names]
+    aliases = parse_aliases(env.get("PLAYGROUND_MODEL_ALIASES", ""))
+    aliases.update(ui.get("aliases", {}))
+    keys = tuple(k.strip() for k in env.get("PLAYGROUND_API_KEYS", "").split(",") if k.strip())
+    return Settings(
+        data_dir=data_dir,
+        openai_api_key=ui.get("openai_api_key") or env.get("OPENAI_API_KEY", ""),
+        openai_base_url=ui.get("openai_base_url") or env.get("OPENAI_BASE_URL", ""),
+        backends=tuple(backends),
+        aliases=aliases,
+        default_model=ui.get("default_model") or env.get("PLAYGROUND_DEFAULT_MODEL") or EMBEDDED_MODEL_ID,
+        embedded_enabled=_bool(env, "PLAYGROUND_EMBEDDED_MODEL", True),
+        embedded_context=_int(env, "PLAYGROUND_EMBEDDED_CONTEXT", 4096),
+        embedded_threads=_int(env, "PLAYGROUND_EMBEDDED_THREADS", 0),
+        model_timeout_s=_float(env, "PLAYGROUND_MODEL_TIMEOUT", 120.0),
+        models_cache_s=_float(env, "PLAYGROUND_MODELS_CACHE_SECONDS", 60.0),
+        run_workers=_int(env, "PLAYGROUND_RUN_WORKERS", 8),
+        max_tool_rounds=_int(env, "PLAYGROUND_MAX_TOOL_ROUNDS", 10),
+        run_expires_s=_int(env, "PLAYGROUND_RUN_EXPIRES_SECONDS", 600),
+        max_upload_mb=_int(env, "PLAYGROUND_MAX_UPLOAD_MB", 100),
+        embedding_model=env.get("PLAYGROUND_EMBEDDING_MODEL", ""),
+        code_timeout_s=_float(env, "PLAYGROUND_CODE_TIMEOUT", 30.0),
+        code_memory_mb=_int(env, "PLAYGROUND_CODE_MEMORY_MB", 1024),
+        code_max_processes=_int(env, "PLAYGROUND_CODE_MAX_PROCESSES", 64),
+        code_disk_mb=_int(env, "PLAYGROUND_CODE_DISK_MB", 500),
+        allow_unsandboxed_code=_bool(env, "PLAYGROUND_ALLOW_UNSANDBOXED_CODE", False),
+        api_keys=keys,
+    )

@@ -1,0 +1,105 @@
+"""Routes a model id (or an alias) to the backend that serves it; never substitutes silently."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from assistants.config import EMBEDDED_MODEL_ID, Settings
+from assistants.errors import BadRequest
+from assistants.providers.base import Provider, ProviderError
+
+
+@dataclass
+class BackendStatus:
+    """What one backend reported the last time its models were listed."""
+
+    name: str
+    base_url: str
+    ok: bool
+    models: list[str] = field(default_factory=list)
+    error: str = ""
+    checked_at: float = 0.0
+
+
+class ModelRouter:
+    """Keeps every backend's model list (cached for `cache_s`) and resolves model ids to providers."""
+
+    def __init__(self, providers: list[Provider], *, aliases: dict[str, str] | None = None,
+                 default_model: str = EMBEDDED_MODEL_ID, cache_s: float = 60.0):
+        self.providers = list(providers)
+        self.aliases = dict(aliases or {})
+        self.default_model = default_model
+        self.cache_s = cache_s
+        self._status: dict[str, BackendStatus] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, http_client=None) -> ModelRouter:
+        from assistants.providers.embedded import EmbeddedProvider
+        from assistants.providers.openai_compat import OpenAICompatProvider
+
+        providers: list[Provider] = []
+        if settings.embedded_enabled:
+            providers.append(EmbeddedProvider(settings.embedded_context, settings.embedded_threads))
+        for backend in settings.all_backends():
+            providers.append(OpenAICompatProvider(backend, timeout=settings.model_timeout_s, http_client=http_client))
+        default = settings.default_model
+        if default == EMBEDDED_MODEL_ID and not settings.embedded_enabled and len(providers) > 0:
+            default = ""
+        return cls(providers, aliases=settings.aliases, default_model=default, cache_s=settings.models_cache_s)
+
+    def catalog(self, refresh: bool = False) -> list[BackendStatus]:
+        """Every backend with its models or the reason it could not list them (a down backend is not fatal)."""
+        out = []
+        for provider in self.providers:
+            with self._lock:
+                cached = self._status.get(provider.name)
+            if cached and not refresh and time.monotonic() - cached.checked_at < self.cache_s:
+                out.append(cached)
+                continue
+            url = getattr(getattr(provider, "backend", None), "base_url", "in-process")
+            try:
+                status = BackendStatus(provider.name, url, True, provider.list_models(), checked_at=time.monotonic())
+            except ProviderError as exc:
+                status = BackendStatus(provider.name, url, False, error=exc.message, checked_at=time.monotonic())
+            except Exception as exc:  # a broken backend must never take the app down
+                status = BackendStatus(provider.name, url, False, error=f"{type(exc).__name__}: {exc}",
+                                       checked_at=time.monotonic())
+            with self._lock:
+                self._status[provider.name] = status
+            out.append(status)
+        return out
+
+    def available_models(self, refresh: bool = False) -> list[str]:
+        """Model ids from every reachable backend, then the aliases."""
+        models = []
+        for status in self.catalog(refresh):
+            models.extend(m for m in status.models if m not in models)
+        models.extend(a for a in self.aliases if a not in models)
+        return models
+
+    def resolve(self, model: str) -> tuple[Provider, str]:
+        """The provider and the backend's own model id for `model`; BadRequest naming what exists otherwise."""
+        if not model:
+            raise BadRequest("No model given and no default model is configured.", param="model")
+        target = self.aliases.get(model, model)
+        for refresh in (False, True):
+            catalog = self.catalog(refresh)
+            for status in catalog:
+                if status.ok and target in status.models:
+                    return self._provider(status.name), target
+        down = [f"{s.name} ({s.error})" for s in catalog if not s.ok]
+        known = self.available_models()
+        msg = f"The model '{model}'"
+        if target != model:
+            msg += f" (alias of '{target}')"
+        msg += " is not served by any configured backend. Available: " + (", ".join(known) or "none") + "."
+        if down:
+            msg += " Unreachable backends: " + "; ".join(down) + "."
+        msg += " Pick one of the available models, add an alias (PLAYGROUND_MODEL_ALIASES), or configure its backend."
+        raise BadRequest(msg, param="model", code="model_not_found")
+
+    def _provider(self, name: str) -> Provider:
+        return next(p for p in self.providers if p.name == name)

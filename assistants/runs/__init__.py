@@ -1,0 +1,1 @@
+"""The run engine: status machine, steps, tool loop and streaming events."""

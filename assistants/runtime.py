@@ -1,0 +1,521 @@
+"""The runtime both front doors call: assistants, threads, messages, runs and steps over one store."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from assistants import validation as v
+from assistants.config import Settings, load_settings
+from assistants.errors import BadRequest, not_found
+from assistants.ids import new_id, now
+from assistants.messages import attachments as check_attachments
+from assistants.messages import content_blocks
+from assistants.providers.router import ModelRouter
+from assistants.runs.engine import TERMINAL, Engine, owner_alive, public
+from assistants.runs.events import Subscription
+from assistants.store import ACTIVE_RUN_STATUSES, Store
+from assistants.tools import ToolBox
+
+ASSISTANT_FIELDS = {"model", "name", "description", "instructions", "tools", "tool_resources", "metadata",
+                    "temperature", "top_p", "response_format", "reasoning_effort"}
+RUN_FIELDS = {"assistant_id", "model", "instructions", "additional_instructions", "additional_messages", "tools",
+              "metadata", "temperature", "top_p", "stream", "max_prompt_tokens", "max_completion_tokens",
+              "truncation_strategy", "tool_choice", "parallel_tool_calls", "response_format", "include",
+              "reasoning_effort"}
+
+
+def _reject_unknown(body: dict, allowed: set[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise BadRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
+
+
+class Runtime:
+    """One per process: the store, the model router, the tools and the run engine."""
+
+    def __init__(self, settings: Settings | None = None, *, router: ModelRouter | None = None,
+                 toolbox: ToolBox | None = None, store: Store | None = None):
+        self.settings = settings or load_settings()
+        self.store = store or Store(self.settings.db_path)
+        self.router = router or ModelRouter.from_settings(self.settings)
+        self.toolbox = toolbox or ToolBox()
+        self.engine = Engine(self.store, self.router, self.toolbox, workers=self.settings.run_workers,
+                             max_tool_rounds=self.settings.max_tool_rounds, run_expires_s=self.settings.run_expires_s)
+        self.files = None
+        self.vector_stores = None
+        self._attach_tools()
+        self.swept = self.sweep_orphaned_runs()
+
+    def _attach_tools(self) -> None:
+        """Files, vector stores and the built-in tools, when their modules are installed."""
+        try:
+            from assistants.tools.setup import attach
+        except ImportError:
+            return
+        attach(self)
+
+    def close(self) -> None:
+        self.engine.shutdown()
+        for service in (self.vector_stores, self.files):
+            if service is not None and hasattr(service, "close"):
+                service.close()
+        closer = getattr(self, "_close_tools", None)
+        if closer:
+            closer()
+        self.store.close()
+
+    # -- start-up --------------------------------------------------------------------------
+    def sweep_orphaned_runs(self) -> int:
+        """End runs left active by a process that died; a waiting run past its expiry becomes `expired`."""
+        ended = 0
+        ts = now()
+        with self.store.write() as c:
+            rows = c.execute("SELECT data, owner FROM runs WHERE status IN (%s)" % ",".join("?" * len(ACTIVE_RUN_STATUSES)),
+                             ACTIVE_RUN_STATUSES).fetchall()
+            import json
+
+            for data, owner in rows:
+                run = json.loads(data)
+                if run["status"] == "requires_action":
+                    if run.get("expires_at") and run["expires_at"] < ts:
+                        run.update(status="expired", expires_at=None, required_action=None,
+                                   last_error=None, usage=self.engine._usage(run["id"]))
+                        self.store.put("runs", run)
+                        ended += 1
+                    continue
+                if owner_alive(owner):
+                    continue
+                run.update(status="failed", failed_at=ts, expires_at=None, required_action=None,
+                           last_error={"code": "server_error", "message":
+                                       "The process running this run stopped before it finished (the app or server "
+                                       "was restarted or killed). Your messages are kept: start the run again."},
+                           usage=self.engine._usage(run["id"]))
+                self.store.put("runs", run)
+                self.engine._close_open_parts(run["id"], "failed", run["last_error"])
+                ended += 1
+        return ended
+
+    # -- assistants ----------------------------------------------------------------------------
+    def _assistant_fields(self, body: dict, creating: bool) -> dict:
+        out: dict = {}
+        if creating or "model" in body:
+            model = v.string(body.get("model"), "model", 256, required=True)
+            out["model"] = model
+        if "name" in body:
+            out["name"] = v.string(body["name"], "name", 256)
+        if "description" in body:
+            out["description"] = v.string(body["description"], "description", 512)
+        if "instructions" in body:
+            out["instructions"] = v.string(body["instructions"], "instructions", 256_000)
+        if creating or "tools" in body:
+            out["tools"] = v.tools(body.get("tools"))
+        if creating or "tool_resources" in body:
+            out["tool_resources"] = v.tool_resources(body.get("tool_resources")) or {}
+        if creating or "metadata" in body:
+            out["metadata"] = v.metadata(body.get("metadata"))
+        if creating or "temperature" in body:
+            t = v.number(body.get("temperature"), "temperature", 0, 2)
+            out["temperature"] = 1.0 if t is None else t
+        if creating or "top_p" in body:
+            p = v.number(body.get("top_p"), "top_p", 0, 1)
+            out["top_p"] = 1.0 if p is None else p
+        if creating or "response_format" in body:
+            out["response_format"] = v.response_format(body.get("response_format"))
+        return out
+
+    def create_assistant(self, **body: Any) -> dict:
+        _reject_unknown(body, ASSISTANT_FIELDS)
+        fields = self._assistant_fields(body, creating=True)
+        self._check_tool_resources(fields.get("tool_resources"))
+        assistant = {"id": new_id("asst"), "object": "assistant", "created_at": now(), "name": None,
+                     "description": None, "instructions": None, **fields}
+        return self.store.insert("assistants", assistant)
+
+    def get_assistant(self, assistant_id: str) -> dict:
+        obj = self.store.get("assistants", assistant_id)
+        if obj is None:
+            raise not_found("assistant", assistant_id)
+        return obj
+
+    def update_assistant(self, assistant_id: str, **body: Any) -> dict:
+        _reject_unknown(body, ASSISTANT_FIELDS)
+        fields = self._assistant_fields(body, creating=False)
+        self._check_tool_resources(fields.get("tool_resources"))
+        with self.store.write():
+            obj = self.get_assistant(assistant_id)
+            obj.update(fields)
+            return self.store.put("assistants", obj)
+
+    def delete_assistant(self, assistant_id: str) -> dict:
+        if not self.store.delete("assistants", assistant_id):
+            raise not_found("assistant", assistant_id)
+        return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
+
+    def list_assistants(self, **page: Any) -> dict:
+        return self.store.page("assistants", **page)
+
+    def _check_tool_resources(self, resources: dict | None) -> None:
+        if not resources:
+            return
+        for file_id in (resources.get("code_interpreter") or {}).get("file_ids", []):
+            if self.files is not None and self.store.get("files", file_id) is None:
+                raise BadRequest(f"File '{file_id}' in tool_resources.code_interpreter.file_ids does not exist.",
+                                 param="tool_resources.code_interpreter.file_ids")
+        for vs_id in (resources.get("file_search") or {}).get("vector_store_ids", []):
+            if self.store.get("vector_stores", vs_id) is None:
+                raise BadRequest(f"Vector store '{vs_id}' in tool_resources.file_search.vector_store_ids does not exist.",
+                                 param="tool_resources.file_search.vector_store_ids")
+
+    # -- threads -------------------------------------------------------------------------------
+    def create_thread(self, *, messages: list | None = None, tool_resources: dict | None = None,
+                      metadata: dict | None = None) -> dict:
+        resources = v.tool_resources(tool_resources) or {}
+        resources = self._materialise_vector_stores(resources)
+        self._check_tool_resources(resources)
+        if messages is not None and not isinstance(messages, list):
+            raise BadRequest("messages must be a list of messages.", param="messages")
+        thread = {"id": new_id("thread"), "object": "thread", "created_at": now(),
+                  "metadata": v.metadata(metadata), "tool_resources": resources}
+        prepared = [self._new_message(thread["id"], m, f"messages[{i}]") for i, m in enumerate(messages or [])]
+        with self.store.write():
+            self.store.insert("threads", thread)
+            for msg in prepared:
+                self.store.insert("messages", msg)
+        for msg in prepared:
+            self._on_new_message(thread, msg)
+        return thread
+
+    def _materialise_vector_stores(self, resources: dict) -> dict:
+        """`tool_resources.file_search.vector_stores` (inline file lists) become real vector stores."""
+        fs = resources.get("file_search") or {}
+        inline = fs.pop("vector_stores", None)
+        if inline and self.vector_stores is not None:
+            ids = list(fs.get("vector_store_ids", []))
+            for spec in inline:
+                vs = self.vector_stores.create(file_ids=spec.get("file_ids", []), metadata=spec.get("metadata"),
+                                               chunking_strategy=spec.get("chunking_strategy"))
+                ids.append(vs["id"])
+            fs["vector_store_ids"] = ids
+        return resources
+
+    def get_thread(self, thread_id: str) -> dict:
+        obj = self.store.get("threads", thread_id)
+        if obj is None:
+            raise not_found("thread", thread_id)
+        return obj
+
+    def update_thread(self, thread_id: str, *, metadata: dict | None = None, tool_resources: dict | None = None) -> dict:
+        md = v.metadata(metadata) if metadata is not None else None
+        resources = v.tool_resources(tool_resources) if tool_resources is not None else None
+        self._check_tool_resources(resources)
+        with self.store.write():
+            thread = self.get_thread(thread_id)
+            if md is not None:
+                thread["metadata"] = md
+            if resources is not None:
+                thread["tool_resources"] = resources
+            return self.store.put("threads", thread)
+
+    def delete_thread(self, thread_id: str) -> dict:
+        self.get_thread(thread_id)
+        for run in self.store.all("runs", thread_id=thread_id, status=list(ACTIVE_RUN_STATUSES)):
+            self.engine.signal_cancel(run["id"])
+        with self.store.write() as c:
+            c.execute("DELETE FROM model_calls WHERE run_id IN (SELECT id FROM runs WHERE thread_id = ?)", (thread_id,))
+            for table in ("run_steps", "runs", "messages"):
+                self.store.delete(table, thread_id=thread_id)
+            self.store.delete("threads", thread_id)
+        return {"id": thread_id, "object": "thread.deleted", "deleted": True}
+
+    def list_threads(self, **page: Any) -> dict:
+        """Not in OpenAI's API (it had no thread listing); the Playground's Threads page uses it."""
+        return self.store.page("threads", **page)
+
+    # -- messages ------------------------------------------------------------------------------
+    def _new_message(self, thread_id: str, body: Any, param: str = "") -> dict:
+        if not isinstance(body, dict):
+            raise BadRequest(f"{param or 'message'} must be an object with role and content.", param=param or None)
+        prefix = f"{param}." if param else ""
+        _reject_unknown(body, {"role", "content", "attachments", "metadata"})
+        role = body.get("role")
+        if role not in ("user", "assistant"):
+            raise BadRequest(f"{prefix}role must be 'user' or 'assistant'.", param=f"{prefix}role")
+        files = check_attachments(body.get("attachments"), f"{prefix}attachments")
+        for att in files or []:
+            if self.files is not None and self.store.get("files", att["file_id"]) is None:
+                raise BadRequest(f"Attached file '{att['file_id']}' does not exist.", param=f"{prefix}attachments")
+        return {
+            "id": new_id("msg"), "object": "thread.message", "created_at": now(), "thread_id": thread_id,
+            "role": role, "content": content_blocks(body.get("content"), f"{prefix}content"),
+            "assistant_id": None, "run_id": None, "attachments": files, "metadata": v.metadata(body.get("metadata"),
+                                                                                                 f"{prefix}metadata"),
+            "status": "completed" if role == "user" else "completed", "completed_at": now(),
+            "incomplete_at": None, "incomplete_details": None,
+        }
+
+    def _on_new_message(self, thread: dict, message: dict) -> None:
+        """File-search attachments go into the thread's vector store, as OpenAI does."""
+        hook = getattr(self, "_attachment_hook", None)
+        if hook and message.get("attachments"):
+            hook(thread, message)
+
+    def create_message(self, thread_id: str, **body: Any) -> dict:
+        thread = self.get_thread(thread_id)
+        message = self._new_message(thread_id, body)
+        with self.store.write():
+            active = self._active_run(thread_id)
+            if active is not None:
+                raise BadRequest(f"Can't add messages to {thread_id} while a run {active['id']} is active "
+                                 f"(status {active['status']}). Wait for it to finish or cancel it.", code="run_active")
+            self.store.insert("messages", message)
+        self._on_new_message(thread, message)
+        return message
+
+    def get_message(self, thread_id: str, message_id: str) -> dict:
+        obj = self.store.get("messages", message_id, thread_id=thread_id)
+        if obj is None:
+            raise not_found("message", message_id)
+        return obj
+
+    def update_message(self, thread_id: str, message_id: str, *, metadata: dict | None = None) -> dict:
+        md = v.metadata(metadata)
+        with self.store.write():
+            msg = self.get_message(thread_id, message_id)
+            msg["metadata"] = md
+            return self.store.put("messages", msg)
+
+    def delete_message(self, thread_id: str, message_id: str) -> dict:
+        self.get_message(thread_id, message_id)
+        self.store.delete("messages", message_id, thread_id=thread_id)
+        return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
+
+    def list_messages(self, thread_id: str, *, run_id: str | None = None, **page: Any) -> dict:
+        self.get_thread(thread_id)
+        return self.store.page("messages", thread_id=thread_id, run_id=run_id, **page)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _active_run(self, thread_id: str) -> dict | None:
+        row = self.store.conn().execute(
+            "SELECT data FROM runs WHERE thread_id = ? AND status IN (%s)" % ",".join("?" * len(ACTIVE_RUN_STATUSES)),
+            (thread_id, *ACTIVE_RUN_STATUSES)).fetchone()
+        if row is None:
+            return None
+        import json
+
+        run = json.loads(row[0])
+        return self._expire_if_due(run)
+
+    def _expire_if_due(self, run: dict) -> dict | None:
+        if run["status"] == "requires_action" and run.get("expires_at") and run["expires_at"] < now():
+            with self.store.write():
+                current = self.store.get("runs", run["id"])
+                if current and current["status"] == "requires_action":
+                    current.update(status="expired", expires_at=None, required_action=None,
+                                   usage=self.engine._usage(run["id"]))
+                    self.store.put("runs", current)
+                    for step in self.store.all("run_steps", run_id=run["id"], status=None):
+                        if step["status"] == "in_progress":
+                            step.update(status="expired", expired_at=now())
+                            self.store.put("run_steps", step)
+                return None if current and current["status"] in TERMINAL else current
+        return run
+
+    def _build_run(self, thread_id: str, body: dict) -> tuple[dict, list[dict]]:
+        _reject_unknown(body, RUN_FIELDS)
+        assistant_id = v.string(body.get("assistant_id"), "assistant_id", 128, required=True)
+        assistant = self.get_assistant(assistant_id)
+        model = v.string(body.get("model"), "model", 256) or assistant["model"]
+        self.router.resolve(model)  # an unknown model is a 400 now, not a failed run later
+        tools = v.tools(body["tools"]) if body.get("tools") is not None else assistant["tools"]
+        extra = [self._new_message(thread_id, m, f"additional_messages[{i}]")
+                 for i, m in enumerate(body.get("additional_messages") or [])]
+        temperature = v.number(body.get("temperature"), "temperature", 0, 2)
+        top_p = v.number(body.get("top_p"), "top_p", 0, 1)
+        choice = v.tool_choice(body.get("tool_choice"))
+        if isinstance(choice, dict):
+            wanted = choice.get("function", {}).get("name") if choice["type"] == "function" else choice["type"]
+            names = {t["function"]["name"] if t["type"] == "function" else t["type"] for t in tools}
+            if wanted not in names:
+                raise BadRequest(f"tool_choice names '{wanted}', which is not one of this run's tools.", param="tool_choice")
+        created = now()
+        run = {
+            "id": new_id("run"), "object": "thread.run", "created_at": created, "thread_id": thread_id,
+            "assistant_id": assistant_id, "status": "queued", "required_action": None, "last_error": None,
+            "expires_at": created + self.settings.run_expires_s, "started_at": None, "cancelled_at": None,
+            "failed_at": None, "completed_at": None, "incomplete_details": None, "model": model,
+            "instructions": v.string(body.get("instructions"), "instructions", 256_000) or assistant.get("instructions") or "",
+            "tools": tools, "metadata": v.metadata(body.get("metadata")), "usage": None,
+            "temperature": assistant.get("temperature", 1.0) if temperature is None else temperature,
+            "top_p": assistant.get("top_p", 1.0) if top_p is None else top_p,
+            "max_prompt_tokens": v.positive_int(body.get("max_prompt_tokens"), "max_prompt_tokens", 256),
+            "max_completion_tokens": v.positive_int(body.get("max_completion_tokens"), "max_completion_tokens", 16),
+            "truncation_strategy": v.truncation_strategy(body.get("truncation_strategy")),
+            "response_format": v.response_format(body["response_format"]) if body.get("response_format") is not None
+            else assistant.get("response_format", "auto"),
+            "tool_choice": choice or "auto",
+            "parallel_tool_calls": True if body.get("parallel_tool_calls") is None else bool(body["parallel_tool_calls"]),
+            "_additional_instructions": v.string(body.get("additional_instructions"), "additional_instructions", 256_000),
+            "_owner": self.engine.owner,
+        }
+        return run, extra
+
+    def _insert_run(self, thread_id: str, run: dict, extra: list[dict]) -> None:
+        with self.store.write():
+            active = self._active_run(thread_id)
+            if active is not None:
+                raise BadRequest(f"Thread {thread_id} already has an active run {active['id']} "
+                                 f"(status {active['status']}). Wait for it to finish or cancel it.", code="run_active")
+            for msg in extra:
+                self.store.insert("messages", msg)
+            try:
+                self.store.insert("runs", run)
+            except sqlite3.IntegrityError:  # the partial unique index: another process won the race
+                raise BadRequest(f"Thread {thread_id} already has an active run.", code="run_active") from None
+
+    def create_run(self, thread_id: str, *, stream: bool = False, **body: Any) -> dict | Subscription:
+        """Queue a run; with stream=True return its event subscription (starting with thread.run.created)."""
+        self.get_thread(thread_id)
+        run, extra = self._build_run(thread_id, body)
+        self._insert_run(thread_id, run, extra)
+        return self._launch(run, stream)
+
+    def _launch(self, run: dict, stream: bool, first: tuple[str, dict] | None = None) -> dict | Subscription:
+        sub = self.engine.hub.subscribe(run["id"]) if stream else None
+        if first:
+            self.engine.hub.publish(run["id"], *first)
+        self.engine.publish(run["id"], "thread.run.created", run)
+        self.engine.publish(run["id"], "thread.run.queued", run)
+        self.engine.submit(run["id"])
+        return sub if stream else public(run)
+
+    def create_thread_and_run(self, *, thread: dict | None = None, stream: bool = False, **body: Any) -> dict | Subscription:
+        body.pop("tool_resources", None) if body.get("tool_resources") is None else None
+        resources = body.pop("tool_resources", None)
+        run_body = dict(body)
+        thread_body = dict(thread or {})
+        _reject_unknown(thread_body, {"messages", "tool_resources", "metadata"})
+        # Validate the run before creating anything, so a bad request leaves no empty thread behind.
+        probe, _ = self._build_run("thread_probe", run_body)
+        new_thread = self.create_thread(**thread_body)
+        run, extra = self._build_run(new_thread["id"], run_body)
+        if resources:
+            run["_tool_resources"] = v.tool_resources(resources)
+        self._insert_run(new_thread["id"], run, extra)
+        return self._launch(run, stream, ("thread.created", new_thread))
+
+    def get_run(self, thread_id: str, run_id: str) -> dict:
+        run = self.store.get("runs", run_id, thread_id=thread_id)
+        if run is None:
+            raise not_found("run", run_id)
+        if run["status"] == "requires_action":
+            run = self._expire_if_due(run) or self.store.get("runs", run_id)
+        return public(run)
+
+    def list_runs(self, thread_id: str, **page: Any) -> dict:
+        self.get_thread(thread_id)
+        result = self.store.page("runs", thread_id=thread_id, **page)
+        result["data"] = [public(r) for r in result["data"]]
+        return result
+
+    def update_run(self, thread_id: str, run_id: str, *, metadata: dict | None = None) -> dict:
+        md = v.metadata(metadata)
+        with self.store.write():
+            run = self.store.get("runs", run_id, thread_id=thread_id)
+            if run is None:
+                raise not_found("run", run_id)
+            run["metadata"] = md
+            self.store.put("runs", run)
+        return public(run)
+
+    def cancel_run(self, thread_id: str, run_id: str) -> dict:
+        with self.store.write():
+            run = self.store.get("runs", run_id, thread_id=thread_id)
+            if run is None:
+                raise not_found("run", run_id)
+            if run["status"] in TERMINAL or run["status"] == "cancelling":
+                raise BadRequest(f"Cannot cancel run with status '{run['status']}'.", param="run_id")
+            if run["status"] == "requires_action":
+                run.update(status="cancelled", cancelled_at=now(), expires_at=None, required_action=None,
+                           usage=self.engine._usage(run_id))
+                self.engine._close_open_parts(run_id, "cancelled")
+            else:
+                run["status"] = "cancelling"
+            self.store.put("runs", run)
+        self.engine.publish(run_id, f"thread.run.{run['status']}", run)
+        self.engine.signal_cancel(run_id)
+        return public(run)
+
+    def submit_tool_outputs(self, thread_id: str, run_id: str, *, tool_outputs: Any, stream: bool = False) -> dict | Subscription:
+        run = self.store.get("runs", run_id, thread_id=thread_id)
+        if run is None:
+            raise not_found("run", run_id)
+        if run["status"] != "requires_action" or self._expire_if_due(run) is None:
+            status = (self.store.get("runs", run_id) or run)["status"]
+            raise BadRequest(f"Runs in status '{status}' do not accept tool outputs; only a run that requires_action does.",
+                             param="run_id")
+        if not isinstance(tool_outputs, list):
+            raise BadRequest("tool_outputs must be a list of {tool_call_id, output}.", param="tool_outputs")
+        pending = {c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]}
+        outputs: dict[str, str] = {}
+        for i, item in enumerate(tool_outputs):
+            if not isinstance(item, dict) or not isinstance(item.get("tool_call_id"), str):
+                raise BadRequest(f"tool_outputs[{i}].tool_call_id is required.", param=f"tool_outputs[{i}].tool_call_id")
+            call_id = item["tool_call_id"]
+            if call_id not in pending:
+                raise BadRequest(f"tool_outputs[{i}]: '{call_id}' is not one of the run's pending tool calls "
+                                 f"({', '.join(sorted(pending))}).", param=f"tool_outputs[{i}].tool_call_id")
+            output = item.get("output", "")
+            if not isinstance(output, str):
+                raise BadRequest(f"tool_outputs[{i}].output must be a string.", param=f"tool_outputs[{i}].output")
+            outputs[call_id] = output
+        missing = pending - set(outputs)
+        if missing:
+            raise BadRequest("Expected tool outputs for call ids " + ", ".join(sorted(pending)) + "; missing: "
+                             + ", ".join(sorted(missing)) + ".", param="tool_outputs")
+        with self.store.write():
+            current = self.store.get("runs", run_id)
+            if current["status"] != "requires_action":
+                raise BadRequest(f"Runs in status '{current['status']}' do not accept tool outputs.", param="run_id")
+            current["_owner"] = self.engine.owner
+            self.store.put("runs", current)
+        sub = self.engine.hub.subscribe(run_id) if stream else None
+        run = self.engine.submit_outputs(current, outputs)
+        return sub if stream else public(run)
+
+    # -- steps and the log ---------------------------------------------------------------------
+    def list_run_steps(self, thread_id: str, run_id: str, *, include: list[str] | None = None, **page: Any) -> dict:
+        self.get_run(thread_id, run_id)
+        result = self.store.page("run_steps", run_id=run_id, thread_id=thread_id, **page)
+        result["data"] = [self._step_view(s, include) for s in result["data"]]
+        return result
+
+    def get_run_step(self, thread_id: str, run_id: str, step_id: str, *, include: list[str] | None = None) -> dict:
+        step = self.store.get("run_steps", step_id, run_id=run_id, thread_id=thread_id)
+        if step is None:
+            raise not_found("run step", step_id)
+        return self._step_view(step, include)
+
+    @staticmethod
+    def _step_view(step: dict, include: list[str] | None) -> dict:
+        """Public step; file-search chunk text only when asked for, as OpenAI does."""
+        out = public(step)
+        want_content = bool(include) and any("file_search.results[*].content" in i for i in include)
+        if out["type"] == "tool_calls" and not want_content:
+            for call in out["step_details"]["tool_calls"]:
+                if call["type"] == "file_search":
+                    for r in call["file_search"].get("results", []):
+                        r.pop("content", None)
+        return out
+
+    def model_calls(self, run_id: str) -> list[dict]:
+        """Every request sent to the model for a run, with the response received (the Playground's log)."""
+        return self.store.all("model_calls", run_id=run_id)
+
+    def list_models(self, refresh: bool = False) -> list[dict]:
+        models = []
+        for status in self.router.catalog(refresh):
+            models.extend({"id": m, "object": "model", "created": 0, "owned_by": status.name} for m in status.models)
+        for alias, target in self.router.aliases.items():
+            models.append({"id": alias, "object": "model", "created": 0, "owned_by": f"alias of {target}"})
+        return models

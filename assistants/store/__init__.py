@@ -1,0 +1,192 @@
+"""SQLite persistence: one module owns every query shape, so another database can replace it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from assistants.errors import BadRequest
+from assistants.store.migrations import ACTIVE_RUN_STATUSES, migrate
+
+__all__ = ["Store", "ACTIVE_RUN_STATUSES"]
+
+# The indexed columns of each object table, filled from the object's own fields on every write.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "assistants": (),
+    "threads": (),
+    "messages": ("thread_id", "run_id"),
+    "runs": ("thread_id", "assistant_id", "status", "owner"),
+    "run_steps": ("thread_id", "run_id"),
+    "files": ("purpose",),
+    "vector_stores": (),
+    "vector_store_files": ("vector_store_id", "status", "batch_id"),
+    "file_batches": ("vector_store_id", "status"),
+    "model_calls": ("run_id",),
+}
+
+
+def _col(obj: dict, name: str):
+    """A column's value: the object's field, or its engine-private `_name` twin."""
+    return obj.get(name, obj.get("_" + name))
+
+
+def _dumps(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class Store:
+    """A SQLite database in WAL mode: one connection per thread, `BEGIN IMMEDIATE` for every write."""
+
+    def __init__(self, path: Path | str, *, migrate_schema: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if migrate_schema:
+            migrate(self.conn())
+
+    # -- connections and transactions -------------------------------------------------------
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode: transactions are explicit)."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute("PRAGMA busy_timeout=30000")
+            c.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = c
+            with self._lock:
+                self._all.append(c)
+        return c
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; nests (an inner `write` joins the outer one)."""
+        c = self.conn()
+        if c.in_transaction:
+            yield c
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._all:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- generic object operations --------------------------------------------------------
+    def insert(self, table: str, obj: dict) -> dict:
+        cols = COLUMNS[table]
+        names = ", ".join(("id", "created_at", "data") + cols)
+        marks = ", ".join("?" * (3 + len(cols)))
+        values = [obj["id"], obj.get("created_at") or 0, _dumps(obj)] + [_col(obj, c) for c in cols]
+        with self.write() as c:
+            c.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", values)
+        return obj
+
+    def put(self, table: str, obj: dict, **where) -> dict:
+        """Replace a stored object (matched by id and `where`) with `obj`."""
+        cols = COLUMNS[table]
+        sets = ", ".join(["data = ?"] + [f"{c} = ?" for c in cols])
+        cond, args = self._where({"id": obj["id"], **where})
+        with self.write() as c:
+            c.execute(f"UPDATE {table} SET {sets} WHERE {cond}", [_dumps(obj)] + [_col(obj, c) for c in cols] + args)
+        return obj
+
+    def get(self, table: str, obj_id: str, **where) -> dict | None:
+        cond, args = self._where({"id": obj_id, **where})
+        row = self.conn().execute(f"SELECT data FROM {table} WHERE {cond}", args).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def delete(self, table: str, obj_id: str | None = None, **where) -> int:
+        filters = dict(where)
+        if obj_id is not None:
+            filters["id"] = obj_id
+        cond, args = self._where(filters)
+        with self.write() as c:
+            return c.execute(f"DELETE FROM {table} WHERE {cond}", args).rowcount
+
+    def all(self, table: str, *, order: str = "asc", **where) -> list[dict]:
+        cond, args = self._where(where)
+        direction = "ASC" if order == "asc" else "DESC"
+        rows = self.conn().execute(f"SELECT data FROM {table} WHERE {cond} ORDER BY seq {direction}", args)
+        return [json.loads(r[0]) for r in rows]
+
+    def count(self, table: str, **where) -> int:
+        cond, args = self._where(where)
+        return self.conn().execute(f"SELECT COUNT(*) FROM {table} WHERE {cond}", args).fetchone()[0]
+
+    def page(self, table: str, *, limit: int = 20, order: str = "desc", after: str | None = None,
+             before: str | None = None, **where) -> dict:
+        """One page of a list, answering like OpenAI: data, first_id, last_id, has_more."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+            raise BadRequest("limit must be an integer between 1 and 100.", param="limit")
+        if order not in ("asc", "desc"):
+            raise BadRequest("order must be 'asc' or 'desc'.", param="order")
+        base_cond, base_args = self._where(where)
+        conds, args = [base_cond], list(base_args)
+        asc = order == "asc"
+        reverse = False
+        if after:
+            seq = self._cursor_seq(table, after, "after", where)
+            conds.append("seq > ?" if asc else "seq < ?")
+            args.append(seq)
+        if before:
+            seq = self._cursor_seq(table, before, "before", where)
+            conds.append("seq < ?" if asc else "seq > ?")
+            args.append(seq)
+            if not after:
+                # The page nearest the cursor: walk away from it, then restore the requested order.
+                reverse = True
+                asc = not asc
+        direction = "ASC" if asc else "DESC"
+        sql = f"SELECT data FROM {table} WHERE {' AND '.join(conds)} ORDER BY seq {direction} LIMIT ?"
+        rows = self.conn().execute(sql, args + [limit + 1]).fetchall()
+        has_more = len(rows) > limit
+        data = [json.loads(r[0]) for r in rows[:limit]]
+        if reverse:
+            data.reverse()
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+
+    def _cursor_seq(self, table: str, cursor: str, param: str, where: dict) -> int:
+        cond, args = self._where({"id": cursor, **where})
+        row = self.conn().execute(f"SELECT seq FROM {table} WHERE {cond}", args).fetchone()
+        if row is None:
+            raise BadRequest(f"The '{param}' cursor '{cursor}' is not an object in this list.", param=param)
+        return row[0]
+
+    @staticmethod
+    def _where(filters: dict) -> tuple[str, list]:
+        conds, args = [], []
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple, set)):
+                conds.append(f"{key} IN ({', '.join('?' * len(value))})" if value else "0")
+                args.extend(value)
+            else:
+                conds.append(f"{key} = ?")
+                args.append(value)
+        return (" AND ".join(conds) or "1"), args

@@ -1,0 +1,98 @@
+"""Numbered schema migrations, each recorded in `schema_migrations` once applied."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+
+
+def _object_table(name: str, extra: str = "", unique_id: bool = True) -> str:
+    uniq = "UNIQUE" if unique_id else ""
+    cols = f", {extra}" if extra else ""
+    return (
+        f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL {uniq}, "
+        f"created_at INTEGER NOT NULL, data TEXT NOT NULL{cols})"
+    )
+
+
+def m001_core(conn: sqlite3.Connection) -> None:
+    """Assistants, threads, messages, runs and run steps."""
+    active = ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES)
+    for sql in (
+        _object_table("assistants"),
+        _object_table("threads"),
+        _object_table("messages", "thread_id TEXT NOT NULL, run_id TEXT"),
+        "CREATE INDEX messages_thread ON messages(thread_id, seq)",
+        _object_table("runs", "thread_id TEXT NOT NULL, assistant_id TEXT, status TEXT NOT NULL, owner TEXT"),
+        "CREATE INDEX runs_thread ON runs(thread_id, seq)",
+        # The database itself guarantees at most one active run per thread.
+        f"CREATE UNIQUE INDEX runs_one_active ON runs(thread_id) WHERE status IN ({active})",
+        _object_table("run_steps", "thread_id TEXT NOT NULL, run_id TEXT NOT NULL"),
+        "CREATE INDEX run_steps_run ON run_steps(run_id, seq)",
+    ):
+        conn.execute(sql)
+
+
+def m002_files_and_vector_stores(conn: sqlite3.Connection) -> None:
+    """Files, vector stores, their files and batches."""
+    for sql in (
+        _object_table("files", "purpose TEXT NOT NULL"),
+        _object_table("vector_stores"),
+        _object_table("vector_store_files", "vector_store_id TEXT NOT NULL, status TEXT NOT NULL, batch_id TEXT",
+                      unique_id=False),
+        "CREATE UNIQUE INDEX vsf_unique ON vector_store_files(vector_store_id, id)",
+        "CREATE INDEX vsf_file ON vector_store_files(id)",
+        _object_table("file_batches", "vector_store_id TEXT NOT NULL, status TEXT NOT NULL"),
+    ):
+        conn.execute(sql)
+
+
+def m003_search_index(conn: sqlite3.Connection) -> None:
+    """The file-search chunk index (FTS5 + embeddings)."""
+    from assistants.tools.file_search import SCHEMA
+
+    for sql in SCHEMA:
+        conn.execute(sql)
+
+
+def m004_model_calls(conn: sqlite3.Connection) -> None:
+    """Per model call: the request sent and the response received, for the run log."""
+    conn.execute(_object_table("model_calls", "run_id TEXT NOT NULL"))
+    conn.execute("CREATE INDEX model_calls_run ON model_calls(run_id, seq)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    m001_core,
+    m002_files_and_vector_stores,
+    m003_search_index,
+    m004_model_calls,
+]
+
+
+def applied_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at INTEGER)")
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
+    """Apply pending migrations (each in its own IMMEDIATE transaction); return the new version."""
+    import time
+
+    target = len(MIGRATIONS) if upto is None else upto
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = applied_version(conn)
+            if version >= target:
+                conn.execute("COMMIT")
+                return version
+            step = MIGRATIONS[version]
+            step(conn)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version + 1, step.__name__, int(time.time())))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

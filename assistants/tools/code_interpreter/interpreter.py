@@ -1,0 +1,371 @@
+"""Stateful Python sessions, one sandboxed worker per session key, driven over pipes."""
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .sandbox import SANDBOX_WORKDIR, bare_command, bwrap_command, find_bwrap, sandbox_env
+
+MAX_RETURNED_FILES = 50
+MAX_NAME_BYTES = 200
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+POLL_SLICE_S = 0.05  # how often a waiting call looks at its cancel event
+UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this code ran without isolation.\n"
+ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+INSTALL_HINT = "install it with `apt-get install bubblewrap`, or set allow_unsandboxed to run code without a sandbox"
+
+
+class SandboxUnavailable(Exception):
+    """Code cannot run: no working sandbox and no explicit opt-out."""
+
+
+@dataclass
+class ExecResult:
+    """What one execute() call produced, as a notebook user would see it."""
+
+    logs: str
+    images: list[bytes] = field(default_factory=list)
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    timed_out: bool = False
+    session_restarted: bool = False
+    error: str | None = None
+
+
+class _SessionEnded(Exception):
+    """The worker is gone or unusable; the message says why, for the next call's note."""
+
+
+def sanitize_name(name: str) -> str:
+    """A safe file name for the work dir: basename only, no NUL, never '.'/'..', length-capped."""
+    name = name.replace("\0", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if name in ("", ".", ".."):
+        name = "file"
+    stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 20:
+        stem, ext = name, ""
+    while len((stem + ext).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem + ext
+
+
+class _Session:
+    """One worker process and what the parent knows about it."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.lock = threading.Lock()  # calls for one key run one at a time
+        self.proc: subprocess.Popen | None = None
+        self.buffer = bytearray()
+        self.sent: dict[str, str] = {}  # input name -> sha256 already in the live work dir
+        self.ended: str | None = None  # why the last worker died; the next call says so
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group (bwrap, whose death takes the whole sandbox)."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def discard(self, why: str | None) -> None:
+        """Kill, reap and forget the worker; remember why for the next call."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        self.kill_proc(proc)
+        self.buffer.clear()
+        self.sent.clear()
+        self.ended = why
+
+    @staticmethod
+    def kill_proc(proc: subprocess.Popen) -> None:
+        """Kill the group, reap, close pipes."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class CodeInterpreter:
+    """Runs model-written Python in per-session sandboxed workers (DESIGN.md principle 6).
+
+    The work dir (/mnt/data, also the cwd) lives as long as its worker: it is a size- and
+    inode-limited tmpfs inside the sandbox, so a timeout, cancel, crash or reset() wipes it
+    along with the variables. `root` only holds work dirs when the sandbox is off.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        timeout_s: float = 30.0,
+        memory_mb: int = 1024,
+        max_processes: int = 64,
+        max_file_mb: int = 100,
+        max_open_files: int = 256,
+        disk_quota_mb: int = 500,
+        max_files: int = 2000,
+        max_output_chars: int = 20000,
+        allow_unsandboxed: bool = False,
+    ):
+        self.root = Path(root)
+        self.timeout_s = timeout_s
+        self.memory_mb, self.max_processes, self.max_file_mb = memory_mb, max_processes, max_file_mb
+        self.max_open_files, self.disk_quota_mb, self.max_files = max_open_files, disk_quota_mb, max_files
+        self.max_output_chars = max_output_chars
+        self.allow_unsandboxed = allow_unsandboxed
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._probe: tuple[bool, str] | None = None
+
+    # -- availability -------------------------------------------------------------------
+
+    def available(self) -> tuple[bool, str]:
+        """(ok, reason): whether execute() can run code, and if not, what to do about it."""
+        sandbox_ok, reason = self._sandbox_status()
+        if sandbox_ok:
+            return True, reason
+        if self.allow_unsandboxed:
+            return True, f"{reason}; running code WITHOUT a sandbox because allow_unsandboxed is set"
+        return False, reason
+
+    def _sandbox_status(self) -> tuple[bool, str]:
+        """Whether bubblewrap can really start a sandbox here (probed once per instance)."""
+        with self._lock:
+            if self._probe is None:
+                self._probe = self._run_probe()
+            return self._probe
+
+    def _run_probe(self) -> tuple[bool, str]:
+        """Start a throwaway sandbox that runs `python -c pass`."""
+        bwrap = find_bwrap()
+        if bwrap is None:
+            return False, f"bubblewrap is not installed: {INSTALL_HINT}"
+        if os.geteuid() == 0 and shutil.which("setpriv") is None and not os.path.exists("/usr/bin/setpriv"):
+            return False, "setpriv (util-linux) is missing: it drops sandboxed code to an unprivileged uid"
+        argv = bwrap_command(
+            bwrap, [sys.executable, "-I", "-c", "pass"], disk_quota_mb=self.disk_quota_mb, max_files=self.max_files
+        )
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"bubblewrap cannot start a sandbox here: {exc}"
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip()[-500:]
+            return False, f"bubblewrap cannot start a sandbox here ({detail}): {INSTALL_HINT}"
+        return True, "sandboxed with bubblewrap"
+
+    # -- public API ---------------------------------------------------------------------
+
+    def execute(
+        self,
+        session_key: str,
+        code: str,
+        *,
+        files: dict[str, bytes] | None = None,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExecResult:
+        """Run one cell in the key's session; files land in /mnt/data first."""
+        sandboxed, reason = self._sandbox_status()
+        if not sandboxed and not self.allow_unsandboxed:
+            raise SandboxUnavailable(reason)
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        session = self._session(session_key)
+        with session.lock:
+            prefix = "" if sandboxed else UNSANDBOXED_NOTE
+            restarted = False
+            try:
+                if session.proc is None:
+                    if session.ended:
+                        prefix += ENDED_NOTE.format(why=session.ended)
+                        restarted, session.ended = True, None
+                    self._start(session, sandboxed, deadline, cancel)
+                reply, blobs = self._call(session, code, files or {}, deadline, cancel)
+            except TimeoutError:
+                session.discard("timed out")
+                note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
+                return ExecResult(prefix + note, timed_out=True, session_restarted=restarted,
+                                  error=f"timed out after {timeout:g} s")
+            except InterruptedError:
+                session.discard("was cancelled")
+                return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
+            except _SessionEnded as exc:
+                session.discard(str(exc))
+                return ExecResult(f"{prefix}The Python session {exc}; the next call starts a fresh one.\n",
+                                  session_restarted=restarted, error=f"session {exc}")
+            n_images = reply["images"]
+            names = reply["files"]
+            for name in names + reply.get("deleted", []):
+                session.sent.pop(name, None)  # the cell changed an input: send it again next time
+            return ExecResult(
+                logs=prefix + reply["logs"],
+                images=blobs[:n_images],
+                files=list(zip(names, blobs[n_images:])),
+                session_restarted=restarted,
+                error=reply["error"],
+            )
+
+    def reset(self, session_key: str) -> None:
+        """Kill the key's worker and drop its state; its work dir goes with it."""
+        with self._lock:
+            session = self._sessions.pop(session_key, None)
+        if session is not None:
+            self._end(session)
+
+    def close(self) -> None:
+        """Kill every session (at shutdown)."""
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            self._end(session)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _session(self, key: str) -> _Session:
+        with self._lock:
+            if key not in self._sessions:
+                self._sessions[key] = _Session(key)
+            return self._sessions[key]
+
+    def _end(self, session: _Session) -> None:
+        """Kill first (so an in-flight call returns at once), then reap under the session lock."""
+        session.kill()
+        with session.lock:
+            session.discard(None)
+        if not self.root.exists():
+            return
+        shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)
+
+    def _bare_dir(self, key: str) -> Path:
+        return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def _config(self, workdir: str, sandboxed: bool) -> str:
+        limits = {
+            "memory_mb": self.memory_mb,
+            # unsandboxed, RLIMIT_NPROC would count every process of the host user
+            "max_processes": self.max_processes if sandboxed else None,
+            "max_file_mb": self.max_file_mb,
+            "max_open_files": self.max_open_files,
+        }
+        return json.dumps({
+            "workdir": workdir,
+            "limits": limits,
+            "max_output_chars": self.max_output_chars,
+            "max_returned_files": MAX_RETURNED_FILES,
+            "max_returned_bytes": self.max_file_mb * 1024 * 1024,
+        })
+
+    def _start(self, session: _Session, sandboxed: bool, deadline: float, cancel) -> None:
+        """Launch a worker and wait for its ready message."""
+        if sandboxed:
+            python = [sys.executable, "-I", "-B", "/opt/code_interpreter/worker.py",
+                      self._config(SANDBOX_WORKDIR, True)]
+            argv = bwrap_command(find_bwrap(), python, disk_quota_mb=self.disk_quota_mb, max_files=self.max_files)
+            env, cwd = None, "/"
+        else:
+            base = self._bare_dir(session.key)
+            shutil.rmtree(base, ignore_errors=True)  # a fresh worker starts with an empty work dir
+            (base / "data").mkdir(parents=True)
+            (base / "home").mkdir()
+            argv = bare_command(self._config(str(base / "data"), False))
+            env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
+        session.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env if env is not None else {}, cwd=cwd, start_new_session=True,
+        )
+        os.set_blocking(session.proc.stdin.fileno(), False)
+        try:
+            self._read_message(session, deadline, cancel)
+        except _SessionEnded:
+            proc = session.proc
+            session.discard(None)
+            detail = proc.stderr.read().decode(errors="replace").strip()[-500:] if not proc.stderr.closed else ""
+            raise SandboxUnavailable(f"the code sandbox failed to start: {detail or 'no error output'}") from None
+
+    def _call(self, session: _Session, code: str, files: dict[str, bytes], deadline: float, cancel):
+        """Send one cell with the inputs the worker does not have yet; read the reply."""
+        names, blobs = [], []
+        for raw_name, data in files.items():
+            name, digest = sanitize_name(raw_name), hashlib.sha256(data).hexdigest()
+            if session.sent.get(name) != digest:
+                names.append(name)
+                blobs.append(data)
+                session.sent[name] = digest
+        header = json.dumps({"code": code, "files": names, "blobs": [len(b) for b in blobs]}).encode()
+        parts = [struct.pack(">I", len(header)), header]
+        for blob in blobs:
+            parts += [struct.pack(">Q", len(blob)), blob]
+        self._write(session, b"".join(parts), deadline, cancel)
+        return self._read_message(session, deadline, cancel)
+
+    def _read_message(self, session: _Session, deadline: float, cancel) -> tuple[dict, list[bytes]]:
+        (size,) = struct.unpack(">I", self._read_exact(session, 4, deadline, cancel))
+        if size > MAX_HEADER_BYTES:
+            raise _SessionEnded("broke the worker protocol")
+        try:
+            header = json.loads(self._read_exact(session, size, deadline, cancel))
+        except ValueError:
+            raise _SessionEnded("broke the worker protocol") from None
+        limit = self.max_file_mb * 1024 * 1024 + MAX_HEADER_BYTES
+        blobs = []
+        for _ in header.get("blobs", ()):
+            (n,) = struct.unpack(">Q", self._read_exact(session, 8, deadline, cancel))
+            if n > limit:
+                raise _SessionEnded("broke the worker protocol")
+            blobs.append(self._read_exact(session, n, deadline, cancel))
+        return header, blobs
+
+    def _wait(self, fd: int, event: int, deadline: float, cancel) -> None:
+        """Block until fd is ready; TimeoutError past the deadline, InterruptedError on cancel."""
+        poller = select.poll()
+        poller.register(fd, event)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise InterruptedError
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if poller.poll(1000 * (min(left, POLL_SLICE_S) if cancel is not None else left)):
+                return
+
+    def _read_exact(self, session: _Session, n: int, deadline: float, cancel) -> bytes:
+        fd = session.proc.stdout.fileno()
+        while len(session.buffer) < n:
+            self._wait(fd, select.POLLIN, deadline, cancel)
+            chunk = os.read(fd, max(1 << 20, n - len(session.buffer)))
+            if not chunk:
+                code = session.proc.wait()
+                raise _SessionEnded(f"ended unexpectedly (exit code {code})")
+            session.buffer += chunk
+        data = bytes(session.buffer[:n])
+        del session.buffer[:n]
+        return data
+
+    def _write(self, session: _Session, data: bytes, deadline: float, cancel) -> None:
+        fd, view = session.proc.stdin.fileno(), memoryview(data)
+        while view:
+            self._wait(fd, select.POLLOUT, deadline, cancel)
+            try:
+                view = view[os.write(fd, view[: 1 << 20]) :]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                code = session.proc.wait()
+                raise _SessionEnded(f"ended unexpectedly (exit code {code})") from None

@@ -1,0 +1,32 @@
+"""File Search: text extraction, token chunking and the SQLite FTS5 + embeddings search index."""
+
+from assistants.tools.file_search.chunk import (
+    chunk_text,
+    count_tokens,
+    validate_chunking,
+)
+from assistants.tools.file_search.index import (
+    SCHEMA,
+    SearchResult,
+    delete_chunks,
+    fts_query,
+    index_chunks,
+    search,
+    usage_bytes,
+)
+from assistants.tools.file_search.parse import ParseError, extract_text
+
+__all__ = [
+    "SCHEMA",
+    "ParseError",
+    "SearchResult",
+    "chunk_text",
+    "count_tokens",
+    "delete_chunks",
+    "extract_text",
+    "fts_query",
+    "index_chunks",
+    "search",
+    "usage_bytes",
+    "validate_chunking",
+]

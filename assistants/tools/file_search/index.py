@@ -1,0 +1,291 @@
+"""Chunk storage and hybrid search: SQLite FTS5 (BM25) plus optional embeddings, fused by RRF."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEMA = [
+    # vector_store_id comes first so the search filter reads it without touching the text.
+    """CREATE TABLE IF NOT EXISTS fs_chunks (
+        id INTEGER PRIMARY KEY,
+        vector_store_id TEXT NOT NULL,
+        file_id TEXT NOT NULL,
+        chunk_index INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        embedding BLOB
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS fs_chunks_store_file
+        ON fs_chunks (vector_store_id, file_id, chunk_index)""",
+    # External content: the text is stored once, in fs_chunks; triggers keep the index in step.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS fs_chunks_fts USING fts5(
+        text, content='fs_chunks', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS fs_chunks_ai AFTER INSERT ON fs_chunks BEGIN
+        INSERT INTO fs_chunks_fts (rowid, text) VALUES (new.id, new.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS fs_chunks_ad AFTER DELETE ON fs_chunks BEGIN
+        INSERT INTO fs_chunks_fts (fs_chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS fs_chunks_au AFTER UPDATE OF text ON fs_chunks BEGIN
+        INSERT INTO fs_chunks_fts (fs_chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO fs_chunks_fts (rowid, text) VALUES (new.id, new.text);
+    END""",
+]
+
+RRF_K = 60
+MAX_RESULTS = 50
+MAX_QUERY_TERMS = 32
+# BM25 of a chunk matching a query term at typical strength (idf ~3, one occurrence, average
+# length); a chunk matching every term that well scores 0.5 after normalisation.
+BM25_TERM_SCALE = 3.0
+FUSION_CANDIDATES = (
+    100  # each ranking contributes at most this many chunks to the fusion
+)
+
+# Words that match most chunks: they cost time and say little, so queries drop them unless
+# nothing else is left.
+_STOPWORD_LIST = """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just me more most my myself no nor not of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves
+"""
+_STOPWORDS = frozenset(_STOPWORD_LIST.split())
+_TERM = re.compile(
+    r"[^\W_]+"
+)  # what FTS5's unicode61 tokenizer keeps as token characters
+
+
+@dataclass
+class SearchResult:
+    """One retrieved chunk with its normalised relevance (0..1, higher is better)."""
+
+    file_id: str
+    filename: str
+    score: float
+    text: str
+    chunk_index: int
+    vector_store_id: str
+
+
+def index_chunks(
+    conn: sqlite3.Connection,
+    vector_store_id: str,
+    file_id: str,
+    filename: str,
+    chunks: list[str],
+    embeddings: list[list[float]] | None = None,
+) -> int:
+    """Store a file's chunks (replacing earlier ones of that file in that store); caller commits."""
+    if embeddings is not None and len(embeddings) != len(chunks):
+        raise ValueError(f"got {len(embeddings)} embeddings for {len(chunks)} chunks")
+    delete_chunks(conn, vector_store_id, file_id)
+    blobs = (
+        [None] * len(chunks)
+        if embeddings is None
+        else [_embedding_blob(e) for e in embeddings]
+    )
+    conn.executemany(
+        "INSERT INTO fs_chunks (vector_store_id, file_id, chunk_index, filename, bytes, text, embedding)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            (
+                vector_store_id,
+                file_id,
+                i,
+                filename,
+                len(text.encode()) + len(blob or b""),
+                text,
+                blob,
+            )
+            for i, (text, blob) in enumerate(zip(chunks, blobs))
+        ),
+    )
+    return len(chunks)
+
+
+def delete_chunks(
+    conn: sqlite3.Connection, vector_store_id: str, file_id: str | None = None
+) -> None:
+    """Remove a file's chunks from a store, or every chunk of the store when file_id is None."""
+    if file_id is None:
+        conn.execute(
+            "DELETE FROM fs_chunks WHERE vector_store_id = ?", (vector_store_id,)
+        )
+    else:
+        conn.execute(
+            "DELETE FROM fs_chunks WHERE vector_store_id = ? AND file_id = ?",
+            (vector_store_id, file_id),
+        )
+
+
+def usage_bytes(conn: sqlite3.Connection, vector_store_id: str) -> int:
+    """Bytes of chunk text (UTF-8) and embeddings stored for a vector store."""
+    row = conn.execute(
+        "SELECT SUM(bytes) FROM fs_chunks WHERE vector_store_id = ?", (vector_store_id,)
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def fts_query(query: str) -> tuple[str, int]:
+    """A safe FTS5 MATCH expression (quoted terms OR-ed) for free text, and its number of terms."""
+    terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(query)))
+    meaningful = [term for term in terms if term not in _STOPWORDS]
+    terms = (meaningful or terms)[:MAX_QUERY_TERMS]
+    # Terms hold only letters and digits, so quoting makes each a plain string: operators,
+    # column filters and prefix stars in the user's text cannot reach FTS5's parser.
+    return " OR ".join(f'"{term}"' for term in terms), len(terms)
+
+
+def search(
+    conn: sqlite3.Connection,
+    vector_store_ids: list[str],
+    query: str,
+    *,
+    max_num_results: int = 20,
+    score_threshold: float = 0.0,
+    query_embedding: list[float] | None = None,
+) -> list[SearchResult]:
+    """Best chunks of the given stores for a query: BM25, fused with cosine ranking when embedded.
+
+    Scores are 0..1. BM25 alone: b / (b + 3 * terms) for b = -bm25, so ~0.5 means every query
+    term matched at typical strength. Fused: the reciprocal-rank-fusion score divided by its
+    maximum, so 1.0 means ranked first by both, and 0.5 at most for a chunk only one found.
+    """
+    if (
+        max_num_results != int(max_num_results)
+        or not 1 <= max_num_results <= MAX_RESULTS
+    ):
+        raise ValueError(
+            f"max_num_results must be between 1 and {MAX_RESULTS}, got {max_num_results}"
+        )
+    max_num_results = int(max_num_results)
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(
+            f"score_threshold must be between 0 and 1, got {score_threshold}"
+        )
+    store_ids = list(dict.fromkeys(vector_store_ids))
+    if not store_ids or not query.strip():
+        return []
+    match, n_terms = fts_query(query)
+    vector = _unit_vector(query_embedding)
+    fused = vector is not None
+    candidates = max(max_num_results, FUSION_CANDIDATES) if fused else max_num_results
+    bm25 = _bm25_ranking(conn, store_ids, match, candidates) if match else []
+    dense = _cosine_ranking(conn, store_ids, vector, candidates) if fused else []
+    if not dense:  # no query vector, or no chunk embedded in the same space
+        scale = BM25_TERM_SCALE * max(n_terms, 1)
+        scored = [(chunk_id, raw / (raw + scale)) for chunk_id, raw in bm25]
+    else:
+        fusion: dict[int, float] = {}
+        for ranking in (bm25, dense):
+            for rank, (chunk_id, _) in enumerate(ranking, start=1):
+                fusion[chunk_id] = fusion.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+        best = 2.0 / (RRF_K + 1)
+        scored = sorted(
+            ((cid, value / best) for cid, value in fusion.items()),
+            key=lambda item: -item[1],
+        )
+    scored = [(cid, score) for cid, score in scored if score >= score_threshold][
+        :max_num_results
+    ]
+    return _results(conn, scored)
+
+
+def _bm25_ranking(
+    conn: sqlite3.Connection, store_ids: list[str], match: str, limit: int
+) -> list[tuple[int, float]]:
+    """(chunk id, -bm25) of the best BM25 matches in the stores, best first."""
+    marks = ",".join("?" * len(store_ids))
+    sql = (
+        "SELECT f.rowid, -f.rank FROM fs_chunks_fts AS f JOIN fs_chunks AS c ON c.id = f.rowid"
+        f" WHERE f.fs_chunks_fts MATCH ? AND c.vector_store_id IN ({marks}) ORDER BY f.rank LIMIT ?"
+    )
+    try:
+        rows = conn.execute(sql, (match, *store_ids, limit)).fetchall()
+    except sqlite3.OperationalError as exc:
+        # fts_query cannot build a malformed expression; this is a last line of defence so that
+        # a user's query never turns into a failed run.
+        if "fts5" in str(exc).lower():
+            return []
+        raise
+    return [(chunk_id, max(raw, 0.0)) for chunk_id, raw in rows]
+
+
+def _cosine_ranking(
+    conn: sqlite3.Connection, store_ids: list[str], vector: np.ndarray, limit: int
+) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity) of the nearest embedded chunks of the same dimension, best first."""
+    marks = ",".join("?" * len(store_ids))
+    rows = conn.execute(
+        f"SELECT id, embedding FROM fs_chunks WHERE vector_store_id IN ({marks})"
+        " AND length(embedding) = ?",  # a store embedded with another model has another size
+        (*store_ids, vector.nbytes),
+    ).fetchall()
+    if not rows:
+        return []
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(
+        len(rows), -1
+    )
+    similarity = (
+        matrix @ vector
+    )  # stored vectors are unit length, so this is the cosine
+    top = np.argsort(-similarity, kind="stable")[:limit]
+    return [(int(ids[i]), float(similarity[i])) for i in top]
+
+
+def _results(
+    conn: sqlite3.Connection, scored: list[tuple[int, float]]
+) -> list[SearchResult]:
+    """Load the chunks for scored ids, keeping the given order."""
+    if not scored:
+        return []
+    marks = ",".join("?" * len(scored))
+    rows = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            f"SELECT id, file_id, filename, text, chunk_index, vector_store_id FROM fs_chunks WHERE id IN ({marks})",
+            [chunk_id for chunk_id, _ in scored],
+        )
+    }
+    return [
+        SearchResult(
+            file_id=row[0],
+            filename=row[1],
+            score=round(score, 6),
+            text=row[2],
+            chunk_index=row[3],
+            vector_store_id=row[4],
+        )
+        for chunk_id, score in scored
+        if (row := rows.get(chunk_id)) is not None
+    ]
+
+
+def _unit_vector(values: list[float] | None) -> np.ndarray | None:
+    """The query embedding scaled to unit length as float32; None if absent or all zeros."""
+    if values is None or len(values) == 0:
+        return None
+    vector = np.asarray(values, dtype="<f4").ravel()
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0.0:
+        return None
+    return vector / np.float32(norm)
+
+
+def _embedding_blob(values: list[float]) -> bytes | None:
+    """A chunk embedding as unit-length little-endian float32 bytes (None if unusable)."""
+    vector = _unit_vector(values)
+    return None if vector is None else vector.astype("<f4").tobytes()

@@ -1,0 +1,359 @@
+"""Turn uploaded file bytes into plain text for indexing, refusing what cannot be read."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+import zipfile
+from html.parser import HTMLParser
+from pathlib import PurePosixPath
+
+
+class ParseError(Exception):
+    """A file cannot be turned into text; the message is the reason a person reads."""
+
+
+# Extensions read as plain text: prose, markup and source code of common languages.
+_TEXT_EXTENSION_LIST = """
+    .txt .text .md .markdown .mdx .rst .adoc .asciidoc .org .tex .log .nfo .py .pyi .pyw
+    .ipynb .c .h .cc .cpp .cxx .hh .hpp .hxx .cs .java .kt .kts .scala .groovy .go .rs
+    .swift .m .mm .rb .php .pl .pm .lua .r .jl .dart .ex .exs .erl .hrl .hs .elm .clj .cljs
+    .edn .fs .fsx .ml .mli .nim .zig .v .vhd .vhdl .f .f90 .f95 .pas .sol .js .mjs .cjs
+    .jsx .ts .tsx .vue .svelte .css .scss .sass .less .sh .bash .zsh .fish .ps1 .bat .cmd
+    .sql .graphql .gql .proto .yaml .yml .toml .ini .cfg .conf .properties .env .xml .xsd
+    .svg .rss .gradle .cmake .mk .dockerfile .tf .hcl .nix .diff .patch .srt .vtt
+"""
+TEXT_EXTENSIONS = frozenset(_TEXT_EXTENSION_LIST.split())
+JSON_EXTENSIONS = frozenset({".json", ".jsonl", ".ndjson", ".geojson"})
+CSV_EXTENSIONS = frozenset({".csv", ".tsv"})
+HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
+
+# Zip-bomb guards for DOCX, checked against the archive's declared sizes before anything is
+# inflated (zipfile stops at the declared size, so a lying header cannot inflate further).
+MAX_ZIP_ENTRIES = 10_000
+MAX_ZIP_UNCOMPRESSED = 256 * 1024 * 1024
+MAX_ZIP_RATIO = 100
+ZIP_RATIO_MIN_BYTES = 16 * 1024 * 1024  # small archives may compress well without harm
+
+_SNIFF_BYTES = 65_536
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+def extract_text(filename: str, data: bytes, *, max_chars: int = 20_000_000) -> str:
+    """Return the readable text of a file, or raise ParseError with the reason."""
+    ext = _extension(filename)
+    if not data.strip():
+        raise ParseError("empty file")
+    if ext == ".pdf" or (not ext and data.startswith(b"%PDF-")):
+        text = _pdf_text(data, max_chars)
+        what = "PDF (scanned images only?)"
+    elif ext == ".docx":
+        text = _docx_text(data, max_chars)
+        what = "DOCX"
+    else:
+        if (
+            len(data) > 4 * max_chars
+        ):  # no encoding packs more than 4 bytes per character
+            raise ParseError(_too_long(len(data) // 4, max_chars))
+        decoded = _decode(data)
+        if decoded is None:
+            known = (
+                ext
+                in TEXT_EXTENSIONS | JSON_EXTENSIONS | CSV_EXTENSIONS | HTML_EXTENSIONS
+            )
+            if known:
+                raise ParseError(f"file looks binary, not text ({ext})")
+            raise ParseError(
+                f"unsupported file type {ext or '(no extension)'} (binary)"
+            )
+        if ext in JSON_EXTENSIONS:
+            text, what = _json_text(decoded), "JSON"
+        elif ext in CSV_EXTENSIONS:
+            text, what = _csv_text(decoded, tab=ext == ".tsv"), "CSV"
+        elif ext in HTML_EXTENSIONS:
+            text, what = _html_text(decoded), "HTML (visible text)"
+        else:
+            text, what = decoded, "file"
+    text = text.replace("\x00", "")
+    if not text.strip():
+        raise ParseError("empty file" if what == "file" else f"no text found in {what}")
+    if len(text) > max_chars:
+        raise ParseError(_too_long(len(text), max_chars))
+    return text
+
+
+def _extension(filename: str) -> str:
+    """Lower-case extension of the last path component ('' when none)."""
+    name = PurePosixPath(filename.replace("\\", "/")).name.lower()
+    if name in {"dockerfile", "makefile"}:
+        return ".dockerfile" if name == "dockerfile" else ".mk"
+    return PurePosixPath(name).suffix
+
+
+def _too_long(n: int, max_chars: int) -> str:
+    return f"text too long: {n:,} characters (limit {max_chars:,})"
+
+
+def _decode(data: bytes) -> str | None:
+    """Decode text sensibly (BOMs, UTF-8, UTF-16 without BOM, cp1252, latin-1); None if binary."""
+    for bom, codec in (
+        (
+            codecs.BOM_UTF32_LE,
+            "utf-32-le",
+        ),  # before UTF-16 LE: its BOM starts the same way
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
+        if data.startswith(bom):
+            try:
+                return _normalise_newlines(data[len(bom) :].decode(codec))
+            except UnicodeDecodeError:
+                return None
+    sample = data[:_SNIFF_BYTES]
+    if b"\x00" in sample:
+        codec = _utf16_without_bom(sample)
+        if codec is None:
+            return None
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            return None
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+            except (
+                UnicodeDecodeError
+            ):  # cp1252 leaves five bytes undefined; latin-1 takes all
+                text = data.decode("latin-1")
+    head = text[:_SNIFF_BYTES]
+    if len(_CONTROL_CHARS.findall(head)) > 0.05 * len(head):
+        return None
+    return _normalise_newlines(text)
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """Recognise BOM-less UTF-16 of mostly-Latin text by NULs in every other byte."""
+    even, odd = sample[0::2], sample[1::2]
+    if not odd:
+        return None
+    nul_even, nul_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if nul_odd > 0.3 and nul_even < 0.05:
+        return "utf-16-le"
+    if nul_even > 0.3 and nul_odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _normalise_newlines(text: str) -> str:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _pdf_text(data: bytes, max_chars: int) -> str:
+    """Text of every page of a PDF with pypdf."""
+    from pypdf import PdfReader  # imported late: only PDF uploads pay for it
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # Many PDFs carry only an owner password; those open with an empty user password.
+            try:
+                opened = reader.decrypt("")
+            except Exception as exc:
+                raise ParseError(f"encrypted PDF cannot be opened: {exc}") from exc
+            if not opened:
+                raise ParseError("encrypted PDF (password required)")
+        pages, total = [], 0
+        for page in reader.pages:
+            text = page.extract_text() or ""
+            total += len(text) + 2
+            if total > max_chars:
+                raise ParseError(_too_long(total, max_chars))
+            pages.append(text)
+    except ParseError:
+        raise
+    except Exception as exc:  # pypdf raises many types on damaged files
+        raise ParseError(f"corrupt PDF: {_reason(exc)}") from exc
+    return "\n\n".join(pages)
+
+
+def _check_zip(data: bytes) -> None:
+    """Refuse archives whose declared contents would expand beyond sane limits."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ParseError(
+            f"corrupt DOCX: not a valid zip archive ({_reason(exc)})"
+        ) from exc
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise ParseError(f"archive has too many entries ({len(infos):,}; zip bomb?)")
+    total = sum(info.file_size for info in infos)
+    packed = sum(info.compress_size for info in infos)
+    biggest = max(
+        (
+            info.file_size / max(info.compress_size, 1)
+            for info in infos
+            if info.file_size >= ZIP_RATIO_MIN_BYTES
+        ),
+        default=0,
+    )
+    too_dense = total >= ZIP_RATIO_MIN_BYTES and total > MAX_ZIP_RATIO * max(packed, 1)
+    if total > MAX_ZIP_UNCOMPRESSED or too_dense or biggest > MAX_ZIP_RATIO:
+        raise ParseError("archive expands beyond limit (zip bomb?)")
+
+
+def _docx_text(data: bytes, max_chars: int) -> str:
+    """Paragraphs and tables of a DOCX body, in document order, with python-docx."""
+    _check_zip(data)
+    import docx  # imported late: only DOCX uploads pay for it
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        parts, total = [], 0
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                text = "\n".join(
+                    " | ".join(cell.text.strip() for cell in row.cells)
+                    for row in block.rows
+                )
+            else:
+                text = block.text
+            total += len(text) + 1
+            if total > max_chars:
+                raise ParseError(_too_long(total, max_chars))
+            parts.append(text)
+    except ParseError:
+        raise
+    except Exception as exc:  # python-docx raises many types on damaged packages
+        raise ParseError(f"corrupt DOCX: {_reason(exc)}") from exc
+    return "\n".join(parts)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _json_text(text: str) -> str:
+    """Pretty-printed JSON (or JSON Lines); text that is not JSON is indexed as it is."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (ValueError, RecursionError):
+        return text
+    return "\n\n".join(
+        json.dumps(record, indent=2, ensure_ascii=False) for record in records
+    )
+
+
+def _csv_text(text: str, *, tab: bool) -> str:
+    """One line per row; cells labelled with their column when the first row is a header."""
+    if tab:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.excel_tab
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(text[:_SNIFF_BYTES], delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+    try:
+        rows = [
+            row
+            for row in csv.reader(io.StringIO(text), dialect)
+            if any(cell.strip() for cell in row)
+        ]
+    except csv.Error:
+        return text
+    if not rows:
+        return ""
+    header = [cell.strip() for cell in rows[0]]
+    if len(rows) > 1 and _looks_like_header(header):
+        lines = [", ".join(header)]
+        for row in rows[1:]:
+            cells = (
+                f"{name}: {value.strip()}"
+                for name, value in zip(header, row)
+                if value.strip()
+            )
+            extra = (value.strip() for value in row[len(header) :] if value.strip())
+            lines.append(", ".join([*cells, *extra]))
+        return "\n".join(lines)
+    return "\n".join(", ".join(cell.strip() for cell in row) for row in rows)
+
+
+def _looks_like_header(cells: list[str]) -> bool:
+    """Non-empty, distinct, non-numeric cells: a column header rather than data."""
+    if not cells or len(set(cells)) != len(cells):
+        return False
+    for cell in cells:
+        if not cell:
+            return False
+        try:
+            float(cell.replace(",", ""))
+        except ValueError:
+            continue
+        return False
+    return True
+
+
+_HTML_SKIP = frozenset(
+    {"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object"}
+)
+_HTML_BLOCK_WORDS = """
+    address article aside blockquote body br dd details div dl dt fieldset figcaption
+    figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary
+    table td th title tr ul
+"""
+_HTML_BLOCK = frozenset(_HTML_BLOCK_WORDS.split())
+
+
+class _VisibleText(HTMLParser):
+    """Collects text a browser would show, dropping scripts, styles and comments."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HTML_SKIP:
+            self.skipping += 1
+        elif tag in _HTML_BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if (
+            tag in _HTML_BLOCK
+        ):  # <br/>, <hr/>; a self-closed skip tag has no content to skip
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HTML_SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in _HTML_BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def _html_text(html: str) -> str:
+    """Visible text of an HTML page, one block per line."""
+    parser = _VisibleText()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
