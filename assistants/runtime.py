@@ -55,6 +55,12 @@ class Runtime:
             return
         attach(self)
 
+    def reload_settings(self, settings: Settings | None = None) -> None:
+        """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
+        self.settings = settings or load_settings()
+        self.router = ModelRouter.from_settings(self.settings)
+        self.engine.router = self.router
+
     def close(self) -> None:
         self.engine.shutdown()
         for service in (self.vector_stores, self.files):

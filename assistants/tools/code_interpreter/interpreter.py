@@ -14,7 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sandbox import SANDBOX_WORKDIR, bare_command, bwrap_command, find_bwrap, sandbox_env
+from .sandbox import (
+    SANDBOX_WORKDIR,
+    bwrap_command,
+    find_bwrap,
+    sandbox_env,
+    worker_program,
+)
 
 MAX_RETURNED_FILES = 50
 MAX_NAME_BYTES = 200
@@ -43,6 +49,14 @@ class ExecResult:
 
 class _SessionEnded(Exception):
     """The worker is gone or unusable; the message says why, for the next call's note."""
+
+
+def _ended(proc: subprocess.Popen) -> str:
+    """Why a worker stopped talking, for the logs (it may still be alive with its pipe closed)."""
+    try:
+        return f"ended unexpectedly (exit code {proc.wait(timeout=0.5)})"
+    except subprocess.TimeoutExpired:
+        return "stopped answering"
 
 
 def sanitize_name(name: str) -> str:
@@ -162,7 +176,7 @@ class CodeInterpreter:
             bwrap, [sys.executable, "-I", "-c", "pass"], disk_quota_mb=self.disk_quota_mb, max_files=self.max_files
         )
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+            done = subprocess.run(argv, check=False, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"bubblewrap cannot start a sandbox here: {exc}"
         if done.returncode != 0:
@@ -275,16 +289,15 @@ class CodeInterpreter:
     def _start(self, session: _Session, sandboxed: bool, deadline: float, cancel) -> None:
         """Launch a worker and wait for its ready message."""
         if sandboxed:
-            python = [sys.executable, "-I", "-B", "/opt/code_interpreter/worker.py",
-                      self._config(SANDBOX_WORKDIR, True)]
-            argv = bwrap_command(find_bwrap(), python, disk_quota_mb=self.disk_quota_mb, max_files=self.max_files)
+            program = worker_program(self._config(SANDBOX_WORKDIR, True), sandboxed=True)
+            argv = bwrap_command(find_bwrap(), program, disk_quota_mb=self.disk_quota_mb, max_files=self.max_files)
             env, cwd = None, "/"
         else:
             base = self._bare_dir(session.key)
             shutil.rmtree(base, ignore_errors=True)  # a fresh worker starts with an empty work dir
             (base / "data").mkdir(parents=True)
             (base / "home").mkdir()
-            argv = bare_command(self._config(str(base / "data"), False))
+            argv = worker_program(self._config(str(base / "data"), False), sandboxed=False)
             env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
         session.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -294,9 +307,10 @@ class CodeInterpreter:
         try:
             self._read_message(session, deadline, cancel)
         except _SessionEnded:
-            proc = session.proc
+            session.kill()
+            session.proc.wait()
+            detail = session.proc.stderr.read().decode(errors="replace").strip()[-500:]
             session.discard(None)
-            detail = proc.stderr.read().decode(errors="replace").strip()[-500:] if not proc.stderr.closed else ""
             raise SandboxUnavailable(f"the code sandbox failed to start: {detail or 'no error output'}") from None
 
     def _call(self, session: _Session, code: str, files: dict[str, bytes], deadline: float, cancel):
@@ -351,8 +365,7 @@ class CodeInterpreter:
             self._wait(fd, select.POLLIN, deadline, cancel)
             chunk = os.read(fd, max(1 << 20, n - len(session.buffer)))
             if not chunk:
-                code = session.proc.wait()
-                raise _SessionEnded(f"ended unexpectedly (exit code {code})")
+                raise _SessionEnded(_ended(session.proc))
             session.buffer += chunk
         data = bytes(session.buffer[:n])
         del session.buffer[:n]
@@ -367,5 +380,4 @@ class CodeInterpreter:
             except BlockingIOError:
                 continue
             except BrokenPipeError:
-                code = session.proc.wait()
-                raise _SessionEnded(f"ended unexpectedly (exit code {code})") from None
+                raise _SessionEnded(_ended(session.proc)) from None

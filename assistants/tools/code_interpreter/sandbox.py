@@ -11,7 +11,7 @@ SANDBOX_WORKDIR = "/mnt/data"
 SANDBOX_WORKER = "/opt/code_interpreter/worker.py"
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "alternatives")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "alternatives", "fonts")
 SCRATCH_MB = 64  # /tmp and /dev/shm each: room for temp files, bounded like the work dir
 
 
@@ -50,21 +50,21 @@ def _python_dirs() -> list[str]:
     return [p for p in ordered if not any(p.startswith(q + "/") for q in ordered if q != p)]
 
 
-def _bind_python() -> list[str]:
-    """Read-only binds of the interpreter, with 0755 parents (e.g. /root is 0700 on the host)."""
+def _ro_binds(pairs: list[tuple[str, str]]) -> list[str]:
+    """Read-only binds with 0755 parents (bwrap copies host modes, and /root is 0700)."""
     args, made = [], set()
-    for path in _python_dirs():
-        parts = Path(path).parts
+    for src, dest in pairs:
+        parts = Path(dest).parts
         for i in range(2, len(parts)):
             parent = str(Path(*parts[:i]))
             if parent not in made:
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", path, path]
+        args += ["--ro-bind", src, dest]
     return args
 
 
-def bwrap_command(bwrap: str, config_json: str, *, disk_quota_mb: int, max_files: int) -> list[str]:
+def bwrap_command(bwrap: str, program: list[str], *, disk_quota_mb: int, max_files: int) -> list[str]:
     """bubblewrap argv for one worker: no network, read-only system, only /mnt/data and scratch writable."""
     as_root = os.geteuid() == 0
     if as_root:
@@ -79,14 +79,13 @@ def bwrap_command(bwrap: str, config_json: str, *, disk_quota_mb: int, max_files
             args += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
             args += ["--ro-bind", d, d]
-    for name in ETC_FILES:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     args += ["--proc", "/proc", "--dev", "/dev"]
     scratch = str(SCRATCH_MB * 1024 * 1024)
     args += ["--perms", "1777", "--size", scratch, "--tmpfs", "/tmp"]
     args += ["--perms", "1777", "--size", scratch, "--tmpfs", "/dev/shm"]
-    args += _bind_python()
-    args += ["--ro-bind", str(WORKER_SOURCE), SANDBOX_WORKER]
+    etc = [f"/etc/{name}" for name in ETC_FILES if os.path.lexists(f"/etc/{name}")]
+    binds = [(p, p) for p in etc + _python_dirs()] + [(str(WORKER_SOURCE), SANDBOX_WORKER)]
+    args += _ro_binds(binds)
     quota = disk_quota_mb * 1024 * 1024
     if as_root:
         args += ["--dir", SANDBOX_WORKDIR]  # mounted below by root, with an inode cap bwrap lacks
@@ -95,9 +94,8 @@ def bwrap_command(bwrap: str, config_json: str, *, disk_quota_mb: int, max_files
     args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for key, value in sandbox_env(SANDBOX_WORKDIR, "/tmp").items():
         args += ["--setenv", key, value]
-    python = [sys.executable, "-I", "-B", SANDBOX_WORKER, config_json]
     if not as_root:
-        return [*args, "--", *python]
+        return [*args, "--", *program]
     mount_opts = f"size={quota},nr_inodes={max_files},mode=0755,uid={SANDBOX_UID},gid={SANDBOX_UID}"
     setpriv = [
         shutil.which("setpriv") or "/usr/bin/setpriv",
@@ -110,9 +108,9 @@ def bwrap_command(bwrap: str, config_json: str, *, disk_quota_mb: int, max_files
     ]
     mount = shutil.which("mount") or "/usr/bin/mount"
     script = f'{mount} -t tmpfs -o {mount_opts} code-interpreter {SANDBOX_WORKDIR} && exec "$@"'
-    return [*args, "--", "/bin/sh", "-c", script, "sh", *setpriv, *python]
+    return [*args, "--", "/bin/sh", "-c", script, "sh", *setpriv, *program]
 
 
-def bare_command(config_json: str) -> list[str]:
-    """The worker without a sandbox (explicit opt-out): rlimits only, applied by the worker."""
-    return [sys.executable, "-I", "-B", str(WORKER_SOURCE), config_json]
+def worker_program(config_json: str, *, sandboxed: bool) -> list[str]:
+    """The worker's argv, inside the sandbox or (explicit opt-out) bare, with rlimits only."""
+    return [sys.executable, "-I", "-B", SANDBOX_WORKER if sandboxed else str(WORKER_SOURCE), config_json]

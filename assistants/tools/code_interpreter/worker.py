@@ -133,12 +133,13 @@ class Worker:
         before = snapshot(self.workdir)
         error = self.run_cell(request["code"])
         images = self.collect_figures()
-        files, skipped = self.collect_files(before)
+        files, skipped, deleted = self.collect_files(before)
         if skipped:
             sys.stdout.write(f"[{skipped} changed file(s) not returned: over the size/number limit]\n")
         logs = self.read_capture()
         names = [name for name, _ in files]
-        return {"logs": logs, "error": error, "images": len(images), "files": names}, images + [
+        reply = {"logs": logs, "error": error, "images": len(images), "files": names, "deleted": deleted}
+        return reply, images + [
             data for _, data in files
         ]
 
@@ -172,14 +173,14 @@ class Worker:
             last = None
             if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
                 last = ast.Expression(tree.body.pop().value)
-            exec(compile(tree, filename, "exec"), self.namespace)
+            exec(compile(tree, filename, "exec"), self.namespace)  # noqa: S102 - running it is the job
             if last is not None:
                 value = eval(compile(last, filename, "eval"), self.namespace)
                 if value is not None:
                     self.namespace["_"] = value
                     print(repr(value))
             return None
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the session lives on
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too: the session lives on
             if os.getpid() != self.pid:
                 os._exit(1)
             return self.report(exc)
@@ -191,8 +192,8 @@ class Worker:
             tb = tb.tb_next
         try:
             sys.stdout.write("".join(traceback.format_exception(type(exc), exc, tb)))
-        except Exception:  # e.g. a MemoryError while formatting: keep the summary at least
-            pass
+        except MemoryError:  # formatting can fail right after one: keep the summary at least
+            sys.stdout.write(f"{type(exc).__name__} (traceback unavailable)\n")
         summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return summary[:300]
 
@@ -207,14 +208,15 @@ class Worker:
             try:
                 plt.figure(num).savefig(buf, format="png", bbox_inches="tight")
                 images.append(buf.getvalue())
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest
                 sys.stdout.write(f"[figure {num} could not be rendered: {exc}]\n")
         plt.close("all")
         return images
 
-    def collect_files(self, before: dict) -> tuple[list[tuple[str, bytes]], int]:
-        """Files created or modified by the cell, within the count and size caps."""
+    def collect_files(self, before: dict) -> tuple[list[tuple[str, bytes]], int, list[str]]:
+        """Files created or modified by the cell (within the caps), how many were left out, deletions."""
         after = snapshot(self.workdir)
+        deleted = sorted(set(before) - set(after))
         changed = sorted(name for name, sig in after.items() if before.get(name) != sig)
         files, total, skipped = [], 0, 0
         for name in changed:
@@ -230,7 +232,7 @@ class Worker:
                 continue
             files.append((name, data))
             total += len(data)
-        return files, skipped
+        return files, skipped, deleted
 
 
 def apply_limits(config: dict) -> None:

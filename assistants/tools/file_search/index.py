@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -42,9 +43,11 @@ SCHEMA = [
 RRF_K = 60
 MAX_RESULTS = 50
 MAX_QUERY_TERMS = 32
-# BM25 of a chunk matching a query term at typical strength (idf ~3, one occurrence, average
-# length); a chunk matching every term that well scores 0.5 after normalisation.
-BM25_TERM_SCALE = 3.0
+# A BM25 score b is shown as b / (b + HALF * terms * idf_max), idf_max being the idf of a
+# term found in one chunk: matching every query term once, each half as rare as it could
+# be, scores 0.5. Tying the scale to idf_max keeps scores comparable between a store of a
+# few chunks and one of thousands, since FTS5's idf grows with the number of chunks.
+BM25_HALF_SCORE_IDF = 0.5
 FUSION_CANDIDATES = (
     100  # each ranking contributes at most this many chunks to the fusion
 )
@@ -159,8 +162,8 @@ def search(
 ) -> list[SearchResult]:
     """Best chunks of the given stores for a query: BM25, fused with cosine ranking when embedded.
 
-    Scores are 0..1. BM25 alone: b / (b + 3 * terms) for b = -bm25, so ~0.5 means every query
-    term matched at typical strength. Fused: the reciprocal-rank-fusion score divided by its
+    Scores are 0..1. BM25 alone: b / (b + terms * idf_max / 2) for b = -bm25, so 0.5 means
+    about every query term matched once at half the rarest term's weight. Fused: the reciprocal-rank-fusion score divided by its
     maximum, so 1.0 means ranked first by both, and 0.5 at most for a chunk only one found.
     """
     if (
@@ -185,7 +188,7 @@ def search(
     bm25 = _bm25_ranking(conn, store_ids, match, candidates) if match else []
     dense = _cosine_ranking(conn, store_ids, vector, candidates) if fused else []
     if not dense:  # no query vector, or no chunk embedded in the same space
-        scale = BM25_TERM_SCALE * max(n_terms, 1)
+        scale = BM25_HALF_SCORE_IDF * max(n_terms, 1) * _max_idf(conn)
         scored = [(chunk_id, raw / (raw + scale)) for chunk_id, raw in bm25]
     else:
         fusion: dict[int, float] = {}
@@ -221,6 +224,14 @@ def _bm25_ranking(
             return []
         raise
     return [(chunk_id, max(raw, 0.0)) for chunk_id, raw in rows]
+
+
+def _max_idf(conn: sqlite3.Connection) -> float:
+    """FTS5's BM25 idf of a term found in a single chunk (it counts every chunk of every store)."""
+    (rows,) = conn.execute("SELECT count(*) FROM fs_chunks").fetchone()
+    return (
+        max(math.log((rows - 0.5) / 1.5), 1e-6) if rows else 1e-6
+    )  # FTS5 clamps idf alike
 
 
 def _cosine_ranking(

@@ -1,0 +1,30 @@
+"""The Playground's process-wide runtime and its per-browser-session state defaults."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from assistants.config import load_settings
+from assistants.runtime import Runtime
+
+# st.session_state keys shared by every page (ids and UI flags only; everything else lives in the store).
+DEFAULTS = {
+    "assistant_id": None,   # the assistant open in the Playground
+    "thread_id": None,      # the thread open in the Playground
+}
+
+
+@st.cache_resource(show_spinner="Starting the runtime…")
+def _runtime_for(data_dir: str) -> Runtime:
+    return Runtime(load_settings())
+
+
+def get_runtime() -> Runtime:
+    """The one Runtime of this process for the configured data dir (never mutated per user)."""
+    return _runtime_for(str(load_settings().data_dir))
+
+
+def init_state() -> None:
+    """Set every shared session key to its default once per browser session."""
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
