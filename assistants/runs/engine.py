@@ -245,13 +245,14 @@ class Engine:
         self.submit(run_id)
 
     def _incomplete(self, run: dict, reason: str) -> None:
-        ts = now()
-        for msg in self.store.all("messages", run_id=run["id"]):
-            if msg["status"] in ("in_progress", "completed") and reason != "max_prompt_tokens":
-                if msg["status"] == "in_progress" or msg is self.store.all("messages", run_id=run["id"])[-1]:
-                    msg.update(status="incomplete", incomplete_at=ts, completed_at=None,
-                               incomplete_details={"reason": "max_tokens"})
-                    self.store.put("messages", msg)
+        """End the run `incomplete`; a reply cut by the token limit is marked incomplete too."""
+        if reason != "max_prompt_tokens":
+            replies = self.store.all("messages", run_id=run["id"])
+            if replies:
+                last = replies[-1]
+                last.update(status="incomplete", incomplete_at=now(), completed_at=None,
+                            incomplete_details={"reason": "max_tokens"})
+                self.store.put("messages", last)
         self._close_open_parts(run["id"], "cancelled")
         self.update_run(run, "thread.run.incomplete", status="incomplete", expires_at=None,
                         incomplete_details={"reason": reason}, usage=self._usage(run["id"]))

@@ -44,8 +44,8 @@ class ScriptedProvider:
         if turn.get("error"):
             err = turn["error"]
             raise err if isinstance(err, Exception) else ProviderError(str(err))
-        text = turn.get("text", "")
-        pieces = turn.get("chunks") or ([text] if text else [])
+        pieces = turn.get("chunks") or ([turn["text"]] if turn.get("text") else [])
+        text = "".join(pieces)
         for piece in pieces:
             if cancel.is_set():
                 raise Cancelled()

@@ -23,11 +23,14 @@ from .sandbox import (
 )
 
 MAX_RETURNED_FILES = 50
+MAX_IMAGES = 20
 MAX_NAME_BYTES = 200
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 POLL_SLICE_S = 0.05  # how often a waiting call looks at its cancel event
 UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this code ran without isolation.\n"
-ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+ENDED_NOTE = (
+    "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+)
 INSTALL_HINT = "install it with `apt-get install bubblewrap`, or set allow_unsandboxed to run code without a sandbox"
 
 
@@ -84,9 +87,9 @@ class _Session:
         self.ended: str | None = None  # why the last worker died; the next call says so
 
     def kill(self) -> None:
-        """SIGKILL the worker's process group (bwrap, whose death takes the whole sandbox)."""
+        """SIGKILL the worker's process group: bwrap, whose death takes the whole sandbox with it."""
         proc = self.proc
-        if proc is not None and proc.returncode is None:
+        if proc is not None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -94,25 +97,16 @@ class _Session:
 
     def discard(self, why: str | None) -> None:
         """Kill, reap and forget the worker; remember why for the next call."""
-        proc, self.proc = self.proc, None
-        if proc is None:
+        if self.proc is None:
             return
-        self.kill_proc(proc)
+        self.kill()
+        proc, self.proc = self.proc, None
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
         self.buffer.clear()
         self.sent.clear()
         self.ended = why
-
-    @staticmethod
-    def kill_proc(proc: subprocess.Popen) -> None:
-        """Kill the group, reap, close pipes."""
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 class CodeInterpreter:
@@ -120,7 +114,9 @@ class CodeInterpreter:
 
     The work dir (/mnt/data, also the cwd) lives as long as its worker: it is a size- and
     inode-limited tmpfs inside the sandbox, so a timeout, cancel, crash or reset() wipes it
-    along with the variables. `root` only holds work dirs when the sandbox is off.
+    along with the variables (pass the thread's files on every call: unchanged ones are not
+    re-sent). `root` only holds work dirs when the sandbox is off. The worker sets its own
+    rlimits before it reads any code, so the same limits apply with or without bubblewrap.
     """
 
     def __init__(
@@ -214,20 +210,26 @@ class CodeInterpreter:
                 reply, blobs = self._call(session, code, files or {}, deadline, cancel)
             except TimeoutError:
                 session.discard("timed out")
-                note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
-                return ExecResult(prefix + note, timed_out=True, session_restarted=restarted,
-                                  error=f"timed out after {timeout:g} s")
+                note = (
+                    f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
+                )
+                return ExecResult(
+                    prefix + note, timed_out=True, session_restarted=restarted, error=f"timed out after {timeout:g} s"
+                )
             except InterruptedError:
                 session.discard("was cancelled")
                 return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
             except _SessionEnded as exc:
                 session.discard(str(exc))
-                return ExecResult(f"{prefix}The Python session {exc}; the next call starts a fresh one.\n",
-                                  session_restarted=restarted, error=f"session {exc}")
+                return ExecResult(
+                    f"{prefix}The Python session {exc}; the next call starts a fresh one.\n",
+                    session_restarted=restarted,
+                    error=f"session {exc}",
+                )
             n_images = reply["images"]
             names = reply["files"]
-            for name in names + reply.get("deleted", []):
-                session.sent.pop(name, None)  # the cell changed an input: send it again next time
+            for name in names + reply["missing"]:
+                session.sent.pop(name, None)  # changed, deleted or not written: send it again next time
             return ExecResult(
                 logs=prefix + reply["logs"],
                 images=blobs[:n_images],
@@ -263,8 +265,6 @@ class CodeInterpreter:
         session.kill()
         with session.lock:
             session.discard(None)
-        if not self.root.exists():
-            return
         shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)
 
     def _bare_dir(self, key: str) -> Path:
@@ -278,13 +278,16 @@ class CodeInterpreter:
             "max_file_mb": self.max_file_mb,
             "max_open_files": self.max_open_files,
         }
-        return json.dumps({
-            "workdir": workdir,
-            "limits": limits,
-            "max_output_chars": self.max_output_chars,
-            "max_returned_files": MAX_RETURNED_FILES,
-            "max_returned_bytes": self.max_file_mb * 1024 * 1024,
-        })
+        return json.dumps(
+            {
+                "workdir": workdir,
+                "limits": limits,
+                "max_output_chars": self.max_output_chars,
+                "max_returned_files": MAX_RETURNED_FILES,
+                "max_images": MAX_IMAGES,
+                "max_returned_bytes": self.max_file_mb * 1024 * 1024,
+            }
+        )
 
     def _start(self, session: _Session, sandboxed: bool, deadline: float, cancel) -> None:
         """Launch a worker and wait for its ready message."""
@@ -300,8 +303,13 @@ class CodeInterpreter:
             argv = worker_program(self._config(str(base / "data"), False), sandboxed=False)
             env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
         session.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env if env is not None else {}, cwd=cwd, start_new_session=True,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env if env is not None else {},
+            cwd=cwd,
+            start_new_session=True,
         )
         os.set_blocking(session.proc.stdin.fileno(), False)
         try:
@@ -363,7 +371,7 @@ class CodeInterpreter:
         fd = session.proc.stdout.fileno()
         while len(session.buffer) < n:
             self._wait(fd, select.POLLIN, deadline, cancel)
-            chunk = os.read(fd, max(1 << 20, n - len(session.buffer)))
+            chunk = os.read(fd, min(max(n - len(session.buffer), 1 << 16), 1 << 24))
             if not chunk:
                 raise _SessionEnded(_ended(session.proc))
             session.buffer += chunk

@@ -124,24 +124,24 @@ class Worker:
     def handle(self, request: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
         """Write input files, run the cell, collect output, figures and changed files."""
         self.reset_capture()
-        for name, data in zip(request.get("files", []), blobs):
+        unwritten = []
+        for name, data in zip(request["files"], blobs):
             try:
                 with open(os.path.join(self.workdir, name), "wb") as fh:
                     fh.write(data)
             except OSError as exc:
-                sys.stdout.write(f"[could not write input file {name}: {exc}]\n")
+                unwritten.append(name)
+                self.stream.write(f"[could not write input file {name}: {exc}]\n")
         before = snapshot(self.workdir)
         error = self.run_cell(request["code"])
         images = self.collect_figures()
-        files, skipped, deleted = self.collect_files(before)
+        files, skipped, missing = self.collect_files(before)
         if skipped:
-            sys.stdout.write(f"[{skipped} changed file(s) not returned: over the size/number limit]\n")
+            self.stream.write(f"[{skipped} changed file(s) not returned: over the size/number limit]\n")
         logs = self.read_capture()
         names = [name for name, _ in files]
-        reply = {"logs": logs, "error": error, "images": len(images), "files": names, "deleted": deleted}
-        return reply, images + [
-            data for _, data in files
-        ]
+        reply = {"logs": logs, "error": error, "images": len(images), "files": names, "missing": missing + unwritten}
+        return reply, images + [data for _, data in files]
 
     def reset_capture(self) -> None:
         """Point stdout/stderr at the capture file, emptied (user code may have replaced them)."""
@@ -152,7 +152,7 @@ class Worker:
 
     def read_capture(self) -> str:
         """Captured text capped at max_output_chars, with a note saying how much was cut."""
-        sys.stdout.flush()
+        self.stream.flush()
         cap = self.config["max_output_chars"]
         size = os.lseek(self.capture_fd, 0, os.SEEK_END)
         os.lseek(self.capture_fd, 0, os.SEEK_SET)
@@ -191,9 +191,9 @@ class Worker:
         while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(CELL_PREFIX):
             tb = tb.tb_next
         try:
-            sys.stdout.write("".join(traceback.format_exception(type(exc), exc, tb)))
+            self.stream.write("".join(traceback.format_exception(type(exc), exc, tb)))
         except MemoryError:  # formatting can fail right after one: keep the summary at least
-            sys.stdout.write(f"{type(exc).__name__} (traceback unavailable)\n")
+            self.stream.write(f"{type(exc).__name__} (traceback unavailable)\n")
         summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return summary[:300]
 
@@ -202,21 +202,23 @@ class Worker:
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is None:
             return []
-        images = []
-        for num in plt.get_fignums():
+        images, nums = [], plt.get_fignums()
+        if len(nums) > self.config["max_images"]:
+            self.stream.write(f"[{len(nums) - self.config['max_images']} more figure(s) not rendered]\n")
+        for num in nums[: self.config["max_images"]]:
             buf = io.BytesIO()
             try:
                 plt.figure(num).savefig(buf, format="png", bbox_inches="tight")
                 images.append(buf.getvalue())
             except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest
-                sys.stdout.write(f"[figure {num} could not be rendered: {exc}]\n")
+                self.stream.write(f"[figure {num} could not be rendered: {exc}]\n")
         plt.close("all")
         return images
 
     def collect_files(self, before: dict) -> tuple[list[tuple[str, bytes]], int, list[str]]:
         """Files created or modified by the cell (within the caps), how many were left out, deletions."""
         after = snapshot(self.workdir)
-        deleted = sorted(set(before) - set(after))
+        missing = sorted(set(before) - set(after))
         changed = sorted(name for name, sig in after.items() if before.get(name) != sig)
         files, total, skipped = [], 0, 0
         for name in changed:
@@ -232,7 +234,7 @@ class Worker:
                 continue
             files.append((name, data))
             total += len(data)
-        return files, skipped, deleted
+        return files, skipped, missing
 
 
 def apply_limits(config: dict) -> None:
