@@ -194,7 +194,11 @@ class Worker:
             self.stream.write("".join(traceback.format_exception(type(exc), exc, tb)))
         except MemoryError:  # formatting can fail right after one: keep the summary at least
             self.stream.write(f"{type(exc).__name__} (traceback unavailable)\n")
-        summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        try:
+            message = str(exc).strip()
+        except Exception:  # noqa: BLE001 - a broken __str__ still gets a summary
+            message = ""
+        summary = f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
         return summary[:300]
 
     def collect_figures(self) -> list[bytes]:
