@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import queue
 import select
 import shutil
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,44 @@ def sanitize_name(name: str) -> str:
     while len((stem + ext).encode()) > MAX_NAME_BYTES:
         stem = stem[:-1]
     return stem + ext
+
+
+class _Spawner:
+    """Starts workers from one long-lived thread of ours.
+
+    bwrap --die-with-parent uses PR_SET_PDEATHSIG, which fires when the *thread* that forked
+    bwrap exits; the engine's threads come and go, so forking from them would kill sessions.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        """subprocess.Popen, run on the spawner thread."""
+        done: Future = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="code-interpreter-spawner", daemon=True)
+                self._thread.start()
+            self._queue.put((argv, kwargs, done))
+        return done.result()
+
+    def stop(self) -> None:
+        """End the thread (its workers must be dead already: they would get SIGKILL)."""
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread = None
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            argv, kwargs, done = item
+            try:
+                done.set_result(subprocess.Popen(argv, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+                done.set_exception(exc)
 
 
 class _Session:
@@ -142,6 +182,7 @@ class CodeInterpreter:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._probe: tuple[bool, str] | None = None
+        self._spawner = _Spawner()
 
     # -- availability -------------------------------------------------------------------
 
@@ -251,6 +292,7 @@ class CodeInterpreter:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             self._end(session)
+        self._spawner.stop()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -302,7 +344,7 @@ class CodeInterpreter:
             (base / "home").mkdir()
             argv = worker_program(self._config(str(base / "data"), False), sandboxed=False)
             env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
-        session.proc = subprocess.Popen(
+        session.proc = self._spawner.popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
