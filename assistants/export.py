@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from assistants import validation as v
@@ -59,7 +59,7 @@ def export_filename(assistants: list[dict]) -> str:
     if len(assistants) == 1:
         name = _slug(assistants[0].get("name") or assistants[0].get("id") or "assistant")
         return f"assistant-{name}.json"
-    return f"assistants-{len(assistants)}-{datetime.now(timezone.utc):%Y%m%d}.json"
+    return f"assistants-{len(assistants)}-{datetime.now(UTC):%Y%m%d}.json"
 
 
 def _slug(text: str) -> str:
@@ -71,11 +71,7 @@ def _slug(text: str) -> str:
 
 # -- assistants in ----------------------------------------------------------------------------
 def parse_import(raw: bytes | str) -> list[dict]:
-    """Validate an export file (ours, one OpenAI assistant object, a list, or an OpenAI list page).
-
-    Returns create-bodies for every assistant, or raises ImportProblem naming the first thing to fix;
-    nothing is half-valid: either every assistant passes or none is returned.
-    """
+    """Create-bodies for every assistant in an export (ours, an OpenAI object, a list or a list page), or ImportProblem."""
     if isinstance(raw, bytes):
         if len(raw) > MAX_IMPORT_BYTES:
             raise ImportProblem(f"The file is {len(raw) / 1e6:.1f} MB; an assistants export is at most "
@@ -153,10 +149,7 @@ def _validated(item: Any, index: int, total: int) -> dict:
 
 
 def missing_resources(bodies: list[dict], exists) -> list[str]:
-    """Drop tool_resources ids that `exists(kind, id)` does not know; return notes saying what was dropped.
-
-    Files and vector stores live in the store the export came from, so they cannot travel with it.
-    """
+    """Drop tool_resources ids that `exists(kind, id)` does not know and say so (files don't travel in exports)."""
     notes = []
     for body in bodies:
         resources = body.get("tool_resources") or {}
@@ -174,10 +167,7 @@ def missing_resources(bodies: list[dict], exists) -> list[str]:
 
 
 def import_assistants(rt, raw: bytes | str) -> tuple[list[dict], list[str]]:
-    """Create every assistant in the file in one transaction; returns (created, notes).
-
-    Raises ImportProblem (and creates nothing) when any assistant is invalid.
-    """
+    """Create every assistant in the file in one transaction -> (created, notes); ImportProblem creates nothing."""
     bodies = parse_import(raw)
     notes = missing_resources(bodies, lambda kind, i: rt.store.get(kind, i) is not None)
     created: list[dict] = []
@@ -221,8 +211,8 @@ def thread_markdown(bundle: dict, assistant_names: dict[str, str] | None = None)
              f"- Created: {_when(thread.get('created_at'))}",
              f"- Messages: {len(messages)}",
              f"- Runs: {len(runs)}",
-             f"- Tokens: {usage['total_tokens']} (prompt {usage['prompt_tokens']}, "
-             f"completion {usage['completion_tokens']})", ""]
+             (f"- Tokens: {usage['total_tokens']} (prompt {usage['prompt_tokens']}, "
+              f"completion {usage['completion_tokens']})"), ""]
     for msg in messages:
         if msg["role"] == "user":
             who = "User"
@@ -250,7 +240,7 @@ def sum_usage(runs: list[dict]) -> dict:
 def _when(ts: int | None) -> str:
     if not ts:
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # -- the Threads page's summary -------------------------------------------------------------------
@@ -290,8 +280,7 @@ SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "com
 
 
 def thread_summaries(store, limit: int = 1000) -> list[dict]:
-    """The newest `limit` threads with message count, run count, token totals, last activity and the
-    assistant of their latest run, in one query (index-backed, no per-thread round trips)."""
+    """The newest `limit` threads with counts, token totals, last activity and latest run's assistant, in one query."""
     rows = store.conn().execute(_SUMMARY_SQL, {"limit": limit}).fetchall()
     return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
 

@@ -66,6 +66,21 @@ def test_state_persists_and_last_expression_is_shown(ci):
     assert result.logs == "42\n" and result.error is None and not result.session_restarted
 
 
+def test_reset_drops_the_session(ci):
+    ci.execute("reset", "w = 1\nopen('f.txt', 'w').write('x')")
+    ci.reset("reset")
+    result = ci.execute("reset", "import os\nprint('w' in globals(), os.listdir('.'))")
+    assert result.logs == "False []\n" and not result.session_restarted
+
+
+def test_session_outlives_the_thread_that_started_it(ci):
+    starter = threading.Thread(target=ci.execute, args=("thread", "z = 3"))
+    starter.start()
+    starter.join()
+    time.sleep(0.3)  # bwrap --die-with-parent must not fire when that thread ends
+    assert ci.execute("thread", "z").logs == "3\n"
+
+
 def test_sessions_are_isolated_and_run_concurrently(ci):
     results = {}
 

@@ -52,6 +52,14 @@ class ExecResult:
     error: str | None = None
 
 
+class _TimedOut(Exception):
+    """The call's deadline passed."""
+
+
+class _Cancelled(Exception):
+    """The caller's cancel event was set."""
+
+
 class _SessionEnded(Exception):
     """The worker is gone or unusable; the message says why, for the next call's note."""
 
@@ -236,6 +244,8 @@ class CodeInterpreter:
         sandboxed, reason = self._sandbox_status()
         if not sandboxed and not self.allow_unsandboxed:
             raise SandboxUnavailable(reason)
+        if cancel is not None and cancel.is_set():  # nothing started yet: leave the session alone
+            return ExecResult("Execution was cancelled.\n", error="cancelled")
         timeout = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout
         session = self._session(session_key)
@@ -249,7 +259,7 @@ class CodeInterpreter:
                         restarted, session.ended = True, None
                     self._start(session, sandboxed, deadline, cancel)
                 reply, blobs = self._call(session, code, files or {}, deadline, cancel)
-            except TimeoutError:
+            except _TimedOut:
                 session.discard("timed out")
                 note = (
                     f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
@@ -257,7 +267,7 @@ class CodeInterpreter:
                 return ExecResult(
                     prefix + note, timed_out=True, session_restarted=restarted, error=f"timed out after {timeout:g} s"
                 )
-            except InterruptedError:
+            except _Cancelled:
                 session.discard("was cancelled")
                 return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
             except _SessionEnded as exc:
@@ -397,15 +407,15 @@ class CodeInterpreter:
         return header, blobs
 
     def _wait(self, fd: int, event: int, deadline: float, cancel) -> None:
-        """Block until fd is ready; TimeoutError past the deadline, InterruptedError on cancel."""
+        """Block until fd is ready; _TimedOut past the deadline, _Cancelled when cancel is set."""
         poller = select.poll()
         poller.register(fd, event)
         while True:
             if cancel is not None and cancel.is_set():
-                raise InterruptedError
+                raise _Cancelled
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError
+                raise _TimedOut
             if poller.poll(1000 * (min(left, POLL_SLICE_S) if cancel is not None else left)):
                 return
 
