@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -77,9 +78,8 @@ class Runtime:
         ended = 0
         ts = now()
         with self.store.write() as c:
-            rows = c.execute("SELECT data, owner FROM runs WHERE status IN (%s)" % ",".join("?" * len(ACTIVE_RUN_STATUSES)),
-                             ACTIVE_RUN_STATUSES).fetchall()
-            import json
+            marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
+            rows = c.execute(f"SELECT data, owner FROM runs WHERE status IN ({marks})", ACTIVE_RUN_STATUSES).fetchall()
 
             for data, owner in rows:
                 run = json.loads(data)
@@ -256,7 +256,7 @@ class Runtime:
             "role": role, "content": content_blocks(body.get("content"), f"{prefix}content"),
             "assistant_id": None, "run_id": None, "attachments": files, "metadata": v.metadata(body.get("metadata"),
                                                                                                  f"{prefix}metadata"),
-            "status": "completed" if role == "user" else "completed", "completed_at": now(),
+            "status": "completed", "completed_at": now(),
             "incomplete_at": None, "incomplete_details": None,
         }
 
@@ -302,12 +302,11 @@ class Runtime:
 
     # -- runs ----------------------------------------------------------------------------------
     def _active_run(self, thread_id: str) -> dict | None:
-        row = self.store.conn().execute(
-            "SELECT data FROM runs WHERE thread_id = ? AND status IN (%s)" % ",".join("?" * len(ACTIVE_RUN_STATUSES)),
-            (thread_id, *ACTIVE_RUN_STATUSES)).fetchone()
+        marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
+        row = self.store.conn().execute(f"SELECT data FROM runs WHERE thread_id = ? AND status IN ({marks})",
+                                        (thread_id, *ACTIVE_RUN_STATUSES)).fetchone()
         if row is None:
             return None
-        import json
 
         run = json.loads(row[0])
         return self._expire_if_due(run)
@@ -402,7 +401,7 @@ class Runtime:
         thread_body = dict(thread or {})
         _reject_unknown(thread_body, {"messages", "tool_resources", "metadata"})
         # Validate the run before creating anything, so a bad request leaves no empty thread behind.
-        probe, _ = self._build_run("thread_probe", run_body)
+        self._build_run("thread_probe", run_body)
         new_thread = self.create_thread(**thread_body)
         run, extra = self._build_run(new_thread["id"], run_body)
         if resources:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistants.config import EMBEDDED_MODEL_ID, Settings  # noqa: E402
-from assistants.ids import new_id  # noqa: E402
-from assistants.providers.router import ModelRouter  # noqa: E402
-from assistants.runtime import Runtime  # noqa: E402
-from tests.fakes.provider import ScriptedProvider  # noqa: E402
+from assistants.config import EMBEDDED_MODEL_ID, Settings
+from assistants.ids import new_id
+from assistants.providers.router import ModelRouter
+from assistants.runtime import Runtime
+from tests.fakes.provider import ScriptedProvider
 
 PROMPT = [{"role": "system", "content": "You are a helpful assistant."},
           {"role": "user", "content": "Name three colours of the rainbow."}]

@@ -37,7 +37,7 @@ def main() -> None:
     for key, value in results.items():
         goal = GOALS.get(key)
         if goal is None or not isinstance(value, (int, float)):
-            print(f"{key:<26}{str(value):>12}")
+            print(f"{key:<26}{value!s:>12}")
             continue
         met = value <= goal[0] if goal[1] == "max" else value >= goal[0]
         sign = "<=" if goal[1] == "max" else ">="

@@ -132,7 +132,7 @@ def test_builtin_without_handler_answers_not_available(rt, provider):
     a, t = start(rt, tools=[{"type": "code_interpreter"}])
     run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"])
     assert run["status"] == "completed"
-    tool_msg = [m for m in provider.requests[-1]["messages"] if m["role"] == "tool"][0]
+    tool_msg = next(m for m in provider.requests[-1]["messages"] if m["role"] == "tool")
     assert "not available" in tool_msg["content"]
 
 

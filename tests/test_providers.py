@@ -64,7 +64,7 @@ def test_http_failures_become_actionable_errors(status, code, words):
 
 def test_connection_refused_and_timeout_are_explained():
     down = OpenAICompatProvider(Backend("ollama", f"http://127.0.0.1:{closed_port()}/v1"))
-    with pytest.raises(ProviderError, match="Could not connect to backend 'ollama'.*Is the server running"):
+    with pytest.raises(ProviderError, match=r"Could not connect to backend 'ollama'.*Is the server running"):
         chat(down)
     with FakeOpenAIServer() as srv:
         srv.add({"text": "late", "delay": 2})

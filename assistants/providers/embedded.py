@@ -10,7 +10,13 @@ from pathlib import Path
 
 from assistants.config import EMBEDDED_MODEL_ID
 from assistants.ids import new_id
-from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderError, ToolCall
+from assistants.providers.base import (
+    Cancelled,
+    ChatResult,
+    OnText,
+    ProviderError,
+    ToolCall,
+)
 
 # One model per process, shared by every session; llama.cpp contexts are not thread-safe,
 # so generations take turns behind this lock.

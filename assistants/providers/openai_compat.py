@@ -9,7 +9,13 @@ import time
 import openai
 
 from assistants.config import Backend
-from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderError, ToolCall
+from assistants.providers.base import (
+    Cancelled,
+    ChatResult,
+    OnText,
+    ProviderError,
+    ToolCall,
+)
 
 # Sent when a backend has no key: an explicit value stops the SDK from falling back to
 # OPENAI_API_KEY, so the OpenAI key never reaches another server.

@@ -14,6 +14,7 @@ from assistants.ids import new_id, now
 from assistants.messages import message_text, text_block
 from assistants.providers.base import Cancelled, ChatResult, ProviderError
 from assistants.providers.router import ModelRouter
+from assistants.runs.annotate import annotate
 from assistants.runs.events import EventHub
 from assistants.store import Store
 from assistants.tools import BUILTIN_DEFINITIONS, ToolBox, ToolContext
@@ -131,8 +132,8 @@ class Engine:
             if current is None:
                 raise _RunStopped()
             if current["status"] == "cancelling" and changes.get("status") not in ("cancelled", "failed", "expired"):
-                stopped = self._finish_cancel(current)
-                raise _RunStopped() if stopped else _RunStopped()
+                self._finish_cancel(current)
+                raise _RunStopped()
             if current["status"] in TERMINAL:
                 raise _RunStopped()
             current.update(changes)
@@ -218,7 +219,7 @@ class Engine:
                 self._incomplete(run, "max_completion_tokens")
                 return
             request = self.build_request(run, model, messages, tool_choice, None if budget is None else budget - used)
-            result, message, step = self._call_model(run, provider, request)
+            result, _message, step = self._call_model(run, provider, request)
             if result.tool_calls and not (budget is not None and result.finish_reason == "length"):
                 pending = self._tool_calls(run, result, step)
                 if pending:
@@ -416,7 +417,7 @@ class Engine:
         if message is not None:
             text = "".join(state["parts"])
             ts = now()
-            message.update(content=[text_block(text)], status="completed", completed_at=ts)
+            message.update(content=self._reply_content(run, text), status="completed", completed_at=ts)
             step.update(status="completed", completed_at=ts, usage=None if result.tool_calls else usage)
             with self.store.write():
                 self.store.put("messages", message)
@@ -427,7 +428,7 @@ class Engine:
             # An empty answer still gets its (empty) message so the thread shows the run ended.
             message, step = self._start_message(run)
             ts = now()
-            message.update(status="completed", completed_at=ts)
+            message.update(content=self._reply_content(run, ""), status="completed", completed_at=ts)
             step.update(status="completed", completed_at=ts, usage=usage)
             with self.store.write():
                 self.store.put("messages", message)
@@ -437,6 +438,21 @@ class Engine:
         if result.tool_calls:
             result.raw["_usage"] = usage
         return result, message, step
+
+    def _reply_content(self, run: dict, text: str) -> list[dict]:
+        """The reply's content: figures the tools made since the last reply, then the annotated text."""
+        images, candidates = [], []
+        with self.store.write():
+            for step in self.store.all("run_steps", run_id=run["id"]):
+                if step["type"] == "tool_calls" and not step.get("_consumed") and (step.get("_images") or step.get("_annotations")):
+                    images.extend(step.get("_images", []))
+                    candidates.extend(step.get("_annotations", []))
+                    step["_consumed"] = True
+                    self.store.put("run_steps", step)
+        blocks = [{"type": "image_file", "image_file": {"file_id": f, "detail": "auto"}} for f in images]
+        if text or not blocks:
+            blocks.append(text_block(text, annotate(text, candidates)))
+        return blocks
 
     def _cancel_requested(self, run: dict) -> bool:
         row = self.store.conn().execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()

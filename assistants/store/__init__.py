@@ -12,7 +12,7 @@ from pathlib import Path
 from assistants.errors import BadRequest
 from assistants.store.migrations import ACTIVE_RUN_STATUSES, migrate
 
-__all__ = ["Store", "ACTIVE_RUN_STATUSES"]
+__all__ = ["ACTIVE_RUN_STATUSES", "Store"]
 
 # The indexed columns of each object table, filled from the object's own fields on every write.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -93,7 +93,7 @@ class Store:
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:
         cols = COLUMNS[table]
-        names = ", ".join(("id", "created_at", "data") + cols)
+        names = ", ".join(("id", "created_at", "data", *cols))
         marks = ", ".join("?" * (3 + len(cols)))
         values = [obj["id"], obj.get("created_at") or 0, _dumps(obj)] + [_col(obj, c) for c in cols]
         with self.write() as c:
@@ -157,7 +157,7 @@ class Store:
                 asc = not asc
         direction = "ASC" if asc else "DESC"
         sql = f"SELECT data FROM {table} WHERE {' AND '.join(conds)} ORDER BY seq {direction} LIMIT ?"
-        rows = self.conn().execute(sql, args + [limit + 1]).fetchall()
+        rows = self.conn().execute(sql, [*args, limit + 1]).fetchall()
         has_more = len(rows) > limit
         data = [json.loads(r[0]) for r in rows[:limit]]
         if reverse:

@@ -51,6 +51,18 @@ def sandbox_pids() -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def parent_pid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+
+
 def wait_until(predicate, seconds: float = 5.0) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -125,26 +137,29 @@ def test_input_files_visible_and_written_files_returned(ci):
 
 
 def test_infinite_loop_times_out_kills_group_and_restarts(ci):
-    before = sandbox_pids()
-    ci.execute("loop", "import subprocess\nchild = subprocess.Popen(['sleep', '300'])\nv = 1")
-    session_pids = sandbox_pids() - before
-    assert len(session_pids) >= 2  # the worker and its child
+    naptime = f"{300 + time.time() % 1:.6f}"  # a unique `sleep` argument finds this session's processes
+    ci.execute("loop", f"import subprocess\nchild = subprocess.Popen(['sleep', '{naptime}'])\nv = 1")
+    sleeper = next(pid for pid in sandbox_pids() if cmdline(pid) == ["sleep", naptime])
+    worker = parent_pid(sleeper)
+    assert "worker.py" in " ".join(cmdline(worker))
     start = time.monotonic()
     result = ci.execute("loop", "while True: pass", timeout_s=2)
     assert result.timed_out and result.error and "timed out" in result.error
     assert time.monotonic() - start < 4
-    assert wait_until(lambda: not (session_pids & sandbox_pids())), "stray sandbox process left"
+    assert wait_until(lambda: not ({sleeper, worker} & sandbox_pids())), "stray sandbox process left"
     after = ci.execute("loop", "print('fresh'); print('v' in globals())")
     assert after.session_restarted and after.logs.endswith("fresh\nFalse\n")
     assert "earlier variables" in after.logs.splitlines()[0]
 
 
 def test_fork_bomb_is_contained(ci):
-    count = len(host_pids())
+    ci.execute("bomb", "pass")  # the session's worker is running before the count
+    count, sandboxed = len(host_pids()), len(sandbox_pids())
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
     result = ci.execute("bomb", bomb, timeout_s=3)
     assert result.timed_out
-    assert wait_until(lambda: len(host_pids()) <= count + 5), "fork bomb left processes behind"
+    assert wait_until(lambda: len(sandbox_pids()) < sandboxed), "fork bomb left processes behind"
+    assert len(host_pids()) <= count + 10
     assert ci.execute("bomb", "print('ok')").logs.endswith("ok\n")
 
 

@@ -1,0 +1,80 @@
+"""The code_interpreter tool: runs the model's code in the thread's sandbox session and files its outputs."""
+
+from __future__ import annotations
+
+import logging
+
+from assistants.tools import BuiltinOutcome, ToolContext, empty_details
+from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailable
+
+log = logging.getLogger(__name__)
+MAX_INPUT_FILE_BYTES = 50 * 1024 * 1024
+
+
+def input_file_ids(ctx: ToolContext) -> list[str]:
+    """Files the code may see: the assistant's, the thread's, and message attachments meant for the tool."""
+    ids: list[str] = []
+    for owner in (ctx.assistant, ctx.thread):
+        resources = (owner or {}).get("tool_resources") or {}
+        ids.extend((resources.get("code_interpreter") or {}).get("file_ids", []))
+    for att in ctx.attachments:
+        if any(t.get("type") == "code_interpreter" for t in att.get("tools", [])):
+            ids.append(att["file_id"])
+    return list(dict.fromkeys(ids))
+
+
+def register(rt) -> None:
+    """Create the process's CodeInterpreter and register the tool handler on the runtime's toolbox."""
+    s = rt.settings
+    interpreter = CodeInterpreter(s.data_dir / "sandboxes", timeout_s=s.code_timeout_s, memory_mb=s.code_memory_mb,
+                                  max_processes=s.code_max_processes, disk_quota_mb=s.code_disk_mb,
+                                  max_file_mb=min(s.code_disk_mb, 100), allow_unsandboxed=s.allow_unsandboxed_code)
+    rt.code_interpreter = interpreter
+    previous_close = getattr(rt, "_close_tools", None)
+
+    def close() -> None:
+        interpreter.close()
+        if previous_close:
+            previous_close()
+
+    rt._close_tools = close
+
+    def handle(arguments: dict, ctx: ToolContext) -> BuiltinOutcome:
+        code = arguments.get("code")
+        if not isinstance(code, str) or not code.strip():
+            msg = "error: code_interpreter needs a non-empty 'code' string."
+            return BuiltinOutcome(msg, empty_details("code_interpreter", arguments), error=msg)
+        files = {}
+        for file_id in input_file_ids(ctx):
+            meta = rt.store.get("files", file_id)
+            if meta is None or rt.files is None or meta.get("bytes", 0) > MAX_INPUT_FILE_BYTES:
+                continue
+            files[meta["filename"]] = rt.files.content(file_id)
+        try:
+            result = interpreter.execute(ctx.thread["id"] if ctx.thread else ctx.run["thread_id"], code,
+                                         files=files, cancel=ctx.cancel)
+        except SandboxUnavailable as exc:
+            msg = f"error: the code interpreter cannot run code here: {exc}"
+            return BuiltinOutcome(msg, {"input": code, "outputs": [{"type": "logs", "logs": msg}]}, error=msg)
+        outputs: list[dict] = []
+        notes: list[str] = []
+        images: list[str] = []
+        annotations: list[dict] = []
+        if result.logs:
+            outputs.append({"type": "logs", "logs": result.logs})
+        if rt.files is not None:
+            for i, png in enumerate(result.images):
+                f = rt.files.create(f"figure-{i + 1}.png", png, "assistants_output")
+                outputs.append({"type": "image", "image": {"file_id": f["id"]}})
+                images.append(f["id"])
+                notes.append(f"[a figure was produced and will be shown to the user as an image: {f['id']}]")
+            for name, data in result.files:
+                f = rt.files.create(name.rsplit("/", 1)[-1], data, "assistants_output")
+                path = f"sandbox:/mnt/data/{name}"
+                annotations.append({"type": "file_path", "text": path, "file_id": f["id"]})
+                notes.append(f"[file written: {path} — link it as {path}]")
+        output = (result.logs or "(no output)") + ("\n" + "\n".join(notes) if notes else "")
+        return BuiltinOutcome(output, {"input": code, "outputs": outputs}, error=result.error,
+                              annotations=annotations, image_file_ids=images)
+
+    rt.toolbox.register("code_interpreter", handle)
