@@ -262,7 +262,7 @@ SELECT p.id, p.created_at,
        COALESCE(msg.n, 0), COALESCE(run.n, 0),
        COALESCE(run.prompt, 0), COALESCE(run.completion, 0), COALESCE(run.total, 0),
        MAX(p.created_at, COALESCE(msg.last_at, 0), COALESCE(run.last_at, 0)),
-       last.assistant_id, json_extract(a.data, '$.name'),
+       last.assistant_id, a.id IS NOT NULL, json_extract(a.data, '$.name'),
        (SELECT json_extract(m.data, '$.content[0].text.value') FROM messages m
          WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1)
 FROM page p
@@ -276,7 +276,7 @@ ORDER BY p.seq DESC
 """
 
 SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
-                   "last_activity", "assistant_id", "assistant_name", "first_message")
+                   "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
 
 
 def thread_summaries(store, limit: int = 1000) -> list[dict]:

@@ -76,8 +76,9 @@ def _preview(text: str | None) -> str:
 def _assistant(summary: dict) -> str:
     if not summary.get("assistant_id"):
         return "—"  # no run yet, so no assistant has answered in it
-    return summary.get("assistant_name") or ("(deleted assistant)" if summary["assistant_name"] is None
-                                             and summary.get("assistant_id") else "Untitled")
+    if not summary.get("assistant_exists"):
+        return "(deleted assistant)"
+    return summary.get("assistant_name") or "Untitled"
 
 
 def selectable_table(df: pd.DataFrame, *, key: str, column_config: dict, hidden: tuple[str, ...] = ()) -> list[int]:

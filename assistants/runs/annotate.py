@@ -34,14 +34,14 @@ def annotate(text: str, candidates: list[dict]) -> list[dict]:
 
 
 def _verbatim_quotes(text: str, citations: list[dict]) -> list[dict]:
-    """Sentences of the reply copied from a retrieved chunk are cited even without a marker."""
-    out = []
-    for sentence in re.finditer(rf"[^.!?\n]{{{_MIN_QUOTE},}}[.!?]?", text):
-        piece = sentence.group(0).strip()
-        for cand in citations:
-            if piece and piece in (cand.get("quote") or ""):
-                start = text.index(piece, sentence.start())
+    """A source sentence the reply repeats word for word is cited even without a marker."""
+    out, taken = [], set()
+    for cand in citations:
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", cand.get("quote") or ""):
+            piece = sentence.strip().rstrip(".!?")
+            start = text.find(piece) if len(piece) >= _MIN_QUOTE else -1
+            if start >= 0 and start not in taken:
+                taken.add(start)
                 out.append({"type": "file_citation", "text": piece, "start_index": start, "end_index": start + len(piece),
                             "file_citation": {"file_id": cand["file_id"]}})
-                break
     return out
