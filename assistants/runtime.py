@@ -402,10 +402,16 @@ class Runtime:
         _reject_unknown(thread_body, {"messages", "tool_resources", "metadata"})
         # Validate the run before creating anything, so a bad request leaves no empty thread behind.
         self._build_run("thread_probe", run_body)
+        if resources:
+            # Run-level resources serve the assistant's tools for this thread: merge them into it.
+            merged = v.tool_resources(thread_body.get("tool_resources")) or {}
+            for tool, entry in (v.tool_resources(resources) or {}).items():
+                key = "file_ids" if tool == "code_interpreter" else "vector_store_ids"
+                current = merged.setdefault(tool, {key: []})
+                current[key] = list(dict.fromkeys(current.get(key, []) + entry.get(key, [])))
+            thread_body["tool_resources"] = merged
         new_thread = self.create_thread(**thread_body)
         run, extra = self._build_run(new_thread["id"], run_body)
-        if resources:
-            run["_tool_resources"] = v.tool_resources(resources)
         self._insert_run(new_thread["id"], run, extra)
         return self._launch(run, stream, ("thread.created", new_thread))
 

@@ -59,7 +59,10 @@ def estimate_tokens(messages: list[dict]) -> int:
     """A cheap prompt-size estimate (about 4 characters a token) used for truncation."""
     total = 0
     for m in messages:
-        total += 4 + len(str(m.get("content") or "")) // 4
+        content = m.get("content") or ""
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content) + " " * 3000 * sum(p["type"] == "image_url" for p in content)
+        total += 4 + len(content) // 4
         for call in m.get("tool_calls") or []:
             total += len(call["function"]["arguments"]) // 4 + 8
     return total
@@ -84,6 +87,7 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self.image_loader = None  # file id -> data URL; set when the files service is installed
 
     # -- scheduling ---------------------------------------------------------------------------
     def submit(self, run_id: str) -> None:
@@ -296,9 +300,9 @@ class Engine:
                 continue
             text = message_text(msg)
             if msg["role"] == "user" and msg.get("attachments"):
-                names = ", ".join(a["file_id"] for a in msg["attachments"])
+                names = ", ".join(self._file_name(a["file_id"]) for a in msg["attachments"])
                 text += f"\n[attached files: {names}]"
-            history.append({"role": msg["role"], "content": text})
+            history.append({"role": msg["role"], "content": self._with_images(msg, text)})
         strategy = run.get("truncation_strategy") or {"type": "auto"}
         if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
             history = history[-strategy["last_messages"]:]
@@ -316,6 +320,25 @@ class Engine:
             if estimate_tokens(head + history + tail) > limit and run.get("max_prompt_tokens"):
                 return None
         return head + history + tail
+
+    def _file_name(self, file_id: str) -> str:
+        meta = self.store.get("files", file_id)
+        return f"{meta['filename']} ({file_id})" if meta else file_id
+
+    def _with_images(self, msg: dict, text: str):
+        """Image parts become Chat Completions image_url parts (data URLs for uploaded files)."""
+        images = [b for b in msg.get("content", []) if b["type"] in ("image_file", "image_url")]
+        if not images or msg["role"] != "user":
+            return text
+        parts: list[dict] = [{"type": "text", "text": text}]
+        for block in images:
+            if block["type"] == "image_url":
+                parts.append({"type": "image_url", "image_url": {"url": block["image_url"]["url"]}})
+            elif self.image_loader is not None:
+                url = self.image_loader(block["image_file"]["file_id"])
+                if url:
+                    parts.append({"type": "image_url", "image_url": {"url": url, "detail": block["image_file"].get("detail", "auto")}})
+        return parts if len(parts) > 1 else text
 
     def _run_turns(self, run_id: str) -> list[dict]:
         turns: list[dict] = []

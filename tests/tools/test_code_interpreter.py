@@ -138,7 +138,7 @@ def test_input_files_visible_and_written_files_returned(ci):
 
 def test_infinite_loop_times_out_kills_group_and_restarts(ci):
     naptime = f"{300 + time.time() % 1:.6f}"  # a unique `sleep` argument finds this session's processes
-    r = ci.execute("loop", f"import subprocess\nchild = subprocess.Popen(['sleep', '{naptime}'])\nv = 1")
+    r = ci.execute("loop", f"import subprocess\nchild = subprocess.Popen(['sleep', '{naptime}'])\nimport time; time.sleep(0.2); print(child.poll())\nv = 1")
     print("DEBUG", r, naptime, [(p, cmdline(p)) for p in sandbox_pids()])
     sleeper = next(pid for pid in sandbox_pids() if cmdline(pid) == ["sleep", naptime])
     worker = parent_pid(sleeper)
