@@ -232,6 +232,9 @@ class Runtime:
             for table in ("run_steps", "runs", "messages"):
                 self.store.delete(table, thread_id=thread_id)
             self.store.delete("threads", thread_id)
+        interpreter = getattr(self, "code_interpreter", None)
+        if interpreter is not None:
+            interpreter.reset(thread_id)  # its sandbox session (variables, files) goes with the thread
         return {"id": thread_id, "object": "thread.deleted", "deleted": True}
 
     def list_threads(self, **page: Any) -> dict:

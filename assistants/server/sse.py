@@ -25,17 +25,25 @@ def encode(event: str, data: dict | None) -> bytes:
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
-def strip_file_search_content(obj: dict) -> dict:
-    """A step (or step delta) without file-search chunk text, which OpenAI sends only when `include`d."""
+def shape_step(event: str, obj: dict, with_content: bool) -> dict:
+    """A step event as OpenAI sends it: file-search chunk text only when `include`d, and
+    `created`/`in_progress` showing the tool calls as they were then (no results or outputs yet)."""
     details = obj.get("step_details") or (obj.get("delta") or {}).get("step_details") or {}
     calls = details.get("tool_calls") or []
-    if not any(c.get("type") == "file_search" for c in calls):
+    fresh = event in ("thread.run.step.created", "thread.run.step.in_progress")
+    if not any(c.get("type") == "file_search" or (fresh and c.get("type") == "code_interpreter") for c in calls):
         return obj
-    obj = json.loads(json.dumps(obj))  # the hub shares one dict between subscribers: never edit it in place
+    # The engine shares these dicts with its own later updates (and other subscribers): work on a copy.
+    obj = json.loads(json.dumps(obj))
     details = obj.get("step_details") or obj["delta"]["step_details"]
     for call in details["tool_calls"]:
-        if call.get("type") == "file_search":
-            for result in (call.get("file_search") or {}).get("results") or []:
+        inner = call.get(call.get("type")) or {}
+        if fresh and call.get("type") == "file_search":
+            inner["results"] = []
+        elif fresh and call.get("type") == "code_interpreter":
+            inner["outputs"] = []
+        elif call.get("type") == "file_search" and not with_content:
+            for result in inner.get("results") or []:
                 result.pop("content", None)
     return obj
 
@@ -83,8 +91,8 @@ async def _frames(sub: Subscription, with_content: bool) -> AsyncIterator[bytes]
                 yield b"event: done\ndata: [DONE]\n\n"
                 return
             else:
-                if not with_content and event.startswith("thread.run.step.") and data:
-                    data = strip_file_search_content(data)
+                if event.startswith("thread.run.step.") and data:
+                    data = shape_step(event, data, with_content)
                 yield encode(event, data)
                 if event == "error":
                     yield b"event: done\ndata: [DONE]\n\n"

@@ -12,9 +12,7 @@ import pytest
 from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailable
 from assistants.tools.code_interpreter import interpreter as interpreter_module
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)"
-)
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)")
 SANDBOX_UID = "65534"
 
 
@@ -138,8 +136,9 @@ def test_input_files_visible_and_written_files_returned(ci):
 
 def test_infinite_loop_times_out_kills_group_and_restarts(ci):
     naptime = f"{300 + time.time() % 1:.6f}"  # a unique `sleep` argument finds this session's processes
-    r = ci.execute("loop", f"import subprocess\nchild = subprocess.Popen(['sleep', '{naptime}'])\nimport time; time.sleep(0.2); print(child.poll())\nv = 1")
-    print("DEBUG", r, naptime, [(p, cmdline(p)) for p in sandbox_pids()])
+    ci.execute("loop", f"import subprocess\nchild = subprocess.Popen(['sleep', '{naptime}'])\nv = 1")
+    # Popen returns once exec began; /proc shows the new cmdline a moment later
+    assert wait_until(lambda: any(cmdline(pid) == ["sleep", naptime] for pid in sandbox_pids()))
     sleeper = next(pid for pid in sandbox_pids() if cmdline(pid) == ["sleep", naptime])
     worker = parent_pid(sleeper)
     assert "worker.py" in " ".join(cmdline(worker))

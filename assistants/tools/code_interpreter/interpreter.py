@@ -30,10 +30,11 @@ MAX_NAME_BYTES = 200
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 POLL_SLICE_S = 0.05  # how often a waiting call looks at its cancel event
 UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this code ran without isolation.\n"
-ENDED_NOTE = (
-    "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+INSTALL_HINT = (
+    "install it with `apt-get install bubblewrap`, or opt out of the sandbox with allow_unsandboxed "
+    "(the app's PLAYGROUND_ALLOW_UNSANDBOXED_CODE=1)"
 )
-INSTALL_HINT = "install it with `apt-get install bubblewrap`, or set allow_unsandboxed to run code without a sandbox"
 
 
 class SandboxUnavailable(Exception):
@@ -119,7 +120,7 @@ class _Spawner:
             argv, kwargs, done = item
             try:
                 done.set_result(subprocess.Popen(argv, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            except BaseException as exc:  # handed to the caller, who re-raises it
                 done.set_exception(exc)
 
 
@@ -217,9 +218,7 @@ class CodeInterpreter:
             return False, f"bubblewrap is not installed: {INSTALL_HINT}"
         if os.geteuid() == 0 and shutil.which("setpriv") is None and not os.path.exists("/usr/bin/setpriv"):
             return False, "setpriv (util-linux) is missing: it drops sandboxed code to an unprivileged uid"
-        argv = bwrap_command(
-            bwrap, [sys.executable, "-I", "-c", "pass"], disk_quota_mb=self.disk_quota_mb, max_files=self.max_files
-        )
+        argv = bwrap_command(bwrap, [sys.executable, "-I", "-c", "pass"], disk_quota_mb=self.disk_quota_mb, max_files=self.max_files)
         try:
             done = subprocess.run(argv, check=False, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -261,12 +260,8 @@ class CodeInterpreter:
                 reply, blobs = self._call(session, code, files or {}, deadline, cancel)
             except _TimedOut:
                 session.discard("timed out")
-                note = (
-                    f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
-                )
-                return ExecResult(
-                    prefix + note, timed_out=True, session_restarted=restarted, error=f"timed out after {timeout:g} s"
-                )
+                note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
+                return ExecResult(prefix + note, timed_out=True, session_restarted=restarted, error=f"timed out after {timeout:g} s")
             except _Cancelled:
                 session.discard("was cancelled")
                 return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
@@ -284,7 +279,7 @@ class CodeInterpreter:
             return ExecResult(
                 logs=prefix + reply["logs"],
                 images=blobs[:n_images],
-                files=list(zip(names, blobs[n_images:])),
+                files=list(zip(names, blobs[n_images:], strict=True)),
                 session_restarted=restarted,
                 error=reply["error"],
             )
@@ -387,7 +382,10 @@ class CodeInterpreter:
         for blob in blobs:
             parts += [struct.pack(">Q", len(blob)), blob]
         self._write(session, b"".join(parts), deadline, cancel)
-        return self._read_message(session, deadline, cancel)
+        reply, blobs = self._read_message(session, deadline, cancel)
+        if len(blobs) != reply.get("images", 0) + len(reply.get("files", ())):
+            raise _SessionEnded("broke the worker protocol")
+        return reply, blobs
 
     def _read_message(self, session: _Session, deadline: float, cancel) -> tuple[dict, list[bytes]]:
         (size,) = struct.unpack(">I", self._read_exact(session, 4, deadline, cancel))

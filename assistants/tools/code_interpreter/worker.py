@@ -125,7 +125,7 @@ class Worker:
         """Write input files, run the cell, collect output, figures and changed files."""
         self.reset_capture()
         unwritten = []
-        for name, data in zip(request["files"], blobs):
+        for name, data in zip(request["files"], blobs, strict=True):
             try:
                 with open(os.path.join(self.workdir, name), "wb") as fh:
                     fh.write(data)
@@ -173,14 +173,14 @@ class Worker:
             last = None
             if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
                 last = ast.Expression(tree.body.pop().value)
-            exec(compile(tree, filename, "exec"), self.namespace)  # noqa: S102 - running it is the job
+            exec(compile(tree, filename, "exec"), self.namespace)
             if last is not None:
                 value = eval(compile(last, filename, "eval"), self.namespace)
                 if value is not None:
                     self.namespace["_"] = value
                     print(repr(value))
             return None
-        except BaseException as exc:  # noqa: BLE001 - SystemExit too: the session lives on
+        except BaseException as exc:  # SystemExit too: the session lives on
             if os.getpid() != self.pid:
                 os._exit(1)
             return self.report(exc)
@@ -196,7 +196,7 @@ class Worker:
             self.stream.write(f"{type(exc).__name__} (traceback unavailable)\n")
         try:
             message = str(exc).strip()
-        except Exception:  # noqa: BLE001 - a broken __str__ still gets a summary
+        except Exception:  # a broken __str__ still gets a summary
             message = ""
         summary = f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
         return summary[:300]
@@ -214,7 +214,7 @@ class Worker:
             try:
                 plt.figure(num).savefig(buf, format="png", bbox_inches="tight")
                 images.append(buf.getvalue())
-            except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest
+            except Exception as exc:  # a broken figure must not lose the rest
                 self.stream.write(f"[figure {num} could not be rendered: {exc}]\n")
         plt.close("all")
         return images

@@ -1,0 +1,149 @@
+"""Settings: model backends with "test connection", keys (masked), model aliases; saved to settings.json."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from assistants.config import EMBEDDED_MODEL_ID, Backend, parse_aliases, read_settings_file, write_settings_file
+from assistants.providers.base import ProviderError
+from assistants.providers.openai_compat import OpenAICompatProvider
+from components import settings_form as form
+from session import get_runtime
+
+TEST_TIMEOUT_S = 10.0
+
+rt = get_runtime()
+state = st.session_state
+path = rt.settings.settings_file
+
+try:
+    saved = read_settings_file(path)
+    unreadable = None
+except ValueError as exc:
+    saved, unreadable = {}, str(exc)
+form.seed(state, saved)
+
+
+def _test(name: str, url: str, key: str) -> dict:
+    """Ask the server for its models; the answer (never the key) goes to the page."""
+    try:
+        models = OpenAICompatProvider(Backend(name, url, key), timeout=TEST_TIMEOUT_S).list_models()
+    except ProviderError as exc:
+        return {"url": url, "ok": False, "models": [], "error": exc.message}
+    except Exception as exc:  # a malformed answer must become a message, not a crash
+        return {"url": url, "ok": False, "models": [], "error": f"The server at {url} answered something unexpected: "
+                f"{type(exc).__name__}: {exc}"}
+    return {"url": url, "ok": True, "models": models, "error": ""}
+
+
+def _save() -> None:
+    """Callback: refuse invalid input, else write settings.json and rebuild the model router."""
+    d = form.draft(state)
+    errors = form.problems(d)
+    if errors:
+        state["settings_result"] = ("error", f"Nothing was saved: fix the {len(errors)} problem"
+                                    f"{'s' if len(errors) > 1 else ''} marked in red.")
+        return
+    try:
+        current = read_settings_file(path)
+    except ValueError:
+        current = {}  # unreadable: the user was told, and saving replaces it
+    values = form.to_values(d, current)
+    try:
+        write_settings_file(path, values)
+        get_runtime().reload_settings()
+    except (OSError, ValueError) as exc:
+        state["settings_result"] = ("error", f"Could not save the settings: {exc}")
+        return
+    form.seed(state, values, force=True)
+    state["settings_result"] = ("ok", "Saved. Every page and the API server use these settings from now on.")
+
+
+def _discard() -> None:
+    """Callback: forget the edits and show the saved settings again."""
+    try:
+        form.seed(state, read_settings_file(path), force=True)
+    except ValueError:
+        form.seed(state, {}, force=True)
+    state["settings_result"] = ("ok", "Changes discarded.")
+
+
+d = form.draft(state)
+errors = form.problems(d)
+dirty = form.comparable(form.to_values(d, saved)) != form.comparable(saved) or bool(d["openai_key"]) or any(
+    b["key"] for b in d["backends"])
+
+head, actions = st.columns([3, 2], vertical_alignment="bottom")
+head.title("Settings")
+with actions:
+    bar = st.container(horizontal=True, horizontal_alignment="right", vertical_alignment="center")
+    if dirty:
+        bar.badge("Unsaved changes", icon=":material/edit:", color="orange")
+    bar.button("Discard", key="settings_discard_top", on_click=_discard, disabled=not dirty)
+    bar.button("Save", key="settings_save_top", type="primary", icon=":material/save:", on_click=_save)
+st.caption(f"Saved in `{path}` and used by every page and the API server, for everyone using this Playground.")
+
+if unreadable:
+    st.error(f"The saved settings could not be read: {unreadable}. Saving here replaces that file.")
+result = state.pop("settings_result", None)
+if result:
+    (st.success if result[0] == "ok" else st.error)(result[1], icon=":material/check_circle:" if result[0] == "ok"
+                                                    else ":material/error:")
+
+# -- OpenAI ------------------------------------------------------------------------------------
+with st.container(border=True):
+    saved_key = saved.get("openai_api_key", "")
+    if form.openai_section(state, errors, rt.settings.openai_api_key, not saved_key, saved_key):
+        key = d["openai_key"] or ("" if d["openai_key_clear"] else rt.settings.openai_api_key)
+        state[form.TESTS]["openai"] = _test("openai", d["openai_url"] or "https://api.openai.com/v1", key)
+    form.test_result(state[form.TESTS].get("openai"), d["openai_url"] or "https://api.openai.com/v1")
+
+# -- named servers -------------------------------------------------------------------------------
+with st.container(border=True):
+    st.subheader("Local and other servers", anchor=False)
+    st.caption("Any server that speaks OpenAI's Chat Completions API: Ollama, LM Studio, vLLM, llama.cpp's server… "
+               "Their models appear in the Playground's model list, grouped by server name.")
+    for row, b in zip(state[form.ROWS], d["backends"], strict=True):
+        if form.backend_row(state, row, errors) == "test":
+            state[form.TESTS][row["uid"]] = _test(b["name"] or "server", b["url"], form.backend_key(b))
+            st.rerun()  # show the answer under the row it belongs to
+    if not state[form.ROWS]:
+        st.info("No servers yet. Add Ollama or LM Studio running on this machine, or any other server.",
+                icon=":material/dns:")
+    form.add_buttons(state)
+    env_only = [b for b in rt.settings.backends if b.name not in {x["name"] for x in d["backends"]}
+                and b.name not in {x.get("name") for x in saved.get("backends", [])}]
+    if env_only:
+        st.caption("Also configured in the environment (PLAYGROUND_BACKENDS): "
+                   + ", ".join(f"`{b.name}` at {b.base_url}" for b in env_only))
+
+# -- aliases and default model -------------------------------------------------------------------
+with st.container(border=True):
+    try:
+        env_aliases = parse_aliases(os.environ.get("PLAYGROUND_MODEL_ALIASES", ""))
+    except ValueError:
+        env_aliases = {}
+    form.aliases_section(state, errors, env_aliases)
+
+with st.container(border=True):
+    st.subheader("Default model", anchor=False)
+    left, right = st.columns(2)
+    with left:
+        st.text_input("Model for new assistants", key=form.DEFAULT_MODEL, persist_state="session",
+                      placeholder=rt.settings.default_model or EMBEDDED_MODEL_ID,
+                      help="Leave empty to keep the environment's choice (PLAYGROUND_DEFAULT_MODEL) or the embedded model.")
+        form.inline_error(errors, form.DEFAULT_MODEL)
+    with right:
+        if rt.settings.embedded_enabled:
+            st.markdown(f":green-badge[:material/memory: Embedded model on] `{EMBEDDED_MODEL_ID}` runs inside the "
+                        "Playground: no key, no network. It is tiny — good for trying things out, not for hard questions.")
+        else:
+            st.markdown(":gray-badge[Embedded model off] Turned off with PLAYGROUND_EMBEDDED_MODEL=0.")
+
+bottom = st.container(horizontal=True, vertical_alignment="center")
+bottom.button("Save settings", key="settings_save", type="primary", icon=":material/save:", on_click=_save)
+bottom.button("Discard changes", key="settings_discard", on_click=_discard, disabled=not dirty)
+if dirty:
+    bottom.badge("Unsaved changes", icon=":material/edit:", color="orange")

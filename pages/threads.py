@@ -1,0 +1,105 @@
+"""Threads: every conversation with its assistant, size and tokens; open, export or delete it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from assistants import export
+from assistants.errors import APIError
+from components.tables import confirm_delete, threads_frame, threads_table
+from session import get_runtime
+
+LIMIT = 1000  # newest threads listed; older ones stay in the store and in the API
+
+rt = get_runtime()
+state = st.session_state
+state.setdefault("threads_table_n", 0)   # bumped to clear the table's row selection
+state.setdefault("threads_confirm", None)  # ids waiting for "Yes, delete"
+
+summaries = export.thread_summaries(rt.store, LIMIT)
+total = export.thread_count(rt.store) if len(summaries) == LIMIT else len(summaries)
+
+st.title("Threads")
+st.caption("Every conversation kept in this Playground, newest first. Select rows to open, export or delete them.")
+
+flash = state.pop("threads_flash", None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Threads", f"{total:,}", border=True)
+m2.metric("Messages", f"{sum(s['messages'] for s in summaries):,}", border=True)
+m3.metric("Runs", f"{sum(s['runs'] for s in summaries):,}", border=True)
+m4.metric("Tokens", f"{sum(s['total_tokens'] for s in summaries):,}", border=True)
+
+query = st.text_input("Search threads", key="threads_search", type="search", live=True,
+                      placeholder="Search by first message, assistant or thread id",
+                      label_visibility="collapsed", persist_state="session")
+if total > len(summaries):
+    st.caption(f"Showing the newest {len(summaries):,} of {total:,} threads.")
+
+df = threads_frame(summaries, query or "")
+selected: list[str] = []
+if not summaries:
+    st.info("No threads yet. Start a conversation in the Playground and it will be listed here.",
+            icon=":material/forum:")
+elif df.empty:
+    st.info(f"No thread matches “{query}”.", icon=":material/search_off:")
+else:
+    selected = threads_table(df, key=f"threads_table_{state['threads_table_n']}")
+
+by_id = {s["id"]: s for s in summaries}
+if selected:
+    one = by_id.get(selected[0]) if len(selected) == 1 else None
+    with st.container(border=True):
+        if one:
+            st.markdown(f"**{one['id']}** · {one['messages']} messages · {one['total_tokens']:,} tokens")
+        else:
+            st.markdown(f"**{len(selected)} threads** selected")
+        c_open, c_json, c_md, c_delete, _ = st.columns([2, 1.5, 1.7, 1.2, 1.5])
+        if c_open.button("Open in Playground", type="primary", icon=":material/play_arrow:", disabled=one is None,
+                         key="threads_open", width="stretch", help=None if one else "Select a single thread to open it."):
+            state["thread_id"] = one["id"]
+            if one.get("assistant_id") and one.get("assistant_exists"):
+                state["assistant_id"] = one["assistant_id"]
+            st.switch_page("pages/playground.py")
+        if one:
+            thread_id = one["id"]
+
+            def _names() -> dict[str, str]:
+                return {a["id"]: a.get("name") or "Assistant" for a in export.all_assistants(rt)}
+
+            # Built on click (in Streamlit's download thread), so a big thread costs nothing until asked for.
+            c_json.download_button("Export JSON", data=lambda: export.thread_json(export.load_thread(rt, thread_id)),
+                                   file_name=f"{thread_id}.json", mime="application/json", icon=":material/data_object:",
+                                   on_click="ignore", key="threads_export_json", width="stretch")
+            c_md.download_button("Export Markdown",
+                                 data=lambda: export.thread_markdown(export.load_thread(rt, thread_id), _names()),
+                                 file_name=f"{thread_id}.md", mime="text/markdown", icon=":material/description:",
+                                 on_click="ignore", key="threads_export_md", width="stretch")
+        else:
+            c_json.button("Export JSON", icon=":material/data_object:", disabled=True, key="threads_export_json_off",
+                          width="stretch", help="Select a single thread to export it.")
+            c_md.button("Export Markdown", icon=":material/description:", disabled=True, key="threads_export_md_off",
+                        width="stretch", help="Select a single thread to export it.")
+        if c_delete.button("Delete", icon=":material/delete:", key="threads_delete", width="stretch"):
+            state["threads_confirm"] = list(selected)
+
+pending = [i for i in (state["threads_confirm"] or []) if i in by_id]
+if pending:
+    what = f"{len(pending)} threads" if len(pending) > 1 else f"the thread {pending[0]}"
+    answer = confirm_delete(what + " with all its messages and runs", key="threads_confirm")
+    if answer is not None:
+        state["threads_confirm"] = None
+        if answer:
+            failed = []
+            for thread_id in pending:
+                try:
+                    rt.delete_thread(thread_id)
+                except APIError as exc:
+                    failed.append(exc.message)
+                if state.get("thread_id") == thread_id:
+                    state["thread_id"] = None
+            state["threads_flash"] = f"Deleted {what}." + (" " + " ".join(failed) if failed else "")
+            state["threads_table_n"] += 1
+        st.rerun()

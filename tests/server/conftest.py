@@ -1,0 +1,76 @@
+"""The REST server on a free port over a runtime whose model is the scripted OpenAI-compatible fake server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from assistants.config import Backend, Settings
+from assistants.runtime import Runtime
+from assistants.server import create_app
+from assistants.server.background import BackgroundServer
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.server import fake_services
+
+API_KEY = "sk-test-key-0123456789"
+
+
+@dataclass
+class Api:
+    """A running server: its runtime, the fake model backend and a way to make SDK clients."""
+
+    rt: Runtime
+    fake: FakeOpenAIServer
+    base_url: str
+    key: str = API_KEY
+
+    def client(self, **kwargs) -> OpenAI:
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("api_key", self.key)
+        return OpenAI(base_url=self.base_url, timeout=30, **kwargs)
+
+
+@contextmanager
+def running_api(data_dir: Path, **overrides) -> Iterator[Api]:
+    """Fake model server + runtime (+ stand-in file services) + uvicorn, torn down in reverse."""
+    with FakeOpenAIServer() as fake:
+        settings = Settings(data_dir=data_dir, backends=(Backend("fake", fake.base_url),), embedded_enabled=False,
+                            aliases={"gpt-4o-mini": "fake-model"}, api_keys=(API_KEY,))
+        rt = Runtime(replace(settings, **overrides))
+        fake_services.install(rt)
+        try:
+            with BackgroundServer(create_app(rt)) as server:
+                yield Api(rt, fake, server.base_url, (rt.settings.api_keys or ("unused",))[0])
+        finally:
+            rt.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory) -> Iterator[Api]:
+    with running_api(tmp_path_factory.mktemp("data")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(api: Api) -> OpenAI:
+    return api.client()
+
+
+@pytest.fixture
+def fake(api: Api) -> Iterator[FakeOpenAIServer]:
+    """The model backend with an empty script before and after the test."""
+    api.fake.script.clear()
+    yield api.fake
+    api.fake.script.clear()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/server/" in str(item.path):
+            # Every SDK call under client.beta warns that OpenAI deprecated the Assistants API: that is our point.
+            item.add_marker(pytest.mark.filterwarnings("ignore::DeprecationWarning"))
