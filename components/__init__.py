@@ -9,8 +9,8 @@ PLAYGROUND_DEFAULTS: dict = {
     "playground_notices": [],       # (kind, text) banners to show once above the thread
     "playground_unsent": None,      # a message that could not be sent, kept so the user can send it again
     "playground_autorun": None,     # thread id to start a run on at the next render (after a hand-off)
-    "playground_handoff_from": None,  # {"assistant_id", "thread_id"} the last hand-off came from
     "playground_history": 30,       # how many of the latest messages the thread pane shows
+    "playground_busy_seen": None,   # id of the active run the page last drew (the message box is disabled for it)
 }
 
 ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")

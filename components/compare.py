@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import streamlit as st
 
+from assistants.pricing import format_usd
+
 TERMINAL_EVENTS = ("thread.run.completed", "thread.run.failed", "thread.run.incomplete", "thread.run.cancelled",
                    "thread.run.expired", "thread.run.requires_action")
 SIDES = ("A", "B")
@@ -67,10 +69,9 @@ def side_settings(side: str, assistants: list[dict], models: list[str]) -> dict:
     st.selectbox("Assistant", list(by_id), key=key, on_change=_follow_assistant, persist_state="session",
                  format_func=lambda i: f"{by_id[i].get('name') or 'Untitled'} · {by_id[i]['model']}")
     assistant = by_id[state[key]]
-    left, right = st.columns([3, 2])
-    left.selectbox("Model", ["", *models], key=f"compare_{side}_model", persist_state="session",
-                   format_func=lambda m: m or f"Assistant's model ({assistant['model']})")
-    right.slider("Temperature", 0.0, 2.0, step=0.1, key=f"compare_{side}_temperature", persist_state="session")
+    st.selectbox("Model", ["", *models], key=f"compare_{side}_model", persist_state="session",
+                 format_func=lambda m: m or f"{assistant['model']} (the assistant's model)")
+    st.slider("Temperature", 0.0, 2.0, step=0.1, key=f"compare_{side}_temperature", persist_state="session")
     return {"assistant_id": assistant["id"], "name": assistant.get("name") or "Untitled",
             "model": state[f"compare_{side}_model"] or assistant["model"],
             "model_override": state[f"compare_{side}_model"] or None,
@@ -83,19 +84,31 @@ def side_header(side: str, cfg: dict) -> None:
     st.caption(f"`{cfg['model']}` · temperature {cfg['temperature']:.1f}")
 
 
-def stats(usage: dict | None, ttft_s: float | None, wall_s: float | None, status: str) -> None:
-    """Token counts and timings of one side, as a row of small metrics."""
+def stats(usage: dict | None, ttft_s: float | None, wall_s: float | None, status: str, cost: float | None = None) -> None:
+    """Token counts and timings of one side: three metrics and a line of detail."""
     usage = usage or {}
-    completion = usage.get("completion_tokens") or 0
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Tokens", f"{usage.get('total_tokens', 0):,}",
-              help=f"Prompt {usage.get('prompt_tokens', 0):,} + completion {completion:,}")
+    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Tokens", f"{usage['total_tokens']:,}" if usage else "—")
     c2.metric("First token", f"{ttft_s:.2f} s" if ttft_s is not None else "—",
-              help="From pressing Send to the first word on screen.")
+              help="From pressing Send to the first word of the reply.")
     c3.metric("Total time", f"{wall_s:.2f} s" if wall_s is not None else "—")
-    speed = completion / (wall_s - ttft_s) if wall_s and ttft_s is not None and wall_s > ttft_s and completion else None
-    c4.metric("Speed", f"{speed:.0f} tok/s" if speed else "—", help="Completion tokens per second after the first token.")
+    detail = [f"prompt {prompt:,} + completion {completion:,} tokens"] if usage else []
+    if wall_s and ttft_s is not None and wall_s > ttft_s and completion:
+        detail.append(f"{completion / (wall_s - ttft_s):.0f} tokens/s")
+    if usage and cost is not None:
+        detail.append(f"estimated cost {format_usd(cost)}")
+    if detail:
+        st.caption(" · ".join(detail))
     if status and status != "completed":
         label = {"incomplete": "Stopped at the token limit", "requires_action": "Waiting for a function result",
                  "failed": "Failed", "cancelled": "Cancelled", "expired": "Expired"}.get(status, status)
         st.badge(label, color="orange" if status in ("incomplete", "requires_action") else "red")
+
+
+def pending_calls(run: dict) -> None:
+    """What a run that stopped for function results asked for."""
+    calls = ((run.get("required_action") or {}).get("submit_tool_outputs") or {}).get("tool_calls") or []
+    for call in calls:
+        st.info(f"Called `{call['function']['name']}` with `{call['function']['arguments'][:200]}`. "
+                "Open it in the Playground to send the function's result.", icon=":material/function:")

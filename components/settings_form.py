@@ -166,11 +166,11 @@ def to_values(d: dict, saved: dict) -> dict:
     values["aliases"] = check_aliases(d["aliases"])[0]
     values["default_model"] = d["default_model"]
     # Empty values are left out, so the environment (.env) still applies where nothing was set here.
-    return {k: v for k, v in values.items() if v not in ("", None)}
+    return comparable(values)
 
 
 def comparable(values: dict) -> dict:
-    """Settings values with empty entries dropped, for the unsaved-changes marker."""
+    """Settings values with empty entries dropped."""
     return {k: v for k, v in values.items() if v not in ("", None, [], {})}
 
 
@@ -287,10 +287,10 @@ def backend_row(state, row: dict, errors: dict) -> str | None:
                           help="Only for servers that ask for one; Ollama and LM Studio don't.")
             if row.get("saved_key"):
                 st.checkbox("Remove the saved key", key=f"settings_b_{uid}_key_clear", persist_state="session")
-        c_test, c_remove, _ = st.columns([1.4, 1, 4])
-        pressed = c_test.button("Test connection", key=f"settings_b_{uid}_test", icon=":material/network_check:",
+        buttons = st.container(horizontal=True)
+        pressed = buttons.button("Test connection", key=f"settings_b_{uid}_test", icon=":material/network_check:",
                                 disabled=f"settings_b_{uid}_url" in errors)
-        c_remove.button("Remove", key=f"settings_b_{uid}_remove", icon=":material/delete:", on_click=remove_row,
+        buttons.button("Remove", key=f"settings_b_{uid}_remove", icon=":material/delete:", on_click=remove_row,
                         args=(state, uid))
         test_result(state.get(TESTS, {}).get(uid), url.strip())
     return "test" if pressed else None
@@ -298,10 +298,10 @@ def backend_row(state, row: dict, errors: dict) -> str | None:
 
 def add_buttons(state) -> None:
     """One button per preset, adding a filled-in row."""
-    cols = st.columns(len(PRESETS) + 2)
-    for col, preset in zip(cols, PRESETS, strict=False):
-        col.button(f"Add {preset}", key=f"settings_add_{preset}", icon=":material/add:", on_click=add_row,
-                   args=(state, preset), width="stretch")
+    row = st.container(horizontal=True)
+    for preset in PRESETS:
+        row.button(f"Add {preset}" if preset != "Other server" else "Add another server", key=f"settings_add_{preset}",
+                   icon=":material/add:", on_click=add_row, args=(state, preset))
 
 
 def aliases_section(state, errors: dict, env_aliases: dict[str, str]) -> None:

@@ -97,10 +97,10 @@ def assistants_table(df: pd.DataFrame, key: str) -> list[str]:
     config = {
         "Name": st.column_config.TextColumn(width="medium"),
         "Model": st.column_config.TextColumn(width="medium"),
-        "Tools": st.column_config.TextColumn(width="medium"),
+        "Tools": st.column_config.TextColumn(width="large"),
         "Temperature": st.column_config.NumberColumn("Temp.", format="%.1f", width="small"),
-        "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width="small"),
-        "Instructions": st.column_config.TextColumn(width="large"),
+        "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
+        "Instructions": st.column_config.TextColumn(width="medium"),
         "ID": st.column_config.TextColumn(width="medium"),
     }
     return [df["ID"].iloc[r] for r in selectable_table(df, key=key, column_config=config)]
@@ -113,8 +113,8 @@ def threads_table(df: pd.DataFrame, key: str) -> list[str]:
         "Assistant": st.column_config.TextColumn(width="medium"),
         "Messages": st.column_config.NumberColumn(width="small"),
         "Tokens": st.column_config.NumberColumn(format="localized", width="small"),
-        "Last activity": st.column_config.DatetimeColumn(format="distance", width="small"),
-        "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width="small"),
+        "Last activity": st.column_config.DatetimeColumn(format="distance", width=130),
+        "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
         "ID": st.column_config.TextColumn(width="medium"),
     }
     rows = selectable_table(df, key=key, column_config=config, hidden=("assistant_id",))

@@ -17,9 +17,9 @@ state.setdefault("assistants_confirm", None)  # ids waiting for "Yes, delete"
 
 
 def _open(assistant_id: str) -> None:
-    """Open the assistant in the Playground on a fresh thread."""
+    """Open the assistant in the Playground on its newest thread, as picking it there does."""
     state["assistant_id"] = assistant_id
-    state["thread_id"] = None
+    state["thread_id"] = export.latest_thread(rt.store, assistant_id)
     st.switch_page("pages/playground.py")
 
 
@@ -31,9 +31,6 @@ assistants = export.all_assistants(rt)
 by_id = {a["id"]: a for a in assistants}
 
 st.title("Assistants")
-st.caption(f"{len(assistants)} assistant{'s' if len(assistants) != 1 else ''} in this Playground. "
-           "Select rows to open, clone, export or delete them.")
-
 flash = state.pop("assistants_flash", None)
 if flash:
     st.success(flash, icon=":material/check_circle:")
@@ -57,6 +54,10 @@ export_col.download_button(
     help="Download every assistant (instructions, tools, functions, response format) as one JSON file.")
 
 df = assistants_frame(assistants, query or "")
+# Between the toolbar and the table, so the table's hover toolbar never covers a button.
+st.caption(f"{len(df)} of {len(assistants)} assistants" if query and assistants else
+           f"{len(assistants)} assistant{'s' if len(assistants) != 1 else ''} in this Playground. "
+           "Select rows to open, clone, export or delete them.")
 selected: list[str] = []
 if not assistants:
     st.info("No assistants yet. Create one here or in the Playground, or import a file exported from "

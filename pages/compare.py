@@ -9,7 +9,17 @@ import streamlit as st
 from assistants import export
 from assistants.errors import APIError
 from assistants.messages import message_text
-from components.compare import SIDES, TERMINAL_EVENTS, delta_text, interleave, side_header, side_settings, stats
+from assistants.pricing import usage_cost
+from components.compare import (
+    SIDES,
+    TERMINAL_EVENTS,
+    delta_text,
+    interleave,
+    pending_calls,
+    side_header,
+    side_settings,
+    stats,
+)
 from session import get_runtime
 
 rt = get_runtime()
@@ -50,7 +60,10 @@ def _launch(cfg: dict, text: str, max_tokens: int) -> dict:
     """A new thread holding the prompt and a streaming run on it; the error message if it can't start."""
     out = {**cfg, "thread_id": None, "run_id": None, "sub": None, "error": None, "sent": time.monotonic()}
     try:
-        thread = rt.create_thread(messages=[{"role": "user", "content": text}], metadata={"playground": "compare"})
+        rt.router.resolve(cfg["model"])  # an unknown model fails here, before a thread is made for nothing
+        # The Playground files threads under an assistant by metadata.assistant_id; do the same.
+        thread = rt.create_thread(messages=[{"role": "user", "content": text}],
+                                  metadata={"playground": "compare", "assistant_id": cfg["assistant_id"]})
         out["thread_id"] = thread["id"]
         body = {"assistant_id": cfg["assistant_id"], "temperature": cfg["temperature"], "max_completion_tokens": max_tokens}
         if cfg["model_override"]:
@@ -60,6 +73,11 @@ def _launch(cfg: dict, text: str, max_tokens: int) -> dict:
     except APIError as exc:
         out["error"] = exc.message
     return out
+
+
+def _cost(run: dict) -> float:
+    """Estimated USD of a run from the price table (0 for local models)."""
+    return usage_cost(rt.router.aliases.get(run["model"], run["model"]), run.get("usage"))
 
 
 def _stream(sides: list[dict]) -> None:
@@ -86,7 +104,7 @@ def _stream(sides: list[dict]) -> None:
         elif event in TERMINAL_EVENTS:
             s["wall_s"] = time.monotonic() - s["sent"]
             with stat_slots[i].container():
-                stats(data.get("usage"), s.get("ttft_s"), s["wall_s"], data["status"])
+                stats(data.get("usage"), s.get("ttft_s"), s["wall_s"], data["status"], _cost(data))
     for s in sides:
         s.pop("sub", None)
 
@@ -120,10 +138,12 @@ if last and not send:
                 continue
             with st.chat_message("assistant"):
                 body = "\n\n".join(message_text(m) for m in replies if m["role"] == "assistant").strip()
-                st.markdown(body or ":gray[(no text)]")
+                if body or run["status"] != "requires_action":
+                    st.markdown(body or ":gray[(no text)]")
                 if run.get("last_error"):
                     st.error(run["last_error"]["message"], icon=":material/error:")
-            stats(run.get("usage"), s.get("ttft_s"), s.get("wall_s"), run["status"])
+                pending_calls(run)
+            stats(run.get("usage"), s.get("ttft_s"), s.get("wall_s"), run["status"], _cost(run))
             if st.button("Open in Playground", key=f"compare_open_{n}", icon=":material/play_arrow:"):
                 state["assistant_id"] = s["assistant_id"]
                 state["thread_id"] = s["thread_id"]

@@ -20,7 +20,7 @@ summaries = export.thread_summaries(rt.store, LIMIT)
 total = export.thread_count(rt.store) if len(summaries) == LIMIT else len(summaries)
 
 st.title("Threads")
-st.caption("Every conversation kept in this Playground, newest first. Select rows to open, export or delete them.")
+st.caption("Every conversation kept in this Playground, newest first.")
 
 flash = state.pop("threads_flash", None)
 if flash:
@@ -35,10 +35,10 @@ m4.metric("Tokens", f"{sum(s['total_tokens'] for s in summaries):,}", border=Tru
 query = st.text_input("Search threads", key="threads_search", type="search", live=True,
                       placeholder="Search by first message, assistant or thread id",
                       label_visibility="collapsed", persist_state="session")
-if total > len(summaries):
-    st.caption(f"Showing the newest {len(summaries):,} of {total:,} threads.")
-
 df = threads_frame(summaries, query or "")
+# Between the search box and the table, so the table's hover toolbar never covers the box.
+shown = f"Showing the newest {len(summaries):,} of {total:,} threads. " if total > len(summaries) else ""
+st.caption(shown + (f"{len(df):,} match. " if query else "") + "Select rows to open, export or delete them.")
 selected: list[str] = []
 if not summaries:
     st.info("No threads yet. Start a conversation in the Playground and it will be listed here.",
@@ -53,7 +53,10 @@ if selected:
     one = by_id.get(selected[0]) if len(selected) == 1 else None
     with st.container(border=True):
         if one:
-            st.markdown(f"**{one['id']}** · {one['messages']} messages · {one['total_tokens']:,} tokens")
+            preview = " ".join((one.get("first_message") or "(no messages yet)").split())
+            st.markdown(f"**{preview[:80] + ('…' if len(preview) > 80 else '')}** · {one['messages']} messages · "
+                        f"{one['total_tokens']:,} tokens")
+            st.caption(f"`{one['id']}`")
         else:
             st.markdown(f"**{len(selected)} threads** selected")
         c_open, c_json, c_md, c_delete, _ = st.columns([2, 1.5, 1.7, 1.2, 1.5])

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"Assistants API on http://{args.host}:{args.port}/v1 (data in {settings.data_dir}); "
               f"{'API keys required' if settings.api_keys else 'no API keys: loopback only'}.", file=sys.stderr)
-        uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level=args.log_level)
+        # Open event streams must not keep Ctrl+C waiting for their runs to end.
+        uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level=args.log_level,
+                    timeout_graceful_shutdown=5)
     finally:
         runtime.close()
     return 0

@@ -21,6 +21,8 @@ POLL_HEADERS = {"openai-poll-after-ms": POLL_AFTER_MS}
 
 
 class Forbidden(APIError):
+    """403: the request may not be answered at all (not a key problem)."""
+
     status = 403
     type = "invalid_request_error"
 
@@ -149,18 +151,17 @@ def service(rt: Runtime, name: str) -> Any:
     return svc
 
 
-def call(fn: Callable, body: dict, openai_params: Iterable[str], *args: Any, rename: dict | None = None) -> Any:
+def call(fn: Callable, body: dict, openai_params: Iterable[str], *args: Any) -> Any:
     """Call a service method with the body as keywords: unknown to OpenAI -> 400, known but not taken -> 400 by name."""
     only(body, openai_params)
     accepted = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     kwargs = {}
     for key, value in body.items():
-        target = (rename or {}).get(key, key)
-        if target not in accepted and not takes_any:
-            if value is None:
+        if key not in accepted and not takes_any:
+            if value is None:  # an explicit null asks for nothing, so there is nothing to refuse
                 continue
             raise Unsupported(f"The parameter '{key}' is not supported by this server.", param=key,
                               code="unsupported_parameter")
-        kwargs[target] = value
+        kwargs[key] = value
     return fn(*args, **kwargs)

@@ -26,14 +26,15 @@ def encode(event: str, data: dict | None) -> bytes:
 
 
 def shape_step(event: str, obj: dict, with_content: bool) -> dict:
-    """A step event as OpenAI sends it: file-search chunk text only when `include`d, and
-    `created`/`in_progress` showing the tool calls as they were then (no results or outputs yet)."""
+    """A step event as OpenAI sends it: chunk text only when `include`d; created/in_progress as they were then."""
+    # The engine publishes the step dict and then fills its tool calls' results/outputs in place, so a late
+    # serialisation would show them early and the SDK would apply the following delta twice.
     details = obj.get("step_details") or (obj.get("delta") or {}).get("step_details") or {}
     calls = details.get("tool_calls") or []
     fresh = event in ("thread.run.step.created", "thread.run.step.in_progress")
     if not any(c.get("type") == "file_search" or (fresh and c.get("type") == "code_interpreter") for c in calls):
         return obj
-    # The engine shares these dicts with its own later updates (and other subscribers): work on a copy.
+    # Shared with the engine's later updates and with other subscribers: work on a copy.
     obj = json.loads(json.dumps(obj))
     details = obj.get("step_details") or obj["delta"]["step_details"]
     for call in details["tool_calls"]:
@@ -53,6 +54,22 @@ def event_stream(sub: Subscription, include: list[str] | None = None) -> Streami
     with_content = any(FILE_SEARCH_CONTENT in i for i in include or [])
     return StreamingResponse(_frames(sub, with_content), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _frame(event: str, data: dict | None, with_content: bool) -> bytes:
+    """One event, serialised; retried if the engine thread changed the dict meanwhile (it settles at once)."""
+    for _ in range(2):
+        try:
+            return _shaped(event, data, with_content)
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return _shaped(event, data, with_content)
+
+
+def _shaped(event: str, data: dict | None, with_content: bool) -> bytes:
+    if event.startswith("thread.run.step.") and data:
+        data = shape_step(event, data, with_content)
+    return encode(event, data)
 
 
 async def _frames(sub: Subscription, with_content: bool) -> AsyncIterator[bytes]:
@@ -91,9 +108,7 @@ async def _frames(sub: Subscription, with_content: bool) -> AsyncIterator[bytes]
                 yield b"event: done\ndata: [DONE]\n\n"
                 return
             else:
-                if event.startswith("thread.run.step.") and data:
-                    data = shape_step(event, data, with_content)
-                yield encode(event, data)
+                yield _frame(event, data, with_content)
                 if event == "error":
                     yield b"event: done\ndata: [DONE]\n\n"
                     return

@@ -15,7 +15,6 @@ from assistants.runtime import Runtime
 from assistants.server import create_app
 from assistants.server.background import BackgroundServer
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.server import fake_services
 
 API_KEY = "sk-test-key-0123456789"
 
@@ -37,12 +36,11 @@ class Api:
 
 @contextmanager
 def running_api(data_dir: Path, **overrides) -> Iterator[Api]:
-    """Fake model server + runtime (+ stand-in file services) + uvicorn, torn down in reverse."""
+    """Fake model server + runtime + uvicorn, torn down in reverse."""
     with FakeOpenAIServer() as fake:
         settings = Settings(data_dir=data_dir, backends=(Backend("fake", fake.base_url),), embedded_enabled=False,
                             aliases={"gpt-4o-mini": "fake-model"}, api_keys=(API_KEY,))
         rt = Runtime(replace(settings, **overrides))
-        fake_services.install(rt)
         try:
             with BackgroundServer(create_app(rt)) as server:
                 yield Api(rt, fake, server.base_url, (rt.settings.api_keys or ("unused",))[0])
@@ -67,10 +65,3 @@ def fake(api: Api) -> Iterator[FakeOpenAIServer]:
     api.fake.script.clear()
     yield api.fake
     api.fake.script.clear()
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/server/" in str(item.path):
-            # Every SDK call under client.beta warns that OpenAI deprecated the Assistants API: that is our point.
-            item.add_marker(pytest.mark.filterwarnings("ignore::DeprecationWarning"))

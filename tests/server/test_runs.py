@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import openai
@@ -244,3 +245,51 @@ def test_run_steps_include_file_search_content(api, client, fake):
             steps = [e.data for e in s if e.event == "thread.run.step.completed"]
         result = steps[0].step_details.tool_calls[0].file_search.results[0]
         assert (result.content[0].text if result.content else None) == expect
+
+
+def test_keep_alive_comments_during_a_slow_stream(api, client, assistant, fake, monkeypatch):
+    import httpx2
+
+    from assistants.server import sse
+
+    monkeypatch.setattr(sse, "KEEPALIVE_S", 0.05)
+    fake.add({"text": "late", "delay": 0.4})
+    thread = new_thread(client)
+    with httpx2.stream("POST", f"{api.base_url}/threads/{thread.id}/runs", json={"assistant_id": assistant.id, "stream": True},
+                       headers={"Authorization": f"Bearer {api.key}"}, timeout=10) as response:
+        body = response.read().decode()
+    assert ": keep-alive\n\n" in body and body.endswith("event: done\ndata: [DONE]\n\n")
+    fake.add({"text": "late too", "delay": 0.3})
+    handler = Recorder()  # the SDK skips the comments
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+        s.until_done()
+    assert handler.text == "late too"
+
+
+def test_client_leaving_a_stream_does_not_stop_the_run(api, client, assistant, fake):
+    fake.add({"text": "finished anyway", "delay": 0.3})
+    thread = new_thread(client)
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        first = next(iter(stream))
+    run_id = first.data.id
+    assert client.beta.threads.runs.poll(run_id, thread_id=thread.id).status == "completed"
+    deadline = time.monotonic() + 2
+    while api.rt.engine.hub.has_subscribers(run_id) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not api.rt.engine.hub.has_subscribers(run_id)  # the stream's subscription was released
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="the code interpreter sandbox needs bubblewrap")
+def test_code_interpreter_run_streams_and_records_its_step(client, fake):
+    assistant = client.beta.assistants.create(model="gpt-4o-mini", tools=[{"type": "code_interpreter"}])
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(6 * 7)"}))]}, {"text": "It is 42"})
+    thread = new_thread(client, "compute")
+    handler = Recorder()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+        s.until_done()
+    run = handler.get_final_run()
+    assert run.status == "completed" and handler.text == "It is 42"
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data[0]
+    call = step.step_details.tool_calls[0]
+    assert call.type == "code_interpreter" and call.code_interpreter.input == "print(6 * 7)"
+    assert call.code_interpreter.outputs[0].logs == "42\n"

@@ -43,8 +43,9 @@ async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
             raise BadRequest("Missing required parameter: 'file' (a multipart file part).", param="file")
         if not isinstance(purpose, str) or not purpose:
             raise BadRequest("Missing required parameter: 'purpose'.", param="purpose")
-        data = await upload.read()
-        return await run_in_threadpool(files.create, upload.filename or "upload", data, purpose)
+        await upload.seek(0)
+        # The service reads the spooled upload itself, block by block up to its limit, not all into memory.
+        return await run_in_threadpool(files.create, upload.filename or "upload", upload.file, purpose)
     finally:
         await form.close()
 

@@ -20,6 +20,7 @@ ACTIVE = ("queued", "in_progress", "cancelling")
 SETTLED = {f"thread.run.{s}" for s in ("requires_action", "completed", "failed", "cancelled", "expired", "incomplete")}
 # How long a poll helper's retrieve may wait for the run to settle before answering with its current state.
 LONG_POLL_S = 2.0
+RECHECK_S = 0.05
 THREAD_AND_RUN_FIELDS = (RUN_FIELDS - {"additional_instructions", "additional_messages"}) | {"thread", "tool_resources"}
 
 
@@ -67,6 +68,8 @@ def retrieve_run(thread_id: str, run_id: str, request: Request, response: Respon
 
 def _wait_until_settled(rt: Runtime, thread_id: str, run_id: str) -> dict:
     """For SDK pollers: answer as soon as the run settles (bounded), instead of making them sleep and ask again."""
+    # This process's runs announce it on the event hub; a run another process (the Playground) executes
+    # shows up by re-reading the store every RECHECK_S.
     sub = rt.engine.hub.subscribe(run_id)
     try:
         run = rt.get_run(thread_id, run_id)  # read after subscribing, so no event can slip between the two
@@ -76,13 +79,11 @@ def _wait_until_settled(rt: Runtime, thread_id: str, run_id: str) -> dict:
             if remaining <= 0:
                 break
             try:
-                event, _ = sub.queue.get(timeout=remaining)
+                event, _ = sub.queue.get(timeout=min(remaining, RECHECK_S))
             except queue.Empty:
-                break
-            if event in SETTLED or event == DONE:
+                event = None
+            if event is None or event in SETTLED or event == DONE:
                 run = rt.get_run(thread_id, run_id)
-                if event == DONE:
-                    break
         return run
     finally:
         sub.close()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from assistants.errors import BadRequest, Unsupported
 from assistants.runtime import Runtime
 from assistants.server.deps import POLL_HEADERS, call, get_runtime, json_body, only, page_params, service
+from assistants.tools.file_search import ParseError, extract_text
 
 router = APIRouter(prefix="/vector_stores", tags=["vector stores"])
 
@@ -94,11 +95,17 @@ def update_vector_store_file(vector_store_id: str, file_id: str, body: dict = De
 
 
 @router.get("/{vector_store_id}/files/{file_id}/content")
-def vector_store_file_content(vector_store_id: str, file_id: str, vs=Depends(_stores)):
-    if not hasattr(vs, "file_content"):
-        raise Unsupported("Reading a vector store file's parsed content is not supported by this server; "
-                          "GET /v1/files/{file_id}/content returns the original file.", code="unsupported_operation")
-    return vs.file_content(vector_store_id, file_id)
+def vector_store_file_content(vector_store_id: str, file_id: str, vs=Depends(_stores), rt: Runtime = Depends(get_runtime)):
+    if hasattr(vs, "file_content"):
+        return vs.file_content(vector_store_id, file_id)
+    vs.get_file(vector_store_id, file_id)  # 404 unless the file is in this store
+    files = service(rt, "files")
+    try:
+        text = extract_text(files.get(file_id)["filename"], files.content(file_id))
+    except ParseError as exc:
+        raise BadRequest(f"The file's text could not be read: {exc}", param="file_id") from None
+    return {"object": "vector_store.file_content.page", "data": [{"type": "text", "text": text}],
+            "has_more": False, "next_page": None}
 
 
 @router.delete("/{vector_store_id}/files/{file_id}")

@@ -43,14 +43,19 @@ SCHEMA = [
 RRF_K = 60
 MAX_RESULTS = 50
 MAX_QUERY_TERMS = 32
-# A BM25 score b is shown as b / (b + HALF * terms * idf_max), idf_max being the idf of a
+FUSION_CANDIDATES = 100  # chunks each ranking brings to the fusion
+# A BM25 score b is shown as b / (b + 0.5 * terms * idf_max), idf_max being the idf of a
 # term found in one chunk: matching every query term once, each half as rare as it could
 # be, scores 0.5. Tying the scale to idf_max keeps scores comparable between a store of a
 # few chunks and one of thousands, since FTS5's idf grows with the number of chunks.
 BM25_HALF_SCORE_IDF = 0.5
-FUSION_CANDIDATES = (
-    100  # each ranking contributes at most this many chunks to the fusion
-)
+# FTS5 spends about a microsecond per matching chunk on BM25, so a query whose terms
+# match more than this many chunks in all is planned rather than run as one big OR.
+PLAIN_QUERY_ROWS = 5_000
+# Terms in more than this share of all chunks are "common" (idf below ~2.2): as in
+# Elasticsearch's common-terms query they only add to the score of chunks that a rarer
+# term matched, instead of each dragging tens of thousands of chunks into the ranking.
+COMMON_TERM_SHARE = 0.1
 
 # Words that match most chunks: they cost time and say little, so queries drop them unless
 # nothing else is left.
@@ -65,9 +70,7 @@ _STOPWORD_LIST = """
     yours yourself yourselves
 """
 _STOPWORDS = frozenset(_STOPWORD_LIST.split())
-_TERM = re.compile(
-    r"[^\W_]+"
-)  # what FTS5's unicode61 tokenizer keeps as token characters
+_TERM = re.compile(r"[^\W_]+")  # the characters FTS5's unicode61 tokenizer keeps
 
 
 @dataclass
@@ -90,42 +93,25 @@ def index_chunks(
     chunks: list[str],
     embeddings: list[list[float]] | None = None,
 ) -> int:
-    """Store a file's chunks (replacing earlier ones of that file in that store); caller commits."""
+    """Store a file's chunks in a store, replacing earlier ones; the caller commits."""
     if embeddings is not None and len(embeddings) != len(chunks):
         raise ValueError(f"got {len(embeddings)} embeddings for {len(chunks)} chunks")
     delete_chunks(conn, vector_store_id, file_id)
-    blobs = (
-        [None] * len(chunks)
-        if embeddings is None
-        else [_embedding_blob(e) for e in embeddings]
-    )
+    blobs = [None] * len(chunks) if embeddings is None else [_embedding_blob(e) for e in embeddings]
     conn.executemany(
-        "INSERT INTO fs_chunks (vector_store_id, file_id, chunk_index, filename, bytes, text, embedding)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO fs_chunks (vector_store_id, file_id, chunk_index, filename, bytes, text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
-            (
-                vector_store_id,
-                file_id,
-                i,
-                filename,
-                len(text.encode()) + len(blob or b""),
-                text,
-                blob,
-            )
-            for i, (text, blob) in enumerate(zip(chunks, blobs))
+            (vector_store_id, file_id, i, filename, _size(text, blob), text, blob)
+            for i, (text, blob) in enumerate(zip(chunks, blobs, strict=True))
         ),
     )
     return len(chunks)
 
 
-def delete_chunks(
-    conn: sqlite3.Connection, vector_store_id: str, file_id: str | None = None
-) -> None:
-    """Remove a file's chunks from a store, or every chunk of the store when file_id is None."""
+def delete_chunks(conn: sqlite3.Connection, vector_store_id: str, file_id: str | None = None) -> None:
+    """Remove a file's chunks from a store, or all the store's chunks if file_id is None."""
     if file_id is None:
-        conn.execute(
-            "DELETE FROM fs_chunks WHERE vector_store_id = ?", (vector_store_id,)
-        )
+        conn.execute("DELETE FROM fs_chunks WHERE vector_store_id = ?", (vector_store_id,))
     else:
         conn.execute(
             "DELETE FROM fs_chunks WHERE vector_store_id = ? AND file_id = ?",
@@ -136,19 +122,17 @@ def delete_chunks(
 def usage_bytes(conn: sqlite3.Connection, vector_store_id: str) -> int:
     """Bytes of chunk text (UTF-8) and embeddings stored for a vector store."""
     row = conn.execute(
-        "SELECT SUM(bytes) FROM fs_chunks WHERE vector_store_id = ?", (vector_store_id,)
+        "SELECT SUM(bytes) FROM fs_chunks WHERE vector_store_id = ?",
+        (vector_store_id,),
     ).fetchone()
     return int(row[0] or 0)
 
 
-def fts_query(query: str) -> tuple[str, int]:
-    """A safe FTS5 MATCH expression (quoted terms OR-ed) for free text, and its number of terms."""
+def query_terms(query: str) -> list[str]:
+    """Distinct lower-case terms of free text; stopwords go unless nothing else is left."""
     terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(query)))
     meaningful = [term for term in terms if term not in _STOPWORDS]
-    terms = (meaningful or terms)[:MAX_QUERY_TERMS]
-    # Terms hold only letters and digits, so quoting makes each a plain string: operators,
-    # column filters and prefix stars in the user's text cannot reach FTS5's parser.
-    return " OR ".join(f'"{term}"' for term in terms), len(terms)
+    return (meaningful or terms)[:MAX_QUERY_TERMS]
 
 
 def search(
@@ -160,106 +144,144 @@ def search(
     score_threshold: float = 0.0,
     query_embedding: list[float] | None = None,
 ) -> list[SearchResult]:
-    """Best chunks of the given stores for a query: BM25, fused with cosine ranking when embedded.
+    """Best chunks of the stores for a query: BM25, fused with cosine ranking if embedded.
 
-    Scores are 0..1. BM25 alone: b / (b + terms * idf_max / 2) for b = -bm25, so 0.5 means
-    about every query term matched once at half the rarest term's weight. Fused: the reciprocal-rank-fusion score divided by its
-    maximum, so 1.0 means ranked first by both, and 0.5 at most for a chunk only one found.
+    Scores are 0..1. BM25 alone: b / (b + terms * idf_max / 2) for b = -bm25, so 0.5
+    means about every query term matched once at half the weight of the rarest possible
+    term. Fused: the reciprocal-rank-fusion score over its maximum, so 1.0 means ranked
+    first by both rankings, and a chunk only one ranking found scores 0.5 at most.
     """
-    if (
-        max_num_results != int(max_num_results)
-        or not 1 <= max_num_results <= MAX_RESULTS
-    ):
-        raise ValueError(
-            f"max_num_results must be between 1 and {MAX_RESULTS}, got {max_num_results}"
-        )
-    max_num_results = int(max_num_results)
+    if max_num_results != int(max_num_results) or not 1 <= max_num_results <= MAX_RESULTS:
+        raise ValueError(f"max_num_results must be between 1 and {MAX_RESULTS}, got {max_num_results}")
     if not 0.0 <= score_threshold <= 1.0:
-        raise ValueError(
-            f"score_threshold must be between 0 and 1, got {score_threshold}"
-        )
+        raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
+    max_num_results = int(max_num_results)
     store_ids = list(dict.fromkeys(vector_store_ids))
     if not store_ids or not query.strip():
         return []
-    match, n_terms = fts_query(query)
+    terms = query_terms(query)
     vector = _unit_vector(query_embedding)
-    fused = vector is not None
-    candidates = max(max_num_results, FUSION_CANDIDATES) if fused else max_num_results
-    bm25 = _bm25_ranking(conn, store_ids, match, candidates) if match else []
-    dense = _cosine_ranking(conn, store_ids, vector, candidates) if fused else []
-    if not dense:  # no query vector, or no chunk embedded in the same space
-        scale = BM25_HALF_SCORE_IDF * max(n_terms, 1) * _max_idf(conn)
+    wanted = max(max_num_results, FUSION_CANDIDATES) if vector is not None else max_num_results
+    (chunks,) = conn.execute("SELECT count(*) FROM fs_chunks").fetchone()
+    bm25 = _bm25_ranking(conn, store_ids, terms, wanted, chunks) if terms else []
+    dense = _cosine_ranking(conn, store_ids, vector, wanted) if vector is not None else []
+    if dense:
+        scored = _fuse(bm25, dense)
+    else:  # no query vector, or no chunk embedded in the same space
+        scale = BM25_HALF_SCORE_IDF * max(len(terms), 1) * _max_idf(chunks)
         scored = [(chunk_id, raw / (raw + scale)) for chunk_id, raw in bm25]
-    else:
-        fusion: dict[int, float] = {}
-        for ranking in (bm25, dense):
-            for rank, (chunk_id, _) in enumerate(ranking, start=1):
-                fusion[chunk_id] = fusion.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
-        best = 2.0 / (RRF_K + 1)
-        scored = sorted(
-            ((cid, value / best) for cid, value in fusion.items()),
-            key=lambda item: -item[1],
-        )
-    scored = [(cid, score) for cid, score in scored if score >= score_threshold][
-        :max_num_results
-    ]
-    return _results(conn, scored)
+    kept = [(cid, score) for cid, score in scored if score >= score_threshold]
+    return _results(conn, kept[:max_num_results])
 
 
 def _bm25_ranking(
-    conn: sqlite3.Connection, store_ids: list[str], match: str, limit: int
+    conn: sqlite3.Connection,
+    store_ids: list[str],
+    terms: list[str],
+    limit: int,
+    chunks: int,
 ) -> list[tuple[int, float]]:
-    """(chunk id, -bm25) of the best BM25 matches in the stores, best first."""
+    """(chunk id, -bm25) of the best matches for any of the terms, best first."""
+    if len(terms) == 1:
+        return _ranked(conn, store_ids, _any(terms), limit)
+    found = {term: _chunks_with(conn, term) for term in terms}
+    terms = [term for term in terms if found[term]]
+    if sum(found.values()) <= PLAIN_QUERY_ROWS or len(terms) < 2:
+        return _ranked(conn, store_ids, _any(terms), limit) if terms else []
+    rare = [term for term in terms if found[term] <= COMMON_TERM_SHARE * chunks]
+    common = [term for term in terms if term not in rare]
+    if not common:
+        return _ranked(conn, store_ids, _any(rare), limit)
+    if rare:
+        # Exact top `limit` among chunks holding a rare term: a chunk without common terms
+        # keeps its rare-only score, one with both is scored on all terms by the AND query.
+        scores = dict(_ranked(conn, store_ids, _any(rare), limit))
+        both = f"({_any(rare)}) AND ({_any(common)})"
+        scores.update(_ranked(conn, store_ids, both, limit))
+        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    # Only common terms: chunks holding all of them first, if there are enough.
+    every = _ranked(conn, store_ids, " AND ".join(map(_quoted, terms)), limit)
+    return every if len(every) >= limit else _ranked(conn, store_ids, _any(terms), limit)
+
+
+def _quoted(term: str) -> str:
+    # Terms hold only letters and digits, so quoting makes each a plain string: operators,
+    # column filters and prefix stars in the user's text never reach FTS5's parser.
+    return f'"{term}"'
+
+
+def _any(terms: list[str]) -> str:
+    return " OR ".join(map(_quoted, terms))
+
+
+def _chunks_with(conn: sqlite3.Connection, term: str) -> int:
+    """Number of chunks (of all stores, as FTS5's idf counts them) containing a term."""
+    rows = _fts(conn, "SELECT count(*) FROM fs_chunks_fts WHERE fs_chunks_fts MATCH ?", (_quoted(term),))
+    return rows[0][0] if rows else 0
+
+
+def _ranked(conn: sqlite3.Connection, store_ids: list[str], match: str, limit: int) -> list[tuple[int, float]]:
+    """(chunk id, -bm25) of the best chunks of the stores for an FTS5 expression."""
     marks = ",".join("?" * len(store_ids))
-    sql = (
-        "SELECT f.rowid, -f.rank FROM fs_chunks_fts AS f JOIN fs_chunks AS c ON c.id = f.rowid"
-        f" WHERE f.fs_chunks_fts MATCH ? AND c.vector_store_id IN ({marks}) ORDER BY f.rank LIMIT ?"
+    rows = _fts(
+        conn,
+        "SELECT f.rowid, -f.rank FROM fs_chunks_fts AS f"
+        " JOIN fs_chunks AS c ON c.id = f.rowid"
+        f" WHERE f.fs_chunks_fts MATCH ? AND c.vector_store_id IN ({marks})"
+        " ORDER BY f.rank, f.rowid LIMIT ?",
+        (match, *store_ids, limit),
     )
-    try:
-        rows = conn.execute(sql, (match, *store_ids, limit)).fetchall()
-    except sqlite3.OperationalError as exc:
-        # fts_query cannot build a malformed expression; this is a last line of defence so that
-        # a user's query never turns into a failed run.
-        if "fts5" in str(exc).lower():
-            return []
-        raise
     return [(chunk_id, max(raw, 0.0)) for chunk_id, raw in rows]
 
 
-def _max_idf(conn: sqlite3.Connection) -> float:
-    """FTS5's BM25 idf of a term found in a single chunk (it counts every chunk of every store)."""
-    (rows,) = conn.execute("SELECT count(*) FROM fs_chunks").fetchone()
-    return (
-        max(math.log((rows - 0.5) / 1.5), 1e-6) if rows else 1e-6
-    )  # FTS5 clamps idf alike
+def _fts(conn: sqlite3.Connection, sql: str, params: tuple) -> list[tuple]:
+    """Run an FTS5 query; a malformed expression yields no rows instead of an error."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        # Quoting already rules malformed expressions out; this is the last line of
+        # defence so that a user's query can never turn into a failed run.
+        if "fts5" in str(exc).lower():
+            return []
+        raise
 
 
-def _cosine_ranking(
-    conn: sqlite3.Connection, store_ids: list[str], vector: np.ndarray, limit: int
-) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity) of the nearest embedded chunks of the same dimension, best first."""
+def _fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion, divided by its maximum so that scores stay in 0..1."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    best = len(rankings) / (RRF_K + 1)
+    return sorted(
+        ((chunk_id, value / best) for chunk_id, value in fused.items()),
+        key=lambda item: (-item[1], item[0]),
+    )
+
+
+def _max_idf(chunks: int) -> float:
+    """FTS5's BM25 idf of a term found in a single chunk out of all chunks."""
+    return max(math.log((chunks - 0.5) / 1.5), 1e-6) if chunks else 1e-6  # FTS5 clamps too
+
+
+def _cosine_ranking(conn: sqlite3.Connection, store_ids: list[str], vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    """(chunk id, cosine) of the nearest embedded chunks of the stores, best first."""
     marks = ",".join("?" * len(store_ids))
+    # Only vectors of the query's size: a store embedded with another model is skipped.
     rows = conn.execute(
-        f"SELECT id, embedding FROM fs_chunks WHERE vector_store_id IN ({marks})"
-        " AND length(embedding) = ?",  # a store embedded with another model has another size
+        f"SELECT id, embedding FROM fs_chunks WHERE vector_store_id IN ({marks}) AND length(embedding) = ?",
         (*store_ids, vector.nbytes),
     ).fetchall()
     if not rows:
         return []
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(
-        len(rows), -1
-    )
-    similarity = (
-        matrix @ vector
-    )  # stored vectors are unit length, so this is the cosine
+    matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4")
+    similarity = matrix.reshape(len(rows), -1) @ vector  # unit vectors: dot is cosine
     top = np.argsort(-similarity, kind="stable")[:limit]
     return [(int(ids[i]), float(similarity[i])) for i in top]
 
 
-def _results(
-    conn: sqlite3.Connection, scored: list[tuple[int, float]]
-) -> list[SearchResult]:
+def _results(conn: sqlite3.Connection, scored: list[tuple[int, float]]) -> list[SearchResult]:
     """Load the chunks for scored ids, keeping the given order."""
     if not scored:
         return []
@@ -294,6 +316,10 @@ def _unit_vector(values: list[float] | None) -> np.ndarray | None:
     if not np.isfinite(norm) or norm == 0.0:
         return None
     return vector / np.float32(norm)
+
+
+def _size(text: str, blob: bytes | None) -> int:
+    return len(text.encode()) + (len(blob) if blob else 0)
 
 
 def _embedding_blob(values: list[float]) -> bytes | None:

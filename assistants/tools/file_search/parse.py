@@ -39,6 +39,7 @@ MAX_ZIP_RATIO = 100
 ZIP_RATIO_MIN_BYTES = 16 * 1024 * 1024  # small archives may compress well without harm
 
 _SNIFF_BYTES = 65_536
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 
 
@@ -54,21 +55,14 @@ def extract_text(filename: str, data: bytes, *, max_chars: int = 20_000_000) -> 
         text = _docx_text(data, max_chars)
         what = "DOCX"
     else:
-        if (
-            len(data) > 4 * max_chars
-        ):  # no encoding packs more than 4 bytes per character
+        if len(data) > 4 * max_chars:  # no encoding packs more than 4 bytes per character
             raise ParseError(_too_long(len(data) // 4, max_chars))
         decoded = _decode(data)
         if decoded is None:
-            known = (
-                ext
-                in TEXT_EXTENSIONS | JSON_EXTENSIONS | CSV_EXTENSIONS | HTML_EXTENSIONS
-            )
+            known = ext in TEXT_EXTENSIONS | JSON_EXTENSIONS | CSV_EXTENSIONS | HTML_EXTENSIONS
             if known:
                 raise ParseError(f"file looks binary, not text ({ext})")
-            raise ParseError(
-                f"unsupported file type {ext or '(no extension)'} (binary)"
-            )
+            raise ParseError(f"unsupported file type {ext or '(no extension)'} (binary)")
         if ext in JSON_EXTENSIONS:
             text, what = _json_text(decoded), "JSON"
         elif ext in CSV_EXTENSIONS:
@@ -99,11 +93,9 @@ def _too_long(n: int, max_chars: int) -> str:
 
 def _decode(data: bytes) -> str | None:
     """Decode text sensibly (BOMs, UTF-8, UTF-16 without BOM, cp1252, latin-1); None if binary."""
+    # UTF-32 LE before UTF-16 LE: its BOM starts with the same two bytes.
     for bom, codec in (
-        (
-            codecs.BOM_UTF32_LE,
-            "utf-32-le",
-        ),  # before UTF-16 LE: its BOM starts the same way
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
         (codecs.BOM_UTF32_BE, "utf-32-be"),
         (codecs.BOM_UTF8, "utf-8"),
         (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -127,16 +119,23 @@ def _decode(data: bytes) -> str | None:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            try:
-                text = data.decode("cp1252")
-            except (
-                UnicodeDecodeError
-            ):  # cp1252 leaves five bytes undefined; latin-1 takes all
-                text = data.decode("latin-1")
+            text = _legacy_or_damaged_utf8(data)
     head = text[:_SNIFF_BYTES]
     if len(_CONTROL_CHARS.findall(head)) > 0.05 * len(head):
         return None
     return _normalise_newlines(text)
+
+
+def _legacy_or_damaged_utf8(data: bytes) -> str:
+    """UTF-8 with a few bad bytes stays UTF-8; otherwise it is a legacy 8-bit encoding."""
+    text = data.decode("utf-8", errors="replace")
+    damaged = text.count("\ufffd")
+    if len(_UTF8_MULTIBYTE.findall(data)) >= 4 * damaged:
+        return text
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 takes all
+        return data.decode("latin-1")
 
 
 def _utf16_without_bom(sample: bytes) -> str | None:
@@ -192,19 +191,13 @@ def _check_zip(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ParseError(
-            f"corrupt DOCX: not a valid zip archive ({_reason(exc)})"
-        ) from exc
+        raise ParseError(f"corrupt DOCX: not a valid zip archive ({_reason(exc)})") from exc
     if len(infos) > MAX_ZIP_ENTRIES:
         raise ParseError(f"archive has too many entries ({len(infos):,}; zip bomb?)")
     total = sum(info.file_size for info in infos)
     packed = sum(info.compress_size for info in infos)
     biggest = max(
-        (
-            info.file_size / max(info.compress_size, 1)
-            for info in infos
-            if info.file_size >= ZIP_RATIO_MIN_BYTES
-        ),
+        (info.file_size / max(info.compress_size, 1) for info in infos if info.file_size >= ZIP_RATIO_MIN_BYTES),
         default=0,
     )
     too_dense = total >= ZIP_RATIO_MIN_BYTES and total > MAX_ZIP_RATIO * max(packed, 1)
@@ -223,10 +216,7 @@ def _docx_text(data: bytes, max_chars: int) -> str:
         parts, total = [], 0
         for block in document.iter_inner_content():
             if isinstance(block, Table):
-                text = "\n".join(
-                    " | ".join(cell.text.strip() for cell in row.cells)
-                    for row in block.rows
-                )
+                text = "\n".join(" | ".join(cell.text.strip() for cell in row.cells) for row in block.rows)
             else:
                 text = block.text
             total += len(text) + 1
@@ -254,9 +244,7 @@ def _json_text(text: str) -> str:
         records = [json.loads(line) for line in text.splitlines() if line.strip()]
     except (ValueError, RecursionError):
         return text
-    return "\n\n".join(
-        json.dumps(record, indent=2, ensure_ascii=False) for record in records
-    )
+    return "\n\n".join(json.dumps(record, indent=2, ensure_ascii=False) for record in records)
 
 
 def _csv_text(text: str, *, tab: bool) -> str:
@@ -269,11 +257,7 @@ def _csv_text(text: str, *, tab: bool) -> str:
         except csv.Error:
             dialect = csv.excel
     try:
-        rows = [
-            row
-            for row in csv.reader(io.StringIO(text), dialect)
-            if any(cell.strip() for cell in row)
-        ]
+        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
     except csv.Error:
         return text
     if not rows:
@@ -282,11 +266,7 @@ def _csv_text(text: str, *, tab: bool) -> str:
     if len(rows) > 1 and _looks_like_header(header):
         lines = [", ".join(header)]
         for row in rows[1:]:
-            cells = (
-                f"{name}: {value.strip()}"
-                for name, value in zip(header, row)
-                if value.strip()
-            )
+            cells = (f"{name}: {value.strip()}" for name, value in zip(header, row, strict=False) if value.strip())
             extra = (value.strip() for value in row[len(header) :] if value.strip())
             lines.append(", ".join([*cells, *extra]))
         return "\n".join(lines)
@@ -308,9 +288,7 @@ def _looks_like_header(cells: list[str]) -> bool:
     return True
 
 
-_HTML_SKIP = frozenset(
-    {"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object"}
-)
+_HTML_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object"})
 _HTML_BLOCK_WORDS = """
     address article aside blockquote body br dd details div dl dt fieldset figcaption
     figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary
@@ -334,9 +312,7 @@ class _VisibleText(HTMLParser):
             self.parts.append("\n")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if (
-            tag in _HTML_BLOCK
-        ):  # <br/>, <hr/>; a self-closed skip tag has no content to skip
+        if tag in _HTML_BLOCK:  # <br/>, <hr/>; a self-closed skip tag has no content to skip
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:

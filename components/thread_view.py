@@ -1,0 +1,267 @@
+"""The conversation pane: messages, the reply streaming in, pending function calls and the hand-off menu."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+
+import streamlit as st
+
+from components import RUN_STATUS
+
+# What the run's status label says while it works.
+_WORKING = {
+    "queued": "Queued…",
+    "in_progress": "Thinking…",
+    "requires_action": "Waiting for your function outputs",
+    "cancelling": "Cancelling…",
+}
+
+
+class MarkdownEscaper:
+    """Escapes `$` outside code so "$5,000" stays money instead of LaTeX; accepts a reply piece by piece."""
+
+    def __init__(self) -> None:
+        self.in_fence = False
+        self.in_code = False
+        self.ticks = 0
+
+    def feed(self, text: str) -> str:
+        out = []
+        for ch in text:
+            if ch == "`":
+                self.ticks += 1
+                out.append(ch)
+                continue
+            if self.ticks:
+                if self.ticks >= 3 and not self.in_code:
+                    self.in_fence = not self.in_fence
+                elif not self.in_fence:
+                    self.in_code = not self.in_code
+                self.ticks = 0
+            if ch == "\n" and not self.in_fence:
+                self.in_code = False  # a stray backtick must not swallow the rest of the reply
+            out.append("\\$" if ch == "$" and not (self.in_fence or self.in_code) else ch)
+        return "".join(out)
+
+
+def safe_markdown(text: str) -> str:
+    """Model or user text ready for st.markdown (which never renders raw HTML without unsafe_allow_html)."""
+    return MarkdownEscaper().feed(text)
+
+
+def with_citations(block: dict) -> tuple[str, list[dict]]:
+    """A text block's value with its annotations replaced by [1], [2]…, and those annotations in order."""
+    text = block["text"]["value"]
+    notes = sorted((a for a in block["text"].get("annotations") or [] if a.get("type") in ("file_citation", "file_path")),
+                   key=lambda a: a.get("start_index", 0))
+    pieces, cursor, found = [], 0, []
+    for ann in notes:
+        start, end = ann.get("start_index"), ann.get("end_index")
+        if not isinstance(start, int) or not isinstance(end, int) or start < cursor or end > len(text):
+            continue
+        found.append(ann)
+        pieces.append(text[cursor:start])
+        pieces.append(f" [{len(found)}]")
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces), found
+
+
+AFTER_KEY = "playground_after_message"  # run metadata: the last message when the Playground started the run
+HANDOFF_FROM = "handoff_from_assistant"  # message metadata of a hand-off: who wrote it, and in which thread
+HANDOFF_THREAD = "handoff_from_thread"
+ENDINGS = ("failed", "cancelled", "expired", "incomplete")
+
+
+def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool) -> list[tuple[str, dict]]:
+    """Messages in order, with each run that ended badly placed where it happened: ("message"|"run", obj)."""
+    index = {m["id"]: i for i, m in enumerate(messages)}
+    after: dict[int, list[dict]] = {}
+    for run in sorted(runs, key=lambda r: r["created_at"]):
+        if run["status"] not in ENDINGS:
+            continue
+        if run["status"] == "incomplete" and any(m.get("run_id") == run["id"] for m in messages):
+            continue  # its message already says it was cut short
+        anchor = (run.get("metadata") or {}).get(AFTER_KEY)
+        if anchor in index:
+            i = index[anchor]
+        elif anchor or (older_hidden and run["created_at"] < (messages[0]["created_at"] if messages else 0)):
+            continue  # it happened before the visible part of the thread
+        else:  # a run started elsewhere (API, another page): place it by time, whole seconds
+            i = max((j for j, m in enumerate(messages) if m["created_at"] <= run["created_at"]), default=-1)
+        while i + 1 < len(messages) and messages[i + 1].get("run_id") == run["id"]:
+            i += 1  # after the run's own (partial) replies
+        after.setdefault(i, []).append(run)
+    items: list[tuple[str, dict]] = [("run", r) for r in after.get(-1, [])]
+    for i, msg in enumerate(messages):
+        items.append(("message", msg))
+        items.extend(("run", r) for r in after.get(i, []))
+    return items
+
+
+def fmt_clock(ts: int | None) -> str:
+    """The local time of day (with the date when it is not today)."""
+    if not ts:
+        return ""
+    moment = datetime.fromtimestamp(ts)
+    return moment.strftime("%H:%M" if moment.date() == datetime.now().date() else "%d %b %H:%M")
+
+
+def _render_text(block: dict, files: dict, key: str) -> None:
+    text, notes = with_citations(block)
+    if text.strip():
+        st.markdown(safe_markdown(text))
+    for n, ann in enumerate(notes, 1):
+        if ann["type"] == "file_citation":
+            file_id = ann["file_citation"].get("file_id", "")
+            name = (files.get(file_id) or {}).get("name") or file_id
+            quote = ann["file_citation"].get("quote")
+            st.caption(safe_markdown(f"[{n}] {name}" + (f" — “{quote}”" if quote else "")))
+        else:
+            file_id = ann["file_path"].get("file_id", "")
+            info = files.get(file_id) or {}
+            name = info.get("name") or ann.get("text", "").rsplit("/", 1)[-1] or file_id
+            if info.get("data") is not None:
+                st.download_button(f"[{n}] {name}", info["data"], file_name=name, icon=":material/download:",
+                                   key=f"{key}_dl{n}", type="tertiary", on_click="ignore")
+            else:
+                st.caption(f"[{n}] :material/attach_file: {name} (file not available)")
+
+
+def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, str] | None, key: str,
+                   names: dict[str, str] | None = None, on_open: Callable | None = None) -> str | None:
+    """Draw one message; returns the assistant id picked in its hand-off menu, if any."""
+    picked = None
+    origin = (msg.get("metadata") or {}).get(HANDOFF_FROM)
+    with st.chat_message(msg["role"]):
+        if origin and on_open is not None:
+            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                st.caption(f":material/forward: Handed off from **{(names or {}).get(origin, 'another assistant')}**",
+                           width="content")
+                if origin in (names or {}):
+                    st.button("Open its thread", key=f"{key}_origin", type="tertiary", on_click=on_open,
+                              args=(origin, (msg.get("metadata") or {}).get(HANDOFF_THREAD)))
+        for i, block in enumerate(msg.get("content") or []):
+            if block["type"] == "text":
+                _render_text(block, files, f"{key}_{i}")
+            elif block["type"] == "image_file":
+                file_id = block["image_file"]["file_id"]
+                data = (files.get(file_id) or {}).get("data")
+                if data is not None:
+                    st.image(data, width="content")
+                else:
+                    st.caption(f":material/image: Image {file_id} is not available.")
+            elif block["type"] == "image_url":
+                st.image(block["image_url"]["url"], width="content")
+        for att in msg.get("attachments") or []:
+            name = (files.get(att["file_id"]) or {}).get("name") or att["file_id"]
+            st.caption(f":material/attach_file: {name}")
+        if msg.get("status") == "in_progress":
+            st.caption(":material/edit: writing…")
+        elif msg.get("status") == "incomplete":
+            st.caption(":material/content_cut: This reply was cut short.")
+        if msg["role"] == "assistant" and handoff:
+            with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center", gap=None):
+                st.caption(f"{author} · {fmt_clock(msg.get('created_at'))}")
+                picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
+                                        key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
+                                        help="Send this reply as a user message into another assistant's thread")
+        elif msg["role"] == "assistant":
+            st.caption(f"{author} · {fmt_clock(msg.get('created_at'))}")
+    return picked
+
+
+def render_run_outcome(run: dict) -> None:
+    """How a run that did not simply complete ended, in plain words, inside the conversation."""
+    status = run["status"]
+    with st.chat_message("assistant"):
+        if status == "failed":
+            err = run.get("last_error") or {}
+            st.error(f"**The run failed.** {err.get('message') or 'No reason was recorded.'}", icon=":material/error:")
+        elif status == "cancelled":
+            st.caption(":material/block: Run cancelled.")
+        elif status == "expired":
+            st.warning("**The run expired**: function outputs were not submitted in time. Run the thread again.",
+                       icon=":material/timer_off:")
+        elif status == "incomplete":
+            reason = (run.get("incomplete_details") or {}).get("reason", "")
+            why = "the reply reached its token limit" if "completion" in reason or reason == "max_tokens" \
+                else "the conversation no longer fits the prompt-token limit"
+            st.warning(f"**The reply stopped early**: {why}.", icon=":material/warning:")
+
+
+def render_function_calls(calls: list[dict], key: str) -> dict[str, str] | None:
+    """Each pending function call with an output box; the outputs (call id -> text) once submitted."""
+    with st.chat_message("assistant"):
+        many = len(calls) > 1
+        st.markdown(f"**The assistant wants to call {'these functions' if many else 'a function'}.** "
+                    "Run it yourself, paste what it returned, then submit to continue the run.")
+        with st.form(key, border=False):
+            for call in calls:
+                fn = call["function"]
+                try:
+                    args = json.dumps(json.loads(fn["arguments"] or "{}"), indent=2)
+                except ValueError:
+                    args = fn["arguments"]
+                st.markdown(f":material/function: **`{fn['name']}`**")
+                st.code(args, language="json")
+                st.text_area(f"Output of {fn['name']}", key=f"playground_out_{call['id']}", height=90,
+                             placeholder='What the function returned, e.g. {"temperature": 22}')
+            submitted = st.form_submit_button("Submit outputs", type="primary", icon=":material/send:",
+                                              key=f"{key}_submit")
+    if not submitted:
+        return None
+    return {call["id"]: st.session_state.get(f"playground_out_{call['id']}") or "" for call in calls}
+
+
+def render_active_run(run: dict, *, writing: bool = False) -> None:
+    """A run working somewhere else (another tab, or before a reload): its live status."""
+    elapsed = max(0, int(time.time()) - (run.get("started_at") or run["created_at"]))
+    label = "Writing…" if writing and run["status"] == "in_progress" else _WORKING.get(run["status"], "Working…")
+    with st.chat_message("assistant"):
+        st.status(f"{label} {elapsed} s", state="running")
+
+
+def stream_run(events: Iterable[tuple[str, dict | None]]) -> dict | None:
+    """Draw a run as it happens (status, then the reply token by token); returns the last run object seen."""
+    seen: dict = {"run": None, "text": False, "label": "Queued…"}
+    started = time.monotonic()
+    with st.chat_message("assistant"):
+        status = st.status("Queued…", state="running")
+
+        def pieces() -> Iterator[str]:
+            escaper = MarkdownEscaper()
+            for event, data in events:
+                if event == "ping":
+                    # A status update is also Streamlit's chance to notice a click (Cancel) meanwhile.
+                    status.update(label=f"{seen['label']} {time.monotonic() - started:.0f} s")
+                elif event.startswith("thread.run.") and not event.startswith("thread.run.step") and data:
+                    seen["run"] = data
+                    seen["label"] = _WORKING.get(data["status"], seen["label"])
+                    status.update(label=seen["label"])
+                elif event == "thread.run.step.created" and data and data.get("type") == "tool_calls":
+                    seen["label"] = "Using tools…"
+                    status.update(label=seen["label"])
+                elif event == "thread.run.step.delta" and data:
+                    for call in data["delta"]["step_details"].get("tool_calls") or []:
+                        status.write(f":material/build: {call.get('type', 'tool').replace('_', ' ')} ran")
+                elif event == "thread.message.created" and seen["text"]:
+                    yield "\n\n"
+                elif event == "thread.message.delta" and data:
+                    for part in data["delta"].get("content") or []:
+                        if part.get("type") == "text" and part["text"].get("value"):
+                            if not seen["text"]:
+                                seen["label"] = "Writing…"
+                                status.update(label=seen["label"])
+                            seen["text"] = True
+                            yield escaper.feed(part["text"]["value"])
+
+        st.write_stream(pieces(), cursor="▍")
+        run = seen["run"] or {}
+        _icon, words = RUN_STATUS.get(run.get("status", ""), ("", "Finished"))
+        status.update(label=f"{words} · {time.monotonic() - started:.1f} s",
+                      state="error" if run.get("status") == "failed" else "complete")
+    return seen["run"]
