@@ -190,7 +190,7 @@ class Runtime:
                 self.store.insert("messages", msg)
         for msg in prepared:
             self._on_new_message(thread, msg)
-        return thread
+        return self.get_thread(thread["id"]) if prepared else thread  # attachments may have added resources
 
     def _materialise_vector_stores(self, resources: dict) -> dict:
         """`tool_resources.file_search.vector_stores` (inline file lists) become real vector stores."""
@@ -288,10 +288,11 @@ class Runtime:
         return obj
 
     def update_message(self, thread_id: str, message_id: str, *, metadata: dict | None = None) -> dict:
-        md = v.metadata(metadata)
+        md = v.metadata(metadata) if metadata is not None else None
         with self.store.write():
             msg = self.get_message(thread_id, message_id)
-            msg["metadata"] = md
+            if md is not None:  # an update without metadata keeps what is there
+                msg["metadata"] = md
             return self.store.put("messages", msg)
 
     def delete_message(self, thread_id: str, message_id: str) -> dict:
@@ -401,6 +402,8 @@ class Runtime:
         body.pop("tool_resources", None) if body.get("tool_resources") is None else None
         resources = body.pop("tool_resources", None)
         run_body = dict(body)
+        if thread is not None and not isinstance(thread, dict):
+            raise BadRequest("thread must be an object with messages, tool_resources and metadata.", param="thread")
         thread_body = dict(thread or {})
         _reject_unknown(thread_body, {"messages", "tool_resources", "metadata"})
         # Validate the run before creating anything, so a bad request leaves no empty thread behind.
@@ -433,12 +436,13 @@ class Runtime:
         return result
 
     def update_run(self, thread_id: str, run_id: str, *, metadata: dict | None = None) -> dict:
-        md = v.metadata(metadata)
+        md = v.metadata(metadata) if metadata is not None else None
         with self.store.write():
             run = self.store.get("runs", run_id, thread_id=thread_id)
             if run is None:
                 raise not_found("run", run_id)
-            run["metadata"] = md
+            if md is not None:
+                run["metadata"] = md
             self.store.put("runs", run)
         return public(run)
 

@@ -144,6 +144,25 @@ def test_tool_loop_is_bounded(rt, provider):
     assert run["status"] == "failed" and "3 rounds" in run["last_error"]["message"]
 
 
+def test_last_tool_round_asks_for_an_answer(rt, provider):
+    rt.engine.max_tool_rounds = 3
+    provider.add({"tool_calls": [("code_interpreter", '{"code": "print(1)"}')]},
+                 {"tool_calls": [("code_interpreter", '{"code": "print(2)"}')]}, {"text": "done"})
+    a, t = start(rt, tools=[{"type": "code_interpreter"}])
+    run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"])
+    assert run["status"] == "completed"
+    assert [r.get("tool_choice") for r in provider.requests] == ["auto", "auto", "none"]
+
+
+def test_a_repeated_tool_call_makes_the_next_round_answer(rt, provider):
+    same = {"tool_calls": [("code_interpreter", '{"code": "print(1)"}')]}
+    provider.add(same, same, {"text": "It prints 1."})
+    a, t = start(rt, tools=[{"type": "code_interpreter"}])
+    run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"])
+    assert run["status"] == "completed"
+    assert [r.get("tool_choice") for r in provider.requests] == ["auto", "auto", "none"]
+
+
 @pytest.mark.parametrize("code", ["server_error", "rate_limit_exceeded"])
 def test_failing_backend_fails_run_and_keeps_user_message(rt, provider, code):
     provider.add({"error": ProviderError("Could not connect to backend 'x'. Is the server running?", code=code)})

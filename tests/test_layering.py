@@ -9,5 +9,5 @@ def test_assistants_package_does_not_import_streamlit():
             "for m in pkgutil.walk_packages(assistants.__path__, 'assistants.'):\n"
             "    importlib.import_module(m.name)\n"
             "print('streamlit' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

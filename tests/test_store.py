@@ -95,6 +95,9 @@ def test_messages_validate_and_list_by_run(rt):
                                                           {"type": "image_url", "image_url": {"url": "https://x/y.png"}}])
     assert m["content"][1]["image_url"]["detail"] == "auto"
     assert rt.update_message(t["id"], m["id"], metadata={"a": "b"})["metadata"] == {"a": "b"}
+    assert rt.update_message(t["id"], m["id"])["metadata"] == {"a": "b"}  # no metadata given: kept
+    with pytest.raises(BadRequest, match="thread must be an object"):
+        rt.create_thread_and_run(assistant_id="asst_x", thread=["not", "an", "object"])
     assert rt.list_messages(t["id"], run_id="run_none")["data"] == []
     assert rt.delete_message(t["id"], m["id"])["deleted"]
 

@@ -23,6 +23,8 @@ from assistants.providers.base import (
 _LOAD_LOCK = threading.Lock()
 _GENERATE_LOCK = threading.Lock()
 _MODELS: dict[tuple, object] = {}
+# A reply length cap when the run sets none: the 135M model can ramble until the context is full.
+DEFAULT_MAX_TOKENS = 512
 
 
 def model_path() -> Path:
@@ -85,6 +87,7 @@ class EmbeddedProvider:
     def __init__(self, n_ctx: int = 4096, n_threads: int = 0):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.context_window = n_ctx  # the engine trims old history to fit this
 
     def list_models(self) -> list[str]:
         model_path()
@@ -99,13 +102,20 @@ class EmbeddedProvider:
         with _GENERATE_LOCK:
             if cancel.is_set():
                 raise Cancelled()
-            result = self._generate(llama, request, on_text, cancel)
+            try:
+                result = self._generate(llama, request, on_text, cancel)
+            except ValueError as exc:
+                if "context window" not in str(exc):
+                    raise
+                raise ProviderError(f"The conversation is longer than the embedded model's {self.n_ctx}-token context window. "
+                                    "Start a new thread, or set a truncation strategy such as the last 10 messages.",
+                                    code="invalid_prompt") from None
         result.raw.setdefault("seconds", round(time.monotonic() - started, 3))
         return result
 
     # -- generation ---------------------------------------------------------------------------
     def _sampling(self, request: dict) -> dict:
-        max_tokens = request.get("max_completion_tokens") or request.get("max_tokens")
+        max_tokens = request.get("max_completion_tokens") or request.get("max_tokens") or DEFAULT_MAX_TOKENS
         temperature = request.get("temperature")
         return {
             "temperature": 0.7 if temperature is None else float(temperature),

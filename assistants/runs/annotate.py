@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_MARKER = re.compile(r"【(\d+)(?::\d+)?†([^】]*)】")
+# Ours is 【3†name】; models trained on OpenAI's write 【4:3†name】 (message:result), where the result is the second number.
+_MARKER = re.compile(r"【(\d+)(?::(\d+))?†([^】]*)】")
 _MIN_QUOTE = 40
 
 
@@ -24,7 +25,8 @@ def annotate(text: str, candidates: list[dict]) -> list[dict]:
     citations = [c for c in candidates if c.get("type") == "file_citation"]
     by_index = {c.get("index"): c for c in citations}
     for match in _MARKER.finditer(text):
-        cand = by_index.get(int(match.group(1))) or next((c for c in citations if c.get("filename") == match.group(2)), None)
+        number = int(match.group(2) or match.group(1))
+        cand = by_index.get(number) or next((c for c in citations if c.get("filename") == match.group(3)), None)
         if cand:
             out.append({"type": "file_citation", "text": match.group(0), "start_index": match.start(),
                         "end_index": match.end(), "file_citation": {"file_id": cand["file_id"]}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -127,7 +128,8 @@ class Engine:
 
     # -- state changes ------------------------------------------------------------------------
     def publish(self, run_id: str, event: str, obj: dict) -> None:
-        self.hub.publish(run_id, event, public(obj))
+        # Subscribers get their own copy: the engine keeps mutating its dicts after publishing.
+        self.hub.publish(run_id, event, copy.deepcopy(public(obj)))
 
     def update_run(self, run: dict, event: str | None = None, **changes) -> dict:
         """Write run changes; if someone asked to cancel meanwhile, end it `cancelled` and stop the worker."""
@@ -211,8 +213,11 @@ class Engine:
         tool_choice = run.get("tool_choice") or "auto"
         if any(s["type"] == "tool_calls" for s in self.store.all("run_steps", run_id=run["id"])):
             tool_choice = "auto"  # resumed after tool outputs: the forced call already happened
-        for _round in range(self.max_tool_rounds):
+        seen_calls: set[str] = set()
+        for round_no in range(self.max_tool_rounds):
             self.check_cancel(run)
+            if round_no == self.max_tool_rounds - 1:
+                tool_choice = "none"  # the last round must answer, not call another tool
             messages = self.chat_messages(run, getattr(provider, "context_window", None))
             if messages is None:
                 self._incomplete(run, "max_prompt_tokens")
@@ -235,6 +240,10 @@ class Engine:
                                                      "submit_tool_outputs": {"tool_calls": calls}})
                     return
                 tool_choice = "auto"  # a forced tool is forced once, or the loop would never end
+                calls = {f"{c.name}:{c.arguments}" for c in result.tool_calls}
+                if calls <= seen_calls:
+                    tool_choice = "none"  # the model repeats itself (small models loop): ask it to answer now
+                seen_calls |= calls
                 continue
             if result.finish_reason == "length":
                 self._incomplete(run, "max_completion_tokens" if budget is not None else "max_tokens")
@@ -563,8 +572,7 @@ class Engine:
             self.store.put("run_steps", step)
             self.publish(run["id"], "thread.run.step.delta", {
                 "id": step["id"], "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
-                    {"index": entries.index(entry), **{k: v for k, v in entry.items()}}]}},
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [_entry_delta(entries.index(entry), entry)]}},
             })
         pending = [e for e in entries if e["type"] == "function" and e["id"] not in outputs]
         if not pending:
@@ -593,6 +601,15 @@ class Engine:
         self.publish(run["id"], "thread.run.queued", run)
         self.submit(run["id"])
         return run
+
+
+def _entry_delta(index: int, entry: dict) -> dict:
+    """A tool call as a step-delta entry: every code interpreter output carries its own `index` there."""
+    delta = {"index": index, **copy.deepcopy(entry)}
+    code = delta.get("code_interpreter")
+    if isinstance(code, dict) and code.get("outputs"):
+        code["outputs"] = [{"index": i, **out} for i, out in enumerate(code["outputs"])]
+    return delta
 
 
 def _parse_arguments(raw: str) -> tuple[dict, str | None]:

@@ -38,10 +38,8 @@ def test_small_run_with_the_embedded_model(client):
     assert reply.role == "assistant" and reply.run_id == run.id and reply.content[0].text.value.strip()
 
 
-# Until the engine ends a run whose model keeps repeating the same failing tool call with an answer
-# (tool_choice "none" for the next round) instead of failing it after max_tool_rounds, the tiny model's run
-# fails and the seed's loop would spin forever; this marks exactly that, and any other failure still fails.
-@pytest.mark.xfail(raises=SeedRunEnded, strict=False, reason="engine: repeated tool calls end the run failed")
+# The tiny model tends to repeat its code_interpreter call; the engine then asks it to answer (tool_choice
+# "none"), so the seed's poll-until-completed loop ends. A run that ends otherwise fails the test.
 def test_seed_client_code_runs_unchanged(api, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_BASE_URL", api.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "no-keys-configured")
