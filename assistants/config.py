@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from dotenv import load_dotenv
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+
+_Num = TypeVar("_Num", int, float)
 
 
 @dataclass(frozen=True)
@@ -22,19 +26,19 @@ class Backend:
 
 
 def _int(env: dict, key: str, default: int) -> int:
-    raw = env.get(key, "")
-    try:
-        return int(raw) if str(raw).strip() else default
-    except ValueError:
-        raise ValueError(f"{key} must be a whole number, got {raw!r}") from None
+    return _number(env, key, default, int, "a whole number")
 
 
 def _float(env: dict, key: str, default: float) -> float:
+    return _number(env, key, default, float, "a number")
+
+
+def _number(env: dict, key: str, default: _Num, convert: Callable[[str], _Num], kind: str) -> _Num:
     raw = env.get(key, "")
     try:
-        return float(raw) if str(raw).strip() else default
+        return convert(raw) if str(raw).strip() else default
     except ValueError:
-        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+        raise ValueError(f"{key} must be {kind}, got {raw!r}") from None
 
 
 def _bool(env: dict, key: str, default: bool = False) -> bool:
@@ -45,32 +49,29 @@ def _bool(env: dict, key: str, default: bool = False) -> bool:
 
 
 def parse_aliases(raw: str) -> dict[str, str]:
-    """Parse `a=b,c=d` into {"a": "b", "c": "d"}; raises ValueError on a malformed pair."""
-    aliases: dict[str, str] = {}
-    for pair in (raw or "").replace("\n", ",").split(","):
-        pair = pair.strip()
-        if not pair:
-            continue
-        alias, sep, target = pair.partition("=")
-        if not sep or not alias.strip() or not target.strip():
-            raise ValueError(f"model alias {pair!r} must look like 'alias=model'")
-        aliases[alias.strip()] = target.strip()
-    return aliases
+    """Parse `a=b,c=d` (or one pair a line) into {"a": "b", "c": "d"}; raises ValueError on a malformed pair."""
+    return dict(_named_items((raw or "").replace("\n", ","), "model alias", "'alias=model'"))
 
 
 def parse_backends(raw: str) -> list[Backend]:
     """Parse PLAYGROUND_BACKENDS: `name=url` or `name=url|key`, comma-separated."""
     backends = []
+    for name, rest in _named_items(raw, "backend", "'name=http://host:port/v1' (optionally '|key')"):
+        url, _, key = rest.partition("|")
+        backends.append(Backend(name, url.strip(), key.strip()))
+    return backends
+
+
+def _named_items(raw: str, what: str, form: str) -> Iterator[tuple[str, str]]:
+    """(name, value) of each `name=value` in a comma-separated list, stripped, blanks skipped; ValueError on a malformed one."""
     for item in (raw or "").split(","):
         item = item.strip()
         if not item:
             continue
-        name, sep, rest = item.partition("=")
-        if not sep or not name.strip() or not rest.strip():
-            raise ValueError(f"backend {item!r} must look like 'name=http://host:port/v1' (optionally '|key')")
-        url, _, key = rest.partition("|")
-        backends.append(Backend(name.strip(), url.strip(), key.strip()))
-    return backends
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{what} {item!r} must look like {form}")
+        yield name.strip(), value.strip()
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 
 class APIError(Exception):
-    """Base error: `status`, `type`, `code`, `param` as in OpenAI's `{"error": {...}}` body."""
+    """Base error: `status`, `type`, `code`, `param` as in OpenAI's `{"error": {...}}` body.
+
+    A subclass names its HTTP status and OpenAI error type in its bases,
+    `class NotFound(APIError, status=404, type="invalid_request_error")`, or inherits its parent's.
+    """
 
     status = 500
     type = "server_error"
+
+    def __init_subclass__(cls, *, status: int | None = None, type: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if type is not None:
+            cls.type = type
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -19,29 +30,24 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-class BadRequest(APIError):
-    status = 400
-    type = "invalid_request_error"
+class BadRequest(APIError, status=400, type="invalid_request_error"):
+    """The request is malformed or asks for something invalid."""
 
 
-class Unauthorized(APIError):
-    status = 401
-    type = "invalid_request_error"
+class Unauthorized(APIError, status=401, type="invalid_request_error"):
+    """No API key, or not one the server accepts."""
 
 
-class NotFound(APIError):
-    status = 404
-    type = "invalid_request_error"
+class NotFound(APIError, status=404, type="invalid_request_error"):
+    """No object with that id (see `not_found`)."""
 
 
-class Conflict(APIError):
-    status = 409
-    type = "invalid_request_error"
+class Conflict(APIError, status=409, type="invalid_request_error"):
+    """The request clashes with the object's current state."""
 
 
-class RateLimited(APIError):
-    status = 429
-    type = "rate_limit_error"
+class RateLimited(APIError, status=429, type="rate_limit_error"):
+    """Too many requests for now; try again later."""
 
 
 class Unsupported(BadRequest):

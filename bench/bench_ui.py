@@ -13,6 +13,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.conftest import wait_run
+
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 200
 RUNS = 20
@@ -20,17 +22,6 @@ ENV = {"PLAYGROUND_EMBEDDED_MODEL": "0", "PLAYGROUND_BACKENDS": None, "PLAYGROUN
        "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "PLAYGROUND_MODEL_ALIASES": "", "PLAYGROUND_DEFAULT_MODEL": ""}
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-def _wait(rt, thread_id: str, run_id: str) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        run = rt.get_run(thread_id, run_id)
-        if run["status"] not in ("queued", "in_progress", "cancelling"):
-            return run
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"bench run stuck in {run['status']}")
-        time.sleep(0.005)
 
 
 def _fill(rt, server) -> tuple[str, str]:
@@ -47,11 +38,11 @@ def _fill(rt, server) -> tuple[str, str]:
         else:
             server.add({"text": f"Answer {i}: here is a reply with `code` and a list:\n\n- one\n- two"})
         run = rt.create_run(thread["id"], assistant_id=assistant["id"])
-        run = _wait(rt, thread["id"], run["id"])
+        run = wait_run(rt, thread["id"], run["id"])
         if run["status"] == "requires_action":
             call = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]
             rt.submit_tool_outputs(thread["id"], run["id"], tool_outputs=[{"tool_call_id": call["id"], "output": "22"}])
-            _wait(rt, thread["id"], run["id"])
+            wait_run(rt, thread["id"], run["id"])
     return assistant["id"], thread["id"]
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from assistants.pricing import format_usd
 from components import RUN_STATUS, fmt_duration, fmt_tokens, run_ended_at
-from components.thread_view import fmt_clock
+from components.thread_view import fmt_clock, show_image
 
 RESULT_PREVIEW_CHARS = 600
 RAW_PREVIEW_CHARS = 20_000  # a long thread's request is large; the page stays responsive
@@ -76,12 +76,7 @@ def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
             if out.get("type") == "logs":
                 st.code(out.get("logs") or "", language=None, wrap_lines=True)
             elif out.get("type") == "image":
-                file_id = out["image"]["file_id"]
-                data = (files.get(file_id) or {}).get("data")
-                if data is not None:
-                    st.image(data, width="content")
-                else:
-                    st.caption(f":material/image: image {file_id}")
+                show_image(out["image"]["file_id"], files)
     elif kind == "file_search":
         fs = call["file_search"]
         query = _pretty(args.get(call["id"], ""))

@@ -393,10 +393,23 @@ def _keep_known(key: str, known: dict) -> None:
         st.session_state[key] = [i for i in chosen if i in known]
 
 
+def _unavailable(items: list[dict] | None, note: str) -> bool:
+    """True (after saying why) when the files service is missing, so there is nothing to pick."""
+    if items is None:
+        st.caption(f":material/info: {note}")
+    return items is None
+
+
+def _upload_box(label: str, key: str, button: str, on_upload: Callable | None) -> None:
+    """An uploader and the button that stores what it holds."""
+    st.file_uploader(label, accept_multiple_files=True, key=key)
+    st.button(button, icon=":material/upload:", key=f"{key}_go", on_click=on_upload,
+              disabled=not st.session_state.get(key))
+
+
 def _file_search(stores: list[dict] | None, on_upload: Callable | None) -> None:
-    if stores is None:
-        st.caption(":material/info: Picking a vector store or uploading files needs the files service, "
-                   "which is not installed yet. The tool still searches files attached to messages.")
+    if _unavailable(stores, "Picking a vector store needs the files service; the tool still searches files "
+                            "attached to messages."):
         return
     by_id = {s["id"]: s for s in stores}
     _keep_known(K + "vector_store_ids", by_id)
@@ -409,23 +422,17 @@ def _file_search(stores: list[dict] | None, on_upload: Callable | None) -> None:
         cost = file_search_storage_cost(used)
         st.caption(f"Storage {used / GB:.2f} GB · " + (f"{format_usd(cost)} a day" if cost else
                                                          f"free (first {FILE_SEARCH_FREE_GB:g} GB)"))
-    st.file_uploader("Upload files into a new vector store", accept_multiple_files=True, key="playground_fs_upload")
-    st.button("Create vector store from these files", icon=":material/upload:", key="playground_fs_create",
-              on_click=on_upload, disabled=not st.session_state.get("playground_fs_upload"))
+    _upload_box("Upload files into a new vector store", "playground_fs_upload", "Create vector store from these files", on_upload)
 
 
 def _code_files(files: list[dict] | None, on_upload: Callable | None) -> None:
-    if files is None:
-        st.caption(":material/info: Giving it files needs the files service, which is not installed yet. "
-                   "Code still runs.")
+    if _unavailable(files, "Giving it files needs the files service; code still runs."):
         return
     by_id = {f["id"]: f for f in files}
     _keep_known(K + "code_file_ids", by_id)
     st.multiselect("Files for Code Interpreter", list(by_id), key=K + "code_file_ids", max_selections=20,
                    format_func=lambda i: by_id[i]["filename"] if i in by_id else i, placeholder="None")
-    st.file_uploader("Upload files", accept_multiple_files=True, key="playground_ci_upload")
-    st.button("Add uploaded files", icon=":material/upload:", key="playground_ci_add", on_click=on_upload,
-              disabled=not st.session_state.get("playground_ci_upload"))
+    _upload_box("Upload files", "playground_ci_upload", "Add uploaded files", on_upload)
 
 
 def render_config(assistant: dict, *, models: list[tuple[str, str]], backends: list, files: list[dict] | None,

@@ -86,7 +86,7 @@ def selectable_table(df: pd.DataFrame, *, key: str, column_config: dict, hidden:
     event = st.dataframe(
         df, key=key, on_select="rerun", selection_mode="multi-row", hide_index=True, width="stretch",
         column_order=[c for c in df.columns if c not in hidden], column_config=column_config,
-        height=min(38 + 35 * max(len(df), 3), 460),
+        height=min(38 + 35 * max(len(df), 1) + 2, 460),  # fits the rows: no blank rows under a short table
     )
     rows = event.selection.rows if event is not None else []
     return [r for r in rows if r < len(df)]

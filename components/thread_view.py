@@ -110,6 +110,15 @@ def fmt_clock(ts: int | None) -> str:
     return moment.strftime("%H:%M" if moment.date() == datetime.now().date() else "%d %b %H:%M")
 
 
+def show_image(file_id: str, files: dict) -> None:
+    """A stored image (a figure the code made, an uploaded picture), or a note that it is gone."""
+    data = (files.get(file_id) or {}).get("data")
+    if data is not None:
+        st.image(data, width="content")
+    else:
+        st.caption(f":material/image: Image {file_id} is not available.")
+
+
 def _render_text(block: dict, files: dict, key: str) -> None:
     text, notes = with_citations(block)
     if text.strip():
@@ -148,12 +157,7 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
             if block["type"] == "text":
                 _render_text(block, files, f"{key}_{i}")
             elif block["type"] == "image_file":
-                file_id = block["image_file"]["file_id"]
-                data = (files.get(file_id) or {}).get("data")
-                if data is not None:
-                    st.image(data, width="content")
-                else:
-                    st.caption(f":material/image: Image {file_id} is not available.")
+                show_image(block["image_file"]["file_id"], files)
             elif block["type"] == "image_url":
                 st.image(block["image_url"]["url"], width="content")
         for att in msg.get("attachments") or []:
@@ -162,7 +166,10 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
         if msg.get("status") == "in_progress":
             st.caption(":material/edit: writing…")
         elif msg.get("status") == "incomplete":
-            st.caption(":material/content_cut: This reply was cut short.")
+            said = any(b["type"] != "text" or b["text"]["value"].strip() for b in msg.get("content") or [])
+            st.caption(":material/content_cut: This reply was cut short." if said else
+                       ":material/content_cut: The model reached its token limit before it wrote a reply (it was "
+                       "still writing a tool call). Raise Max reply tokens in Run options, or ask for something shorter.")
         if msg["role"] == "assistant" and handoff:
             with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center", gap=None):
                 st.caption(f"{author} · {fmt_clock(msg.get('created_at'))}")

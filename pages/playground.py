@@ -21,7 +21,7 @@ TERMINAL = ("completed", "failed", "cancelled", "incomplete", "expired")
 IMAGE_TYPES = ("png", "jpg", "jpeg", "gif", "webp")
 UPLOAD_TYPES = (*IMAGE_TYPES, "pdf", "txt", "md", "csv", "tsv", "json", "jsonl", "xml", "html", "docx", "pptx",
                 "xlsx", "py", "js", "ts", "c", "cpp", "java", "go", "rb", "php", "sh", "tex", "zip")
-FILE_SEARCH_TYPES = ("pdf", "txt", "md", "json", "html", "docx", "pptx", "py", "js", "ts", "c", "cpp", "java",
+FILE_SEARCH_TYPES = ("pdf", "txt", "md", "json", "html", "docx", "py", "js", "ts", "c", "cpp", "java",
                      "go", "rb", "php", "sh", "tex")
 FS_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -291,25 +291,26 @@ def _on_more_messages() -> None:
     ss["playground_history"] = ss.get("playground_history", MESSAGES_STEP) + MESSAGES_STEP
 
 
-def _on_upload_files() -> None:
-    """Upload the Code Interpreter files picked in the sidebar and select them."""
+def _store_uploads(key: str) -> list[str]:
+    """Store the files of uploader `key`; returns their ids (a file that fails gets a banner, the rest go on)."""
     made = []
-    for up in ss.get("playground_ci_upload") or []:
+    for up in ss.get(key) or []:
         try:
             made.append(rt.files.create(up.name, up.getvalue(), "assistants")["id"])
         except APIError as exc:
             _notice("error", f"Could not upload {up.name}: {exc.message}")
+    return made
+
+
+def _on_upload_files() -> None:
+    """Upload the Code Interpreter files picked in the sidebar and select them."""
+    made = _store_uploads("playground_ci_upload")
     ss[sidebar.K + "code_file_ids"] = [*ss.get(sidebar.K + "code_file_ids", []), *made][:20]
 
 
 def _on_upload_store() -> None:
     """Make a vector store of the uploaded files and select it for File Search."""
-    made = []
-    for up in ss.get("playground_fs_upload") or []:
-        try:
-            made.append(rt.files.create(up.name, up.getvalue(), "assistants")["id"])
-        except APIError as exc:
-            _notice("error", f"Could not upload {up.name}: {exc.message}")
+    made = _store_uploads("playground_fs_upload")
     if made:
         try:
             store = rt.vector_stores.create(name=f"{ss.get(sidebar.K + 'name') or 'Assistant'} files", file_ids=made)
@@ -565,7 +566,9 @@ with bar:
                             help="Run the assistant on the thread as it is")
     with st.popover("Run options", icon=":material/tune:"):
         st.number_input("Max reply tokens", min_value=0, max_value=32_000, step=64, key="playground_max_tokens",
-                        persist_state="session", help="0 lets the model decide; otherwise at least 16. Applies to each run you start.")
+                        persist_state="session",
+                        help="0 leaves it to the backend (the embedded model stops at 512 per reply); otherwise at least 16. "
+                             "Applies to each run you start.")
         st.text_area("Extra instructions for this run", key="playground_run_instructions", height=90,
                      persist_state="session", placeholder="e.g. Provide a detailed analysis.",
                      help="Added to the assistant's instructions for runs started here.")

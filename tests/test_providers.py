@@ -117,6 +117,17 @@ def test_router_reports_down_backends_and_never_substitutes(tmp_path):
     assert "'llama3'" in msg and "up-model" in msg and "down" in msg and info.value.param == "model"
 
 
+def test_a_backend_serving_the_real_model_wins_over_its_alias(tmp_path):
+    with FakeOpenAIServer(models=("local-model",)) as local, FakeOpenAIServer(models=("gpt-4o-mini",)) as cloud:
+        settings = Settings(data_dir=tmp_path, embedded_enabled=False, aliases={"gpt-4o-mini": "local-model"},
+                            backends=(Backend("local", local.base_url),))
+        assert ModelRouter.from_settings(settings).resolve("gpt-4o-mini")[1] == "local-model"  # offline: the alias
+        settings = Settings(data_dir=tmp_path, embedded_enabled=False, aliases={"gpt-4o-mini": "local-model"},
+                            backends=(Backend("local", local.base_url), Backend("cloud", cloud.base_url)))
+        provider, model = ModelRouter.from_settings(settings).resolve("gpt-4o-mini")
+        assert model == "gpt-4o-mini" and provider.name == "cloud"
+
+
 def test_a_run_through_a_compatible_server_and_a_failing_one(tmp_path):
     with FakeOpenAIServer() as srv:
         srv.add({"text": "hello from http"}, {"status": 500})

@@ -29,6 +29,24 @@ class ChatResult:
     raw: dict = field(default_factory=dict)
 
 
+def raw_response(backend: str, text: str, calls: list[ToolCall], finish: str, usage: dict | None, **extra) -> dict:
+    """A finished call as a Chat Completions response body, for `ChatResult.raw`; `extra` keys follow `backend`."""
+    return {
+        "backend": backend,
+        **extra,
+        "choices": [{
+            "message": {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                               for c in calls] or None,
+            },
+            "finish_reason": finish,
+        }],
+        "usage": usage,
+    }
+
+
 class ProviderError(Exception):
     """A model call failed; `message` says what happened and what to do, `code` is OpenAI's last_error code."""
 

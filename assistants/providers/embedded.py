@@ -10,13 +10,7 @@ from pathlib import Path
 
 from assistants.config import EMBEDDED_MODEL_ID
 from assistants.ids import new_id
-from assistants.providers.base import (
-    Cancelled,
-    ChatResult,
-    OnText,
-    ProviderError,
-    ToolCall,
-)
+from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderError, ToolCall, raw_response
 
 # One model per process, shared by every session; llama.cpp contexts are not thread-safe,
 # so generations take turns behind this lock.
@@ -163,7 +157,7 @@ class EmbeddedProvider:
         completion_tokens = len(llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
         if finish == "length" and sampling.get("max_tokens"):
             completion_tokens = max(completion_tokens, sampling["max_tokens"])
-        return ChatResult(text, [], finish, prompt_tokens, completion_tokens, _raw(text, [], finish, prompt_tokens, completion_tokens))
+        return _result(text, [], finish, prompt_tokens, completion_tokens)
 
     def _count_prompt(self, llama, messages) -> int:
         prompt = self._render(llama, messages)
@@ -220,20 +214,27 @@ class EmbeddedProvider:
                 finish = chunk["choices"][0].get("finish_reason") or finish
             text = "".join(parts)
             completion_tokens = len(llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
-            return ChatResult(text, [], finish, prompt_tokens, completion_tokens, _raw(text, [], finish, prompt_tokens, completion_tokens))
+            return _result(text, [], finish, prompt_tokens, completion_tokens)
         name = head.removeprefix("functions.").rstrip(":")
         tool = next(t for t in tools if t["function"]["name"] == name)
         grammar = _schema_grammar(tool["function"].get("parameters") or {"type": "object"})
         out = llama.create_completion(prompt=prompt + f"functions.{name}:\n", grammar=grammar,
                                       stop=["<|im_end|>"], **{**sampling, "max_tokens": sampling.get("max_tokens") or 256})
-        arguments = out["choices"][0]["text"].strip()
+        arguments = _strict_json(out["choices"][0]["text"].strip())
         finish = out["choices"][0].get("finish_reason") or "stop"
         completion_tokens = out["usage"]["completion_tokens"]
         if finish == "length":
-            return ChatResult("", [], "length", prompt_tokens, completion_tokens, _raw("", [], "length", prompt_tokens, completion_tokens))
+            return _result("", [], "length", prompt_tokens, completion_tokens)
         call = ToolCall(new_id("call"), name, arguments)
-        return ChatResult("", [call], "tool_calls", prompt_tokens, completion_tokens,
-                          _raw("", [call], "tool_calls", prompt_tokens, completion_tokens))
+        return _result("", [call], "tool_calls", prompt_tokens, completion_tokens)
+
+
+def _strict_json(text: str) -> str:
+    """llama.cpp's JSON grammar lets raw control characters into strings; clients parse strictly, so re-encode."""
+    try:
+        return json.dumps(json.loads(text, strict=False), ensure_ascii=False)
+    except ValueError:
+        return text  # cut short (finish "length"): left as it is, and the engine reports it
 
 
 def _schema_grammar(schema: dict):
@@ -246,18 +247,7 @@ def _schema_grammar(schema: dict):
         return llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
 
 
-def _raw(text: str, calls: list[ToolCall], finish: str, prompt_tokens: int, completion_tokens: int) -> dict:
-    return {
-        "backend": "embedded",
-        "choices": [{
-            "message": {
-                "role": "assistant",
-                "content": text or None,
-                "tool_calls": [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                               for c in calls] or None,
-            },
-            "finish_reason": finish,
-        }],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    }
+def _result(text: str, calls: list[ToolCall], finish: str, prompt_tokens: int, completion_tokens: int) -> ChatResult:
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    return ChatResult(text, calls, finish, prompt_tokens, completion_tokens, raw_response("embedded", text, calls, finish, usage))

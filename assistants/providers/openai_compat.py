@@ -9,13 +9,7 @@ import time
 import openai
 
 from assistants.config import Backend
-from assistants.providers.base import (
-    Cancelled,
-    ChatResult,
-    OnText,
-    ProviderError,
-    ToolCall,
-)
+from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderError, ToolCall, raw_response
 
 # Sent when a backend has no key: an explicit value stops the SDK from falling back to
 # OPENAI_API_KEY, so the OpenAI key never reaches another server.
@@ -122,19 +116,6 @@ class OpenAICompatProvider:
         tool_calls = [ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"]) for i, c in sorted(calls.items())]
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
-        raw = {
-            "backend": self.name,
-            "streamed_chunks": chunk_count,
-            "seconds": round(time.monotonic() - started, 3),
-            "choices": [{
-                "message": {
-                    "role": "assistant",
-                    "content": text or None,
-                    "tool_calls": [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                                   for c in tool_calls] or None,
-                },
-                "finish_reason": finish,
-            }],
-            "usage": json.loads(usage.model_dump_json()) if usage else None,
-        }
+        raw = raw_response(self.name, text, tool_calls, finish, json.loads(usage.model_dump_json()) if usage else None,
+                           streamed_chunks=chunk_count, seconds=round(time.monotonic() - started, 3))
         return ChatResult(text, tool_calls, finish, prompt_tokens, completion_tokens, raw)

@@ -87,9 +87,12 @@ class ModelRouter:
         target = self.aliases.get(model, model)
         for refresh in (False, True):
             catalog = self.catalog(refresh)
-            for status in catalog:
-                if status.ok and target in status.models:
-                    return self._provider(status.name), target
+            # A backend that really serves the name wins over an alias: the alias is for running offline,
+            # so with an OpenAI key configured, gpt-4o-mini is OpenAI's again.
+            for wanted in dict.fromkeys((model, target)):
+                for status in catalog:
+                    if status.ok and wanted in status.models:
+                        return self._provider(status.name), wanted
         down = [f"{s.name} ({s.error})" for s in catalog if not s.ok]
         known = self.available_models()
         msg = f"The model '{model}'"

@@ -617,7 +617,7 @@ def _parse_arguments(raw: str) -> tuple[dict, str | None]:
     if not raw or not raw.strip():
         return {}, "error: the tool call had empty arguments; send a JSON object."
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, strict=False)  # a raw newline inside a string is forgiven
     except ValueError as exc:
         return {}, f"error: the arguments are not valid JSON ({exc}); send a JSON object."
     if not isinstance(value, dict):

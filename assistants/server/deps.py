@@ -20,11 +20,8 @@ POLL_AFTER_MS = "25"
 POLL_HEADERS = {"openai-poll-after-ms": POLL_AFTER_MS}
 
 
-class Forbidden(APIError):
-    """403: the request may not be answered at all (not a key problem)."""
-
-    status = 403
-    type = "invalid_request_error"
+class Forbidden(APIError, status=403, type="invalid_request_error"):
+    """The request may not be answered at all (not a key problem)."""
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -129,6 +126,14 @@ def only(body: dict, allowed: Iterable[str]) -> dict:
         if key not in allowed:
             raise BadRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
     return body
+
+
+def modify_metadata(body: dict, get: Callable[..., dict], update: Callable[..., dict], *ids: str) -> dict:
+    """A modify endpoint that takes only `metadata`: `update(*ids, metadata=...)`, or without it the object as it is."""
+    only(body, ("metadata",))
+    if "metadata" not in body:  # the runtime would read a missing metadata as "clear it"
+        return get(*ids)
+    return update(*ids, metadata=body["metadata"])
 
 
 def flag(body: dict, key: str) -> bool:

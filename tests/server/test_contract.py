@@ -19,6 +19,7 @@ from openai.types.vector_stores import FileContentResponse, VectorStoreFile, Vec
 
 STREAM_EVENT = pydantic.TypeAdapter(AssistantStreamEvent)
 ID = r"[^/]+"
+VS = f"/vector_stores/{ID}"  # one vector store
 INCLUDE = ["step_details.tool_calls[*].file_search.results[*].content"]
 
 # (method, path under /v1, type of the answer, is it a list page)
@@ -41,19 +42,15 @@ ROUTES = [
     ("GET", f"/files/{ID}", FileObject, False), ("GET", f"/files/{ID}/content", None, False),
     ("DELETE", f"/files/{ID}", FileDeleted, False),
     ("POST", "/vector_stores", VectorStore, False), ("GET", "/vector_stores", VectorStore, True),
-    ("GET", f"/vector_stores/{ID}", VectorStore, False), ("POST", f"/vector_stores/{ID}", VectorStore, False),
-    ("DELETE", f"/vector_stores/{ID}", VectorStoreDeleted, False),
-    ("POST", f"/vector_stores/{ID}/search", VectorStoreSearchResponse, True),
-    ("POST", f"/vector_stores/{ID}/files", VectorStoreFile, False),
-    ("GET", f"/vector_stores/{ID}/files", VectorStoreFile, True),
-    ("GET", f"/vector_stores/{ID}/files/{ID}", VectorStoreFile, False),
-    ("POST", f"/vector_stores/{ID}/files/{ID}", VectorStoreFile, False),
-    ("DELETE", f"/vector_stores/{ID}/files/{ID}", VectorStoreFileDeleted, False),
-    ("GET", f"/vector_stores/{ID}/files/{ID}/content", FileContentResponse, True),
-    ("POST", f"/vector_stores/{ID}/file_batches", VectorStoreFileBatch, False),
-    ("GET", f"/vector_stores/{ID}/file_batches/{ID}", VectorStoreFileBatch, False),
-    ("POST", f"/vector_stores/{ID}/file_batches/{ID}/cancel", VectorStoreFileBatch, False),
-    ("GET", f"/vector_stores/{ID}/file_batches/{ID}/files", VectorStoreFile, True),
+    ("GET", VS, VectorStore, False), ("POST", VS, VectorStore, False), ("DELETE", VS, VectorStoreDeleted, False),
+    ("POST", f"{VS}/search", VectorStoreSearchResponse, True),
+    ("POST", f"{VS}/files", VectorStoreFile, False), ("GET", f"{VS}/files", VectorStoreFile, True),
+    ("GET", f"{VS}/files/{ID}", VectorStoreFile, False), ("POST", f"{VS}/files/{ID}", VectorStoreFile, False),
+    ("DELETE", f"{VS}/files/{ID}", VectorStoreFileDeleted, False),
+    ("GET", f"{VS}/files/{ID}/content", FileContentResponse, True),
+    ("POST", f"{VS}/file_batches", VectorStoreFileBatch, False), ("GET", f"{VS}/file_batches/{ID}", VectorStoreFileBatch, False),
+    ("POST", f"{VS}/file_batches/{ID}/cancel", VectorStoreFileBatch, False),
+    ("GET", f"{VS}/file_batches/{ID}/files", VectorStoreFile, True),
     ("GET", "/models", Model, True), ("GET", "/models/.+", Model, False),
     ("DELETE", "/models/.+", None, False),  # unsupported: always an error body
 ]

@@ -420,7 +420,7 @@ def test_file_search_vector_store_from_uploaded_files(data_dir):
     at.file_uploader(key="playground_fs_upload").set_value(
         [("notes.txt", b"The office cat is called Marmalade.", "text/plain")])
     run(at)
-    at.button(key="playground_fs_create").click()
+    at.button(key="playground_fs_upload_go").click()
     run(at)
     (store_id,) = at.multiselect(key=K + "vector_store_ids").value
     at.button(key="playground_save").click()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from assistants.runtime import Runtime
-from assistants.server.deps import get_runtime, json_body, only, page_params
+from assistants.server.deps import get_runtime, json_body, modify_metadata, only, page_params
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 
@@ -29,10 +29,7 @@ def retrieve_message(thread_id: str, message_id: str, rt: Runtime = Depends(get_
 @router.post("/{message_id}")
 def modify_message(thread_id: str, message_id: str, body: dict = Depends(json_body),
                    rt: Runtime = Depends(get_runtime)):
-    only(body, ("metadata",))
-    if "metadata" not in body:  # the runtime would read a missing metadata as "clear it"
-        return rt.get_message(thread_id, message_id)
-    return rt.update_message(thread_id, message_id, metadata=body["metadata"])
+    return modify_metadata(body, rt.get_message, rt.update_message, thread_id, message_id)
 
 
 @router.delete("/{message_id}")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from assistants.errors import BadRequest
 from assistants.runs.events import DONE
 from assistants.runtime import RUN_FIELDS, Runtime
-from assistants.server.deps import POLL_HEADERS, flag, get_runtime, includes, json_body, only, page_params
+from assistants.server.deps import POLL_HEADERS, flag, get_runtime, includes, json_body, modify_metadata, only, page_params
 from assistants.server.sse import event_stream
 
 router = APIRouter(tags=["runs"])
@@ -91,10 +91,7 @@ def _wait_until_settled(rt: Runtime, thread_id: str, run_id: str) -> dict:
 
 @router.post("/threads/{thread_id}/runs/{run_id}")
 def modify_run(thread_id: str, run_id: str, body: dict = Depends(json_body), rt: Runtime = Depends(get_runtime)):
-    only(body, ("metadata",))
-    if "metadata" not in body:  # the runtime would read a missing metadata as "clear it"
-        return rt.get_run(thread_id, run_id)
-    return rt.update_run(thread_id, run_id, metadata=body["metadata"])
+    return modify_metadata(body, rt.get_run, rt.update_run, thread_id, run_id)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")

@@ -8,6 +8,8 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
 
@@ -161,7 +163,7 @@ def _pdf_text(data: bytes, max_chars: int) -> str:
     """Text of every page of a PDF with pypdf."""
     from pypdf import PdfReader  # imported late: only PDF uploads pay for it
 
-    try:
+    with _damaged_as_parse_error("PDF"):  # pypdf raises many types on damaged files
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             # Many PDFs carry only an owner password; those open with an empty user password.
@@ -171,18 +173,7 @@ def _pdf_text(data: bytes, max_chars: int) -> str:
                 raise ParseError(f"encrypted PDF cannot be opened: {exc}") from exc
             if not opened:
                 raise ParseError("encrypted PDF (password required)")
-        pages, total = [], 0
-        for page in reader.pages:
-            text = page.extract_text() or ""
-            total += len(text) + 2
-            if total > max_chars:
-                raise ParseError(_too_long(total, max_chars))
-            pages.append(text)
-    except ParseError:
-        raise
-    except Exception as exc:  # pypdf raises many types on damaged files
-        raise ParseError(f"corrupt PDF: {_reason(exc)}") from exc
-    return "\n\n".join(pages)
+        return _join_within(max_chars, "\n\n", (page.extract_text() or "" for page in reader.pages))
 
 
 def _check_zip(data: bytes) -> None:
@@ -211,23 +202,36 @@ def _docx_text(data: bytes, max_chars: int) -> str:
     import docx  # imported late: only DOCX uploads pay for it
     from docx.table import Table
 
-    try:
+    def text_of(block) -> str:
+        if isinstance(block, Table):
+            return "\n".join(" | ".join(cell.text.strip() for cell in row.cells) for row in block.rows)
+        return block.text
+
+    with _damaged_as_parse_error("DOCX"):  # python-docx raises many types on damaged packages
         document = docx.Document(io.BytesIO(data))
-        parts, total = [], 0
-        for block in document.iter_inner_content():
-            if isinstance(block, Table):
-                text = "\n".join(" | ".join(cell.text.strip() for cell in row.cells) for row in block.rows)
-            else:
-                text = block.text
-            total += len(text) + 1
-            if total > max_chars:
-                raise ParseError(_too_long(total, max_chars))
-            parts.append(text)
+        return _join_within(max_chars, "\n", (text_of(block) for block in document.iter_inner_content()))
+
+
+def _join_within(max_chars: int, sep: str, texts: Iterable[str]) -> str:
+    """The texts joined by `sep`; a ParseError as soon as they pass max_chars (a piece counts with its separator)."""
+    parts, total = [], 0
+    for text in texts:
+        total += len(text) + len(sep)
+        if total > max_chars:
+            raise ParseError(_too_long(total, max_chars))
+        parts.append(text)
+    return sep.join(parts)
+
+
+@contextmanager
+def _damaged_as_parse_error(kind: str) -> Iterator[None]:
+    """A parser's own exceptions become ParseError("corrupt <kind>: ..."); a ParseError passes as it is."""
+    try:
+        yield
     except ParseError:
         raise
-    except Exception as exc:  # python-docx raises many types on damaged packages
-        raise ParseError(f"corrupt DOCX: {_reason(exc)}") from exc
-    return "\n".join(parts)
+    except Exception as exc:
+        raise ParseError(f"corrupt {kind}: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:
