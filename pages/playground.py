@@ -400,6 +400,26 @@ def _send(text: str, files: list, assistant: dict, mode: str):
     return _start_run(thread_id, assistant)
 
 
+def _on_prompt() -> None:
+    """Enter in the message box: store the message and start its run right away, before the page redraws,
+    so the model is already working while the page renders; the redraw streams the reply."""
+    prompt = ss.get("playground_prompt")
+    if prompt is None:
+        return
+    text = prompt if isinstance(prompt, str) else (prompt.text or "")
+    files = [] if isinstance(prompt, str) else list(prompt.files or [])
+    try:
+        assistant = rt.get_assistant(ss.get("assistant_id") or "")
+    except APIError:
+        ss["playground_unsent"] = text or None
+        _notice("error", "This assistant was deleted meanwhile (perhaps in another tab): pick or create another, "
+                         "then send your message again.")
+        ss["playground_sent"] = False
+        return
+    # The subscription to the new run's events, or False when nothing runs (empty, added only, refused).
+    ss["playground_sent"] = _send(text, files, assistant, ss.get("playground_send_mode") or "run") or False
+
+
 def _handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None:
     """Send an assistant's reply into another assistant's thread as a user message, and open that thread."""
     text = message_text(message).strip()
@@ -541,7 +561,7 @@ with typing:
         hint = "Wait for the run to finish, or cancel it"
     else:
         hint = f"Message {sidebar.assistant_label(current)}…"
-    prompt = st.chat_input(hint, key="playground_prompt", accept_file=accept, submit_mode="disable",
+    st.chat_input(hint, key="playground_prompt", accept_file=accept, submit_mode="disable", on_submit=_on_prompt,
                            file_type=list(UPLOAD_TYPES) if accept else None,
                            max_upload_size=rt.settings.max_upload_mb if accept else None,
                            disabled=active is not None and active["id"] == ss.get("playground_busy_seen"))
@@ -577,15 +597,9 @@ with bar:
                   args=(thread_id, active["id"]))
 
 subscription = None
-if prompt is not None and active is not None:
-    # Typed before the page noticed a run started elsewhere: keep the text rather than drop it.
-    ss["playground_unsent"] = prompt if isinstance(prompt, str) else (prompt.text or None)
-    _notice("info", "This thread is busy: a run is already in progress (perhaps in another tab). "
-                    "Wait for it to finish, or cancel it, then send your message again.")
-elif prompt is not None:
-    text = prompt if isinstance(prompt, str) else (prompt.text or "")
-    files = [] if isinstance(prompt, str) else list(prompt.files or [])
-    subscription = _send(text, files, current, mode or "run")
+sent = ss.pop("playground_sent", None)  # what _on_prompt did with a message typed before this redraw
+if sent is not None:
+    subscription = sent or None  # a thread that was busy kept the text in playground_unsent, with a banner
 elif resend and active is not None:
     _notice("info", "The thread is still busy: send it again when the run has finished.")
 elif resend:
@@ -597,7 +611,7 @@ elif ss.get("playground_autorun") and ss.get("playground_autorun") == thread_id 
     subscription = _start_run(thread_id, current)
     run_clicked = True
 
-if subscription is None and (prompt is not None or run_clicked or resend):
+if subscription is None and (sent is not None or run_clicked or resend):
     st.rerun()  # the message was stored (or refused): redraw so the toolbar and thread agree with the store
 if subscription is not None:
     thread_id = ss.get("thread_id")
