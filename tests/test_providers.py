@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import httpx2
 import pytest
@@ -115,6 +116,35 @@ def test_router_reports_down_backends_and_never_substitutes(tmp_path):
             router.resolve("llama3")
     msg = info.value.message
     assert "'llama3'" in msg and "up-model" in msg and "down" in msg and info.value.param == "model"
+
+
+class SlowLister:
+    """A backend whose model list takes `delay` seconds (a server that went quiet)."""
+
+    def __init__(self, name: str, delay: float, models: list[str]):
+        self.name, self.delay, self.models = name, delay, models
+
+    def list_models(self) -> list[str]:
+        time.sleep(self.delay)
+        return list(self.models)
+
+
+def test_backends_are_asked_in_parallel_and_a_stale_list_never_blocks():
+    one, two = SlowLister("one", 0.5, ["a"]), SlowLister("two", 0.5, ["b"])
+    router = ModelRouter([one, two], cache_s=0.05)
+    started = time.monotonic()
+    assert [s.models for s in router.catalog()] == [["a"], ["b"]]
+    assert time.monotonic() - started < 0.9  # not 0.5 + 0.5
+    time.sleep(0.1)  # the lists are stale now
+    one.models, one.delay = ["a", "a2"], 1.0
+    started = time.monotonic()
+    assert [s.models for s in router.catalog()] == [["a"], ["b"]]  # the old answer at once...
+    assert time.monotonic() - started < 0.2
+    deadline = time.monotonic() + 5
+    while router.catalog()[0].models != ["a", "a2"]:  # ...and the new one once the backend answers
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert router.catalog(refresh=True)[0].models == ["a", "a2"]
 
 
 def test_a_backend_serving_the_real_model_wins_over_its_alias(tmp_path):

@@ -33,6 +33,7 @@ class ModelRouter:
         self.default_model = default_model
         self.cache_s = cache_s
         self._status: dict[str, BackendStatus] = {}
+        self._renewing: set[str] = set()  # backends being re-checked in the background
         self._lock = threading.Lock()
 
     @classmethod
@@ -51,26 +52,44 @@ class ModelRouter:
         return cls(providers, aliases=settings.aliases, default_model=default, cache_s=settings.models_cache_s)
 
     def catalog(self, refresh: bool = False) -> list[BackendStatus]:
-        """Every backend with its models or the reason it could not list them (a down backend is not fatal)."""
-        out = []
-        for provider in self.providers:
+        """Every backend with its models or the reason it could not list them (a down backend is not fatal).
+
+        Backends never asked (or all of them, with `refresh`) are asked now, in parallel, so the wait is the
+        slowest one's, not their sum. A cached answer past `cache_s` is returned as it is while a background
+        check renews it: a page never waits on a backend that went quiet.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = {p.name: self._status.get(p.name) for p in self.providers}
+        ask = [p for p in self.providers if refresh or cached[p.name] is None]
+        stale = [p for p in self.providers if p not in ask and now - cached[p.name].checked_at >= self.cache_s]
+        workers = [threading.Thread(target=self._check, args=(p,), daemon=True) for p in ask]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        for provider in stale:
             with self._lock:
-                cached = self._status.get(provider.name)
-            if cached and not refresh and time.monotonic() - cached.checked_at < self.cache_s:
-                out.append(cached)
-                continue
-            url = getattr(getattr(provider, "backend", None), "base_url", "in-process")
-            try:
-                status = BackendStatus(provider.name, url, True, provider.list_models(), checked_at=time.monotonic())
-            except ProviderError as exc:
-                status = BackendStatus(provider.name, url, False, error=exc.message, checked_at=time.monotonic())
-            except Exception as exc:  # a broken backend must never take the app down
-                status = BackendStatus(provider.name, url, False, error=f"{type(exc).__name__}: {exc}",
-                                       checked_at=time.monotonic())
-            with self._lock:
-                self._status[provider.name] = status
-            out.append(status)
-        return out
+                if provider.name in self._renewing:
+                    continue
+                self._renewing.add(provider.name)
+            threading.Thread(target=self._check, args=(provider,), daemon=True, name=f"models-{provider.name}").start()
+        with self._lock:
+            return [self._status[p.name] for p in self.providers]
+
+    def _check(self, provider: Provider) -> None:
+        """Ask one backend for its models and remember the answer (or why there is none)."""
+        url = getattr(getattr(provider, "backend", None), "base_url", "in-process")
+        try:
+            status = BackendStatus(provider.name, url, True, provider.list_models(), checked_at=time.monotonic())
+        except ProviderError as exc:
+            status = BackendStatus(provider.name, url, False, error=exc.message, checked_at=time.monotonic())
+        except Exception as exc:  # a broken backend must never take the app down
+            status = BackendStatus(provider.name, url, False, error=f"{type(exc).__name__}: {exc}",
+                                   checked_at=time.monotonic())
+        with self._lock:
+            self._status[provider.name] = status
+            self._renewing.discard(provider.name)
 
     def available_models(self, refresh: bool = False) -> list[str]:
         """Model ids from every reachable backend, then the aliases."""
