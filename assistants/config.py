@@ -98,6 +98,7 @@ class Settings:
     code_memory_mb: int = 1024
     code_max_processes: int = 64
     code_disk_mb: int = 500
+    code_idle_minutes: float = 30.0
     allow_unsandboxed_code: bool = False
     api_keys: tuple[str, ...] = ()
 
@@ -173,6 +174,7 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
         code_memory_mb=_int(env, "PLAYGROUND_CODE_MEMORY_MB", 1024),
         code_max_processes=_int(env, "PLAYGROUND_CODE_MAX_PROCESSES", 64),
         code_disk_mb=_int(env, "PLAYGROUND_CODE_DISK_MB", 500),
+        code_idle_minutes=_float(env, "PLAYGROUND_CODE_IDLE_MINUTES", 30.0),
         allow_unsandboxed_code=_bool(env, "PLAYGROUND_ALLOW_UNSANDBOXED_CODE", False),
         api_keys=keys,
     )

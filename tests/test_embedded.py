@@ -54,6 +54,20 @@ def test_forced_tool_call_has_valid_json_arguments(rt):
     assert run["status"] in ("completed", "requires_action", "incomplete")
 
 
+def test_tool_choice_none_answers_in_words_after_earlier_calls():
+    provider = EmbeddedProvider()
+    tools = [{"type": "function", "function": {"name": "code_interpreter", "description": "Run Python code",
+                                               "parameters": {"type": "object", "properties": {"code": {"type": "string"}}}}}]
+    call = {"id": "call_1", "type": "function", "function": {"name": "code_interpreter", "arguments": '{"code": "print(2**10)"}'}}
+    messages = [{"role": "user", "content": "What is 2 to the power 10?"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "1024"}]
+    result = provider.chat({"messages": messages, "tools": tools, "tool_choice": "none", "temperature": 0, "max_tokens": 32},
+                           on_text=lambda _: None, cancel=threading.Event())
+    assert not result.tool_calls and result.text.strip()
+    assert not result.text.lstrip().startswith("functions.")  # not an imitation of the earlier call
+
+
 def test_json_object_response_format_is_valid_json():
     provider = EmbeddedProvider()
     result = provider.chat({"messages": [{"role": "user", "content": "Give a JSON object with a name."}],

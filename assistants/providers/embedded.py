@@ -126,6 +126,10 @@ class EmbeddedProvider:
         messages = _plain_messages(request["messages"])
         sampling = self._sampling(request)
         fmt = request.get("response_format") or {"type": "text"}
+        if tools and choice == "none" and fmt.get("type", "text") == "text":
+            # Answer in words, with the tools still described: through the plain chat template the model
+            # sees its earlier calls folded into text ("functions.x: {...}") and would imitate them.
+            return self._tool_turn(llama, messages, tools, choice, sampling, on_text, cancel)
         if not tools or choice == "none":
             grammar = None
             if fmt.get("type") == "json_object":
@@ -184,7 +188,9 @@ class EmbeddedProvider:
             msgs.insert(0, {"role": "system", "content": _tools_prompt(tools).strip()})
         prompt = self._render(llama, msgs)
         names = [t["function"]["name"] for t in tools]
-        if isinstance(choice, dict):
+        if choice == "none":
+            head = "message:"
+        elif isinstance(choice, dict):
             name = choice.get("function", {}).get("name")
             if name not in names:
                 raise ProviderError(f"tool_choice names function '{name}', which is not among the tools.", code="invalid_prompt")

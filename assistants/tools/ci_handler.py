@@ -28,7 +28,8 @@ def register(rt) -> None:
     s = rt.settings
     interpreter = CodeInterpreter(s.data_dir / "sandboxes", timeout_s=s.code_timeout_s, memory_mb=s.code_memory_mb,
                                   max_processes=s.code_max_processes, disk_quota_mb=s.code_disk_mb,
-                                  max_file_mb=min(s.code_disk_mb, 100), allow_unsandboxed=s.allow_unsandboxed_code)
+                                  max_file_mb=min(s.code_disk_mb, 100), allow_unsandboxed=s.allow_unsandboxed_code,
+                                  idle_timeout_s=s.code_idle_minutes * 60)  # <= 0: never
     rt.code_interpreter = interpreter
     previous_close = getattr(rt, "_close_tools", None)
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 
 from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailable
 from assistants.tools.code_interpreter import interpreter as interpreter_module
+from assistants.tools.code_interpreter.sandbox import SANDBOX_UID_BASE, SANDBOX_UID_SPAN
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)")
-SANDBOX_UID = "65534"
+AS_ROOT = os.geteuid() == 0
+SANDBOX_UIDS = range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_SPAN) if AS_ROOT else range(os.getuid(), os.getuid() + 1)
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +38,22 @@ def host_pids() -> set[int]:
     return {int(p) for p in os.listdir("/proc") if p.isdigit()}
 
 
-def sandbox_pids() -> set[int]:
-    """Host pids running as the sandbox uid."""
-    found = set()
-    for pid in host_pids():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-        if uid_line.split()[1] == SANDBOX_UID:
-            found.add(pid)
-    return found
+def real_uid(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def sandbox_pids(uid: int | None = None) -> set[int]:
+    """Host pids running as a sandbox uid (as root: one per session), or as the given one."""
+    return {pid for pid in host_pids() if (real_uid(pid) in SANDBOX_UIDS if uid is None else real_uid(pid) == uid)}
+
+
+def session_uid(ci, key: str) -> int:
+    """The host uid the key's session runs as (the sandbox has no user namespace as root)."""
+    return int(ci.execute(key, "import os\nprint(os.getuid())").logs)
 
 
 def cmdline(pid: int) -> list[str]:
@@ -152,6 +159,98 @@ def test_infinite_loop_times_out_kills_group_and_restarts(ci):
     assert "earlier variables" in after.logs.splitlines()[0]
 
 
+def test_timeout_returns_what_was_printed_before_it(ci):
+    code = ("import subprocess, time\nfor i in range(3):\n    print('step', i)\n"
+            "subprocess.run(['echo', 'from a child'])\nprint('no newline', end='')\ntime.sleep(60)")
+    result = ci.execute("partial", code, timeout_s=1.5)
+    assert result.timed_out and result.error == "timed out after 1.5 s"
+    assert result.logs == ("step 0\nstep 1\nstep 2\nfrom a child\nno newline\n"
+                           "Execution timed out after 1.5 s and was stopped; the next call starts a fresh session.\n")
+    after = ci.execute("partial", "print('next')")
+    assert after.session_restarted and "step" not in after.logs and after.logs.endswith("next\n")
+
+
+def test_output_kept_from_a_timed_out_call_is_capped(ci):
+    result = ci.execute("partial-cap", "print('x' * 50_000)\nwhile True: pass", timeout_s=1.5)
+    assert result.timed_out and len(result.logs) < 20_200
+    assert "x" * 20_000 + "\n[output truncated: 30001 more characters]\nExecution timed out" in result.logs
+    flood = ci.execute("partial-cap", "while True:\n    print('y' * 1000)", timeout_s=1.5)  # never stops printing
+    assert flood.timed_out and len(flood.logs) < 20_400
+    assert "\n[output truncated: at least " in flood.logs and flood.logs.endswith("starts a fresh session.\n")
+
+
+def test_a_crash_returns_what_was_printed_before_it(ci):
+    result = ci.execute("crash", "import os\nprint('before the crash')\nos._exit(3)")
+    assert result.logs == "before the crash\nThe Python session ended unexpectedly (exit code 3); the next call starts a fresh one.\n"
+    assert result.error == "session ended unexpectedly (exit code 3)"
+
+
+def test_idle_session_is_shut_down_and_the_next_call_says_so(tmp_path):
+    interp = CodeInterpreter(tmp_path, idle_timeout_s=1, timeout_s=20)
+    try:
+        busy = interp.execute("idle", "import time\ntime.sleep(2.5)\nprint('done')")  # in use, not idle
+        assert busy.logs == "done\n" and not interp.execute("idle", "pass").session_restarted
+        naptime = f"{300 + time.time() % 1:.6f}"  # a unique `sleep` finds this session's processes
+        interp.execute("idle", f"import subprocess\nchild = subprocess.Popen(['sleep', '{naptime}'])\nv = 1")
+        assert wait_until(lambda: any(cmdline(pid) == ["sleep", naptime] for pid in host_pids()))
+        # the reaper ends the sandbox by itself, with no call to notice
+        assert wait_until(lambda: not any(cmdline(pid) == ["sleep", naptime] for pid in host_pids()), 5)
+        result = interp.execute("idle", "print('v' in globals())")
+        assert result.session_restarted and result.logs.endswith("False\n")
+        assert result.logs.splitlines()[0] == (
+            "Note: the previous Python session was shut down after 1 second without use; "
+            "this is a fresh session, so earlier variables and files are gone.")
+        reaper = interp._reaper[0]
+        assert reaper.is_alive() and reaper.daemon
+    finally:
+        interp.close()
+    assert not reaper.is_alive()
+
+
+def test_no_reaper_without_an_idle_timeout(ci):
+    ci.execute("no-reaper", "pass")
+    assert ci._reaper is None
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="distinct uids need root (setpriv); unprivileged, bwrap maps the user's own uid")
+def test_sessions_run_as_distinct_uids_that_cannot_reach_each_other(ci):
+    uid_a, uid_b = session_uid(ci, "uid-a"), session_uid(ci, "uid-b")
+    assert uid_a != uid_b and uid_a in SANDBOX_UIDS and uid_b in SANDBOX_UIDS
+    assert ci.execute("uid-a", "import getpass\ngetpass.getuser()").logs == "'sandbox'\n"  # /etc/passwd knows it
+    ci.execute("uid-b", "open('secret.txt', 'w').write('b-secret')")
+    (worker_b,) = sandbox_pids(uid_b)
+    assert "worker.py" in " ".join(cmdline(worker_b))
+    probe = f"kill -0 {worker_b} && echo signalled; cat /proc/{worker_b}/root/mnt/data/secret.txt"
+
+    def escaped_as(uid: int) -> subprocess.CompletedProcess:
+        """A process of that uid outside every namespace: what a sandbox escape would leave."""
+        setpriv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "/bin/sh", "-c", probe]
+        return subprocess.run(setpriv, capture_output=True, text=True, timeout=10, cwd="/")
+
+    from_a = escaped_as(uid_a)
+    assert "signalled" not in from_a.stdout and "b-secret" not in from_a.stdout
+    assert "not permitted" in from_a.stderr and "Permission denied" in from_a.stderr
+    same_uid = escaped_as(uid_b)  # the control: what one shared uid would allow
+    assert same_uid.stdout == "signalled\nb-secret"
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="distinct uids need root (setpriv); unprivileged, bwrap maps the user's own uid")
+def test_a_fork_bomb_does_not_starve_other_sessions(ci):
+    uid = session_uid(ci, "starve-a")
+    ci.execute("starve-b", "import subprocess")
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    results = []
+    bomber = threading.Thread(target=lambda: results.append(ci.execute("starve-a", bomb, timeout_s=4)))
+    bomber.start()
+    try:
+        assert wait_until(lambda: len(sandbox_pids(uid)) >= 60, 3)  # at its RLIMIT_NPROC (64)
+        # RLIMIT_NPROC counts per uid: with a shared uid this fork would fail with EAGAIN
+        assert ci.execute("starve-b", "subprocess.run(['true']).returncode").logs == "0\n"
+    finally:
+        bomber.join()
+    assert results[0].timed_out
+
+
 def test_fork_bomb_is_contained(ci):
     ci.execute("bomb", "pass")  # the session's worker is running before the count
     count, sandboxed = len(host_pids()), len(sandbox_pids())
@@ -241,5 +340,7 @@ def test_missing_bubblewrap_refuses_unless_opted_out(tmp_path, monkeypatch):
     try:
         result = bare.execute("k", "print(1 + 1)")
         assert result.logs.startswith("Warning: the sandbox is off") and result.logs.endswith("2\n")
+        late = bare.execute("k", "print('half way')\nwhile True: pass", timeout_s=1)
+        assert late.timed_out and "half way\nExecution timed out" in late.logs
     finally:
         bare.close()

@@ -1,9 +1,11 @@
-"""The code interpreter inside real runs: a runaway call times out and the run goes on; figures reach the reply."""
+"""The code interpreter inside real runs: a runaway call times out and the run goes on; figures and files
+reach the reply; an idle session is shut down and the next run is told."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 
@@ -31,7 +33,8 @@ def start(rt):
 
 def test_a_runaway_call_times_out_and_the_run_continues(setup):
     rt, provider = setup
-    provider.add({"tool_calls": [("code_interpreter", json.dumps({"code": "while True: pass"}))]},
+    runaway = "print('got this far')\nwhile True: pass"
+    provider.add({"tool_calls": [("code_interpreter", json.dumps({"code": runaway}))]},
                  {"tool_calls": [("code_interpreter", json.dumps({"code": "print('still here')"}))]},
                  {"text": "The loop never ended, so I stopped it."})
     a, t = start(rt)
@@ -40,10 +43,11 @@ def test_a_runaway_call_times_out_and_the_run_continues(setup):
     steps = rt.list_run_steps(t["id"], run["id"], order="asc")["data"]
     calls = [s["step_details"]["tool_calls"][0] for s in steps if s["type"] == "tool_calls"]
     first, second = (c["code_interpreter"]["outputs"] for c in calls)
-    assert "timed out" in json.dumps(first)
+    assert first == [{"type": "logs", "logs": "got this far\nExecution timed out after 2 s and was stopped; "
+                                              "the next call starts a fresh session.\n"}]
     assert "still here" in json.dumps(second) and "fresh session" in json.dumps(second)
     tool_msgs = [m["content"] for m in provider.requests[1]["messages"] if m["role"] == "tool"]
-    assert "timed out" in tool_msgs[0]
+    assert tool_msgs[0].startswith("got this far\nExecution timed out")  # the model sees how far it got
 
 
 def test_a_figure_becomes_an_image_in_the_reply_and_the_step(setup):
@@ -59,3 +63,42 @@ def test_a_figure_becomes_an_image_in_the_reply_and_the_step(setup):
     shown = [b["image_file"]["file_id"] for b in reply["content"] if b["type"] == "image_file"]
     assert shown == [image["image"]["file_id"]]
     assert rt.files.content(image["image"]["file_id"])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_written_file_becomes_a_file_path_link_to_its_content(setup):
+    rt, provider = setup
+    code = "open('out.csv', 'w').write('a,b\\n1,2\\n')"
+    provider.add({"tool_calls": [("code_interpreter", json.dumps({"code": code}))]},
+                 {"text": "Saved to sandbox:/mnt/data/out.csv for you."})
+    a, t = start(rt)
+    run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"], timeout=60)
+    assert run["status"] == "completed"
+    reply = rt.list_messages(t["id"], run_id=run["id"])["data"][0]
+    (link,) = [n for n in reply["content"][0]["text"]["annotations"] if n["type"] == "file_path"]
+    assert link["text"] == "sandbox:/mnt/data/out.csv"
+    assert rt.files.content(link["file_path"]["file_id"]) == b"a,b\n1,2\n"  # written by the sandbox's uid, read here
+
+
+def test_an_idle_session_is_shut_down_and_the_next_run_is_told(tmp_path):
+    provider = ScriptedProvider()
+    settings = make_settings(tmp_path, code_timeout_s=10, code_idle_minutes=1 / 60)
+    rt = Runtime(settings, router=ModelRouter([provider], default_model="fake-model"))
+    try:
+        provider.add({"tool_calls": [("code_interpreter", json.dumps({"code": "v = 1"}))]}, {"text": "Set."},
+                     {"tool_calls": [("code_interpreter", json.dumps({"code": "print('v' in globals())"}))]},
+                     {"text": "It is gone."})
+        a, t = start(rt)
+        assert wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"], timeout=60)["status"] == "completed"
+        time.sleep(2)  # twice the idle limit
+        rt.create_message(t["id"], role="user", content="and now?")
+        run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"], timeout=60)
+        assert run["status"] == "completed"
+        step = next(s for s in rt.list_run_steps(t["id"], run["id"])["data"] if s["type"] == "tool_calls")
+        (logs,) = step["step_details"]["tool_calls"][0]["code_interpreter"]["outputs"]
+        assert logs["logs"] == ("Note: the previous Python session was shut down after 1 second without use; "
+                                "this is a fresh session, so earlier variables and files are gone.\nFalse\n")
+        reaper = rt.code_interpreter._reaper[0]
+        assert reaper.is_alive()
+    finally:
+        rt.close()
+    assert not reaper.is_alive()  # Runtime.close() stops it

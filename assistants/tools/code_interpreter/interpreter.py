@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import select
@@ -17,12 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .sandbox import (
+    PROBE_UID,
+    SANDBOX_UID_BASE,
+    SANDBOX_UID_SPAN,
     SANDBOX_WORKDIR,
     bwrap_command,
+    data_fds,
     find_bwrap,
+    high_fd,
+    identity_files,
     sandbox_env,
+    uids_in_use,
     worker_program,
 )
+from .worker import cap_text, capture_budget
+
+log = logging.getLogger(__name__)
 
 MAX_RETURNED_FILES = 50
 MAX_IMAGES = 20
@@ -63,6 +74,25 @@ class _Cancelled(Exception):
 
 class _SessionEnded(Exception):
     """The worker is gone or unusable; the message says why, for the next call's note."""
+
+
+def _duration(seconds: float) -> str:
+    """'30 minutes', '1 minute', '2 seconds'."""
+    value, unit = (seconds / 60, "minute") if seconds >= 60 else (seconds, "second")
+    return f"{value:g} {unit}{'' if value == 1 else 's'}"
+
+
+def _line(text: str) -> str:
+    """text ending with a newline (or nothing), so a note can follow it."""
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def _read_capture(fd: int, max_chars: int) -> str:
+    """What the current cell has printed so far, capped like a normal reply (the worker may be dead)."""
+    size = os.fstat(fd).st_size
+    budget = capture_budget(max_chars)
+    raw = os.pread(fd, min(size, budget), 0)
+    return cap_text(raw, size, max_chars, at_least=size >= budget)  # past the budget, the worker dropped some
 
 
 def _ended(proc: subprocess.Popen) -> str:
@@ -134,6 +164,9 @@ class _Session:
         self.buffer = bytearray()
         self.sent: dict[str, str] = {}  # input name -> sha256 already in the live work dir
         self.ended: str | None = None  # why the last worker died; the next call says so
+        self.capture: int | None = None  # our fd of the worker's output capture (a memfd)
+        self.uid: int | None = None  # the host uid the live worker runs as (sandboxed, as root)
+        self.last_used = time.monotonic()  # end of the last call, for the idle reaper
 
     def kill(self) -> None:
         """SIGKILL the worker's process group: bwrap, whose death takes the whole sandbox with it."""
@@ -144,28 +177,45 @@ class _Session:
             except ProcessLookupError:
                 pass
 
-    def discard(self, why: str | None) -> None:
-        """Kill, reap and forget the worker; remember why for the next call."""
+    def discard(self, why: str | None, *, output_chars: int = 0) -> str:
+        """Kill, reap and forget the worker; remember why for the next call.
+
+        Returns what the current cell had printed, up to output_chars (0: nothing).
+        """
         if self.proc is None:
-            return
+            return ""
         self.kill()
         proc, self.proc = self.proc, None
         proc.wait()
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             pipe.close()
+        printed = ""
+        if self.capture is not None:
+            try:
+                printed = _read_capture(self.capture, output_chars) if output_chars else ""
+            finally:
+                os.close(self.capture)
+                self.capture = None
+        self.uid = None
         self.buffer.clear()
         self.sent.clear()
         self.ended = why
+        return printed
 
 
 class CodeInterpreter:
     """Runs model-written Python in per-session sandboxed workers (DESIGN.md principle 6).
 
     The work dir (/mnt/data, also the cwd) lives as long as its worker: it is a size- and
-    inode-limited tmpfs inside the sandbox, so a timeout, cancel, crash or reset() wipes it
-    along with the variables (pass the thread's files on every call: unchanged ones are not
-    re-sent). `root` only holds work dirs when the sandbox is off. The worker sets its own
-    rlimits before it reads any code, so the same limits apply with or without bubblewrap.
+    inode-limited tmpfs inside the sandbox, so a timeout, cancel, crash, idle shutdown or
+    reset() wipes it along with the variables (pass the thread's files on every call:
+    unchanged ones are not re-sent). Files a cell writes are returned by that call, so they
+    outlive the session wherever the caller stores them. `root` only holds work dirs when the
+    sandbox is off. The worker sets its own rlimits before it reads any code, so the same limits
+    apply with or without bubblewrap. As root, each worker runs as its own host uid.
+
+    With `idle_timeout_s`, a daemon thread shuts down sessions unused that long (the next call
+    starts a fresh one and says so); close() stops it.
     """
 
     def __init__(
@@ -181,6 +231,7 @@ class CodeInterpreter:
         max_files: int = 2000,
         max_output_chars: int = 20000,
         allow_unsandboxed: bool = False,
+        idle_timeout_s: float | None = None,
     ):
         self.root = Path(root)
         self.timeout_s = timeout_s
@@ -188,10 +239,12 @@ class CodeInterpreter:
         self.max_open_files, self.disk_quota_mb, self.max_files = max_open_files, disk_quota_mb, max_files
         self.max_output_chars = max_output_chars
         self.allow_unsandboxed = allow_unsandboxed
+        self.idle_timeout_s = idle_timeout_s if idle_timeout_s and idle_timeout_s > 0 else None
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._probe: tuple[bool, str] | None = None
         self._spawner = _Spawner()
+        self._reaper: tuple[threading.Thread, threading.Event] | None = None
 
     # -- availability -------------------------------------------------------------------
 
@@ -218,11 +271,18 @@ class CodeInterpreter:
             return False, f"bubblewrap is not installed: {INSTALL_HINT}"
         if os.geteuid() == 0 and shutil.which("setpriv") is None and not os.path.exists("/usr/bin/setpriv"):
             return False, "setpriv (util-linux) is missing: it drops sandboxed code to an unprivileged uid"
-        argv = bwrap_command(bwrap, [sys.executable, "-I", "-c", "pass"], disk_quota_mb=self.disk_quota_mb, max_files=self.max_files)
+        uid = PROBE_UID if os.geteuid() == 0 else None
+        data = data_fds(identity_files(uid)) if uid is not None else []
         try:
-            done = subprocess.run(argv, check=False, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+            argv = bwrap_command(bwrap, [sys.executable, "-I", "-c", "pass"], disk_quota_mb=self.disk_quota_mb,
+                                 max_files=self.max_files, uid=uid, data=data)
+            done = subprocess.run(argv, check=False, capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+                                  pass_fds=[fd for fd, _ in data])
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"bubblewrap cannot start a sandbox here: {exc}"
+        finally:
+            for fd, _ in data:
+                os.close(fd)
         if done.returncode != 0:
             detail = done.stderr.decode(errors="replace").strip()[-500:]
             return False, f"bubblewrap cannot start a sandbox here ({detail}): {INSTALL_HINT}"
@@ -249,40 +309,52 @@ class CodeInterpreter:
         deadline = time.monotonic() + timeout
         session = self._session(session_key)
         with session.lock:
-            prefix = "" if sandboxed else UNSANDBOXED_NOTE
-            restarted = False
             try:
-                if session.proc is None:
-                    if session.ended:
-                        prefix += ENDED_NOTE.format(why=session.ended)
-                        restarted, session.ended = True, None
-                    self._start(session, sandboxed, deadline, cancel)
-                reply, blobs = self._call(session, code, files or {}, deadline, cancel)
-            except _TimedOut:
-                session.discard("timed out")
-                note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
-                return ExecResult(prefix + note, timed_out=True, session_restarted=restarted, error=f"timed out after {timeout:g} s")
-            except _Cancelled:
-                session.discard("was cancelled")
-                return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
-            except _SessionEnded as exc:
-                session.discard(str(exc))
-                return ExecResult(
-                    f"{prefix}The Python session {exc}; the next call starts a fresh one.\n",
-                    session_restarted=restarted,
-                    error=f"session {exc}",
-                )
-            n_images = reply["images"]
-            names = reply["files"]
-            for name in names + reply["missing"]:
-                session.sent.pop(name, None)  # changed, deleted or not written: send it again next time
+                return self._execute(session, sandboxed, code, files or {}, timeout, deadline, cancel)
+            finally:
+                session.last_used = time.monotonic()  # before the lock goes: the reaper reads it then
+
+    def _execute(self, session: _Session, sandboxed: bool, code: str, files: dict[str, bytes],
+                 timeout: float, deadline: float, cancel) -> ExecResult:
+        """execute() under the session's lock."""
+        prefix = "" if sandboxed else UNSANDBOXED_NOTE
+        restarted = False
+        if session.proc is not None and self._idle(session):  # the reaper may not have run yet
+            self._retire(session)
+        try:
+            if session.proc is None:
+                if session.ended:
+                    prefix += ENDED_NOTE.format(why=session.ended)
+                    restarted, session.ended = True, None
+                self._start(session, sandboxed, deadline, cancel)
+                self._ensure_reaper()
+            reply, blobs = self._call(session, code, files, deadline, cancel)
+        except _TimedOut:
+            printed = session.discard("timed out", output_chars=self.max_output_chars)
+            note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
+            return ExecResult(prefix + _line(printed) + note, timed_out=True, session_restarted=restarted,
+                              error=f"timed out after {timeout:g} s")
+        except _Cancelled:
+            session.discard("was cancelled")
+            return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
+        except _SessionEnded as exc:
+            printed = session.discard(str(exc), output_chars=self.max_output_chars)
             return ExecResult(
-                logs=prefix + reply["logs"],
-                images=blobs[:n_images],
-                files=list(zip(names, blobs[n_images:], strict=True)),
+                f"{prefix}{_line(printed)}The Python session {exc}; the next call starts a fresh one.\n",
                 session_restarted=restarted,
-                error=reply["error"],
+                error=f"session {exc}",
             )
+        n_images = reply["images"]
+        names = reply["files"]
+        for name in names + reply["missing"]:
+            session.sent.pop(name, None)  # changed, deleted or not written: send it again next time
+        return ExecResult(
+            logs=prefix + reply["logs"],
+            images=blobs[:n_images],
+            files=list(zip(names, blobs[n_images:], strict=True)),
+            session_restarted=restarted,
+            error=reply["error"],
+        )
 
     def reset(self, session_key: str) -> None:
         """Kill the key's worker and drop its state; its work dir goes with it."""
@@ -292,9 +364,14 @@ class CodeInterpreter:
             self._end(session)
 
     def close(self) -> None:
-        """Kill every session (at shutdown)."""
+        """Stop the idle reaper and kill every session (at shutdown)."""
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
+            reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            thread, stop = reaper
+            stop.set()
+            thread.join()
         for session in sessions:
             self._end(session)
         self._spawner.stop()
@@ -314,10 +391,74 @@ class CodeInterpreter:
             session.discard(None)
         shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)
 
+    # -- idle sessions ------------------------------------------------------------------
+
+    def _idle(self, session: _Session) -> bool:
+        return self.idle_timeout_s is not None and time.monotonic() - session.last_used >= self.idle_timeout_s
+
+    def _retire(self, session: _Session) -> None:
+        """Shut down an idle session (its lock held); the next call starts afresh and says why."""
+        session.discard(f"was shut down after {_duration(self.idle_timeout_s)} without use")
+        shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)  # only exists with the sandbox off
+
+    def _ensure_reaper(self) -> None:
+        """Start the idle reaper with the first session (when there is an idle timeout)."""
+        if self.idle_timeout_s is None:
+            return
+        with self._lock:
+            if self._reaper is None:
+                stop = threading.Event()
+                thread = threading.Thread(target=self._reap, args=(stop,), name="code-interpreter-reaper", daemon=True)
+                self._reaper = (thread, stop)
+                thread.start()
+
+    def _reap(self, stop: threading.Event) -> None:
+        """Shut down sessions idle for idle_timeout_s; sleep until the next one could be due.
+
+        A session used after this pass looked is due no earlier than a full timeout from now,
+        so waking at the earliest known due time, or a timeout from now, misses nothing.
+        """
+        idle = self.idle_timeout_s
+        while True:
+            wake = time.monotonic() + idle
+            with self._lock:
+                sessions = list(self._sessions.values())
+            for session in sessions:
+                if session.proc is None:
+                    continue
+                due = session.last_used + idle
+                if due > time.monotonic():
+                    wake = min(wake, due)
+                elif session.lock.acquire(blocking=False):  # busy: its call ends with a new last_used
+                    try:
+                        if session.proc is not None and self._idle(session):
+                            self._retire(session)
+                    except Exception:  # keep reaping the others; a call on this one retries
+                        log.exception("could not shut down idle code session %s", session.key)
+                    finally:
+                        session.lock.release()
+            if stop.wait(max(wake - time.monotonic(), 0.01)):
+                return
+
+    # -- workers --------------------------------------------------------------------------
+
+    def _claim_uid(self, session: _Session) -> int:
+        """A host uid for the session's worker: from its key's hash, skipping any in use here or on the host."""
+        running = uids_in_use(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_SPAN)
+        start = int.from_bytes(hashlib.sha256(session.key.encode()).digest()[:8], "big")
+        with self._lock:
+            taken = running | {s.uid for s in self._sessions.values() if s.uid is not None}
+            for i in range(SANDBOX_UID_SPAN):
+                uid = SANDBOX_UID_BASE + (start + i) % SANDBOX_UID_SPAN
+                if uid not in taken:
+                    session.uid = uid
+                    return uid
+        raise SandboxUnavailable("every sandbox uid is in use")
+
     def _bare_dir(self, key: str) -> Path:
         return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
 
-    def _config(self, workdir: str, sandboxed: bool) -> str:
+    def _config(self, workdir: str, sandboxed: bool, capture_fd: int) -> str:
         limits = {
             "memory_mb": self.memory_mb,
             # unsandboxed, RLIMIT_NPROC would count every process of the host user
@@ -328,6 +469,7 @@ class CodeInterpreter:
         return json.dumps(
             {
                 "workdir": workdir,
+                "capture_fd": capture_fd,
                 "limits": limits,
                 "max_output_chars": self.max_output_chars,
                 "max_returned_files": MAX_RETURNED_FILES,
@@ -337,27 +479,46 @@ class CodeInterpreter:
         )
 
     def _start(self, session: _Session, sandboxed: bool, deadline: float, cancel) -> None:
-        """Launch a worker and wait for its ready message."""
-        if sandboxed:
-            program = worker_program(self._config(SANDBOX_WORKDIR, True), sandboxed=True)
-            argv = bwrap_command(find_bwrap(), program, disk_quota_mb=self.disk_quota_mb, max_files=self.max_files)
-            env, cwd = None, "/"
-        else:
-            base = self._bare_dir(session.key)
-            shutil.rmtree(base, ignore_errors=True)  # a fresh worker starts with an empty work dir
-            (base / "data").mkdir(parents=True)
-            (base / "home").mkdir()
-            argv = worker_program(self._config(str(base / "data"), False), sandboxed=False)
-            env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
-        session.proc = self._spawner.popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env if env is not None else {},
-            cwd=cwd,
-            start_new_session=True,
-        )
+        """Launch a worker and wait for its ready message.
+
+        The worker's output capture is a memfd made here and passed down, so after a timeout or
+        crash the parent can still read what the cell printed.
+        """
+        capture = high_fd(os.memfd_create("cell-output"))  # close-on-exec here; passed on purpose
+        data: list[tuple[int, str]] = []
+        try:
+            if sandboxed:
+                uid = self._claim_uid(session) if os.geteuid() == 0 else None
+                data = data_fds(identity_files(uid)) if uid is not None else []
+                program = worker_program(self._config(SANDBOX_WORKDIR, True, capture), sandboxed=True)
+                argv = bwrap_command(find_bwrap(), program, disk_quota_mb=self.disk_quota_mb,
+                                     max_files=self.max_files, uid=uid, data=data)
+                env, cwd = None, "/"
+            else:
+                base = self._bare_dir(session.key)
+                shutil.rmtree(base, ignore_errors=True)  # a fresh worker starts with an empty work dir
+                (base / "data").mkdir(parents=True)
+                (base / "home").mkdir()
+                argv = worker_program(self._config(str(base / "data"), False, capture), sandboxed=False)
+                env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
+            session.proc = self._spawner.popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env if env is not None else {},
+                cwd=cwd,
+                start_new_session=True,
+                pass_fds=[capture, *(fd for fd, _ in data)],
+            )
+        except BaseException:
+            os.close(capture)
+            session.uid = None
+            raise
+        finally:
+            for fd, _ in data:
+                os.close(fd)
+        session.capture = capture
         os.set_blocking(session.proc.stdin.fileno(), False)
         try:
             self._read_message(session, deadline, cancel)

@@ -28,6 +28,20 @@ LIMITS = {
 CELL_PREFIX = "<cell "
 
 
+def capture_budget(max_chars: int) -> int:
+    """Bytes of output the capture keeps: enough for max_chars of any UTF-8, plus the notes."""
+    return max_chars * 4 + 4096
+
+
+def cap_text(raw: bytes, size: int, max_chars: int, dropped: int = 0, *, at_least: bool = False) -> str:
+    """The first max_chars of captured output (raw: its first bytes, of size in all), with a note on the rest."""
+    text = raw.decode("utf-8", errors="replace")
+    extra = len(text) - max_chars + (size - len(raw)) + dropped
+    if extra > 0:
+        text = text[:max_chars] + f"\n[output truncated: {'at least ' if at_least else ''}{extra} more characters]\n"
+    return text
+
+
 def read_exact(fd: int, n: int) -> bytes:
     """Read exactly n bytes or raise EOFError."""
     chunks = []
@@ -105,7 +119,7 @@ class Worker:
         self.pid = os.getpid()
         self.cells = 0
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
-        self.raw = CappedOutput(capture_fd, config["max_output_chars"] * 4 + 4096)
+        self.raw = CappedOutput(capture_fd, capture_budget(config["max_output_chars"]))
         self.stream = io.TextIOWrapper(self.raw, encoding="utf-8", errors="backslashreplace", write_through=True)
 
     def serve(self) -> None:
@@ -156,12 +170,8 @@ class Worker:
         cap = self.config["max_output_chars"]
         size = os.lseek(self.capture_fd, 0, os.SEEK_END)
         os.lseek(self.capture_fd, 0, os.SEEK_SET)
-        raw = os.read(self.capture_fd, min(size, cap * 4 + 4096))
-        text = raw.decode("utf-8", errors="replace")
-        extra = len(text) - cap + (size - len(raw)) + self.raw.dropped
-        if extra > 0:
-            text = text[:cap] + f"\n[output truncated: {extra} more characters]\n"
-        return text
+        raw = os.read(self.capture_fd, min(size, capture_budget(cap)))
+        return cap_text(raw, size, cap, self.raw.dropped)
 
     def run_cell(self, code: str) -> str | None:
         """Exec the cell like Jupyter: the last expression's repr is printed. Returns an error line."""
@@ -251,12 +261,16 @@ def apply_limits(config: dict) -> None:
 
 
 def main() -> None:
-    """Move the protocol off fds 0/1, capture fds 1/2 in a memfd, apply limits, serve."""
+    """Move the protocol off fds 0/1, capture fds 1/2 in the parent's memfd, apply limits, serve.
+
+    The parent made the capture file and keeps a descriptor of it, so what a cell printed before
+    it timed out or crashed can still be read after the sandbox is killed.
+    """
     config = json.loads(sys.argv[1])
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    capture_fd = os.memfd_create("cell-output")
+    capture_fd = config["capture_fd"]
     os.dup2(capture_fd, 1)  # subprocess and C-level output land in the same capture, in order
     os.dup2(capture_fd, 2)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over RLIMIT_FSIZE: an OSError, not death
