@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from typing import Any
 
 from assistants import validation as v
 from assistants.config import Settings, load_settings
-from assistants.errors import BadRequest, not_found
+from assistants.errors import APIError, BadRequest, not_found
 from assistants.ids import new_id, now
 from assistants.messages import attachments as check_attachments
 from assistants.messages import content_blocks
@@ -24,6 +25,11 @@ RUN_FIELDS = {"assistant_id", "model", "instructions", "additional_instructions"
               "metadata", "temperature", "top_p", "stream", "max_prompt_tokens", "max_completion_tokens",
               "truncation_strategy", "tool_choice", "parallel_tool_calls", "response_format", "include",
               "reasoning_effort"}
+
+# image_file content goes to the model as a data URL when the bytes are one of these formats (OpenAI's list).
+IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+               (b"GIF89a", "image/gif"), (b"RIFF", "image/webp"))
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 
 def _reject_unknown(body: dict, allowed: set[str]) -> None:
@@ -55,6 +61,22 @@ class Runtime:
         except ImportError:
             return
         attach(self)
+        if self.files is not None and self.engine.image_loader is None:
+            self.engine.image_loader = self._image_data_url
+
+    def _image_data_url(self, file_id: str) -> str | None:
+        """An uploaded image (image_file content) as the data URL a vision model reads; None if gone or not an image."""
+        try:
+            meta = self.files.get(file_id)
+            if meta.get("bytes", 0) > MAX_IMAGE_BYTES:
+                return None
+            data = self.files.content(file_id)
+        except APIError:
+            return None
+        mime = next((m for magic, m in IMAGE_MAGIC if data.startswith(magic)), None)
+        if mime == "image/webp" and data[8:12] != b"WEBP":
+            mime = None
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}" if mime else None
 
     def reload_settings(self, settings: Settings | None = None) -> None:
         """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
@@ -254,9 +276,15 @@ class Runtime:
         for att in files or []:
             if self.files is not None and self.store.get("files", att["file_id"]) is None:
                 raise BadRequest(f"Attached file '{att['file_id']}' does not exist.", param=f"{prefix}attachments")
+        content = content_blocks(body.get("content"), f"{prefix}content")
+        for i, block in enumerate(content):
+            image = block.get("image_file")
+            if image and self.files is not None and self.store.get("files", image["file_id"]) is None:
+                raise BadRequest(f"The image file '{image['file_id']}' in {prefix}content[{i}] does not exist; upload "
+                                 "it first (purpose 'vision').", param=f"{prefix}content[{i}].image_file.file_id")
         return {
             "id": new_id("msg"), "object": "thread.message", "created_at": now(), "thread_id": thread_id,
-            "role": role, "content": content_blocks(body.get("content"), f"{prefix}content"),
+            "role": role, "content": content,
             "assistant_id": None, "run_id": None, "attachments": files, "metadata": v.metadata(body.get("metadata"),
                                                                                                  f"{prefix}metadata"),
             "status": "completed", "completed_at": now(),

@@ -342,7 +342,8 @@ class Engine:
         parts: list[dict] = [{"type": "text", "text": text}]
         for block in images:
             if block["type"] == "image_url":
-                parts.append({"type": "image_url", "image_url": {"url": block["image_url"]["url"]}})
+                parts.append({"type": "image_url", "image_url": {"url": block["image_url"]["url"],
+                                                                 "detail": block["image_url"].get("detail", "auto")}})
             elif self.image_loader is not None:
                 url = self.image_loader(block["image_file"]["file_id"])
                 if url:
@@ -395,10 +396,22 @@ class Engine:
                     raise Cancelled()
                 if state["message"] is None:
                     state["message"], state["step"] = self._start_message(run)
+                    # The reply starts with the figures the tools made (see _reply_content): stream them first,
+                    # so the text's content index is the one it has in the finished message.
+                    images = self._pending_images(run)
+                    state["text_index"] = len(images)
+                    if images:
+                        self.hub.publish(run["id"], "thread.message.delta", {
+                            "id": state["message"]["id"], "object": "thread.message.delta",
+                            "delta": {"content": [{"index": i, "type": "image_file",
+                                                   "image_file": {"file_id": f, "detail": "auto"}}
+                                                  for i, f in enumerate(images)]},
+                        })
                 state["parts"].append(piece)
                 self.hub.publish(run["id"], "thread.message.delta", {
                     "id": state["message"]["id"], "object": "thread.message.delta",
-                    "delta": {"content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]},
+                    "delta": {"content": [{"index": state["text_index"], "type": "text",
+                                           "text": {"value": piece, "annotations": []}}]},
                 })
 
         started = time.monotonic()
@@ -470,6 +483,11 @@ class Engine:
         if result.tool_calls:
             result.raw["_usage"] = usage
         return result, message, step
+
+    def _pending_images(self, run: dict) -> list[str]:
+        """Figures of this run's tool steps that no reply has shown yet (what _reply_content will put first)."""
+        return [f for step in self.store.all("run_steps", run_id=run["id"])
+                if step["type"] == "tool_calls" and not step.get("_consumed") for f in step.get("_images", [])]
 
     def _reply_content(self, run: dict, text: str) -> list[dict]:
         """The reply's content: figures the tools made since the last reply, then the annotated text."""
