@@ -19,6 +19,7 @@ from assistants.ids import new_id, now
 from assistants.runs.engine import owner_alive, process_owner
 from assistants.store import Store
 from assistants.tools.file_search import (
+    PARSE_TIMEOUT_S,
     ParseError,
     SearchResult,
     chunk_text,
@@ -243,9 +244,13 @@ class VectorStoreService:
     """Vector stores in OpenAI's wire shape; files are parsed, chunked and indexed by a small worker pool."""
 
     def __init__(self, store: Store, files: FileService, settings: Settings | Callable[[], Settings], *,
-                 workers: int = INDEX_WORKERS, embedder: Embedder | None = None):
+                 workers: int = INDEX_WORKERS, embedder: Embedder | None = None,
+                 parse_timeout_s: float = PARSE_TIMEOUT_S):
         self.store = store
         self.files = files
+        # Wall-clock limit for reading one PDF or DOCX (in a child process): a file that takes
+        # longer fails with that reason and frees its worker for the rest of the batch.
+        self.parse_timeout_s = parse_timeout_s
         settings_fn = settings if callable(settings) else (lambda: settings)
         self.embedder = embedder or Embedder(settings_fn)
         self.owner = process_owner()
@@ -717,7 +722,7 @@ class VectorStoreService:
             self._finish(vs_id, file_id, job, error=("invalid_file", f"{name}: cannot read its content ({message})"))
             return
         try:
-            text = extract_text(name, data)
+            text = extract_text(name, data, timeout_s=self.parse_timeout_s)
         except ParseError as exc:
             self._finish(vs_id, file_id, job, error=(_error_code(str(exc)), f"{name}: {exc}"))
             return

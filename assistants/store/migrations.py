@@ -63,11 +63,19 @@ def m004_model_calls(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX model_calls_run ON model_calls(run_id, seq)")
 
 
+def m005_search_index_cjk(conn: sqlite3.Connection) -> None:
+    """File search: CJK text indexed a character per token; existing chunks are re-indexed."""
+    from assistants.tools.file_search.index import upgrade_schema
+
+    upgrade_schema(conn)  # a no-op where m003 already created the current schema
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_files_and_vector_stores,
     m003_search_index,
     m004_model_calls,
+    m005_search_index_cjk,
 ]
 
 

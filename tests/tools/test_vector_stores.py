@@ -172,10 +172,10 @@ def test_cancel_batch_stops_files_not_yet_indexed(rt, monkeypatch):
     gate = threading.Event()
     real = vs_module.extract_text
 
-    def slow_extract(name, data):
+    def slow_extract(name, data, **kwargs):
         if name.startswith("slow"):
             gate.wait(30)
-        return real(name, data)
+        return real(name, data, **kwargs)
 
     monkeypatch.setattr(vs_module, "extract_text", slow_extract)
     ids = [upload(rt, f"slow{i}.txt", PARIS) for i in range(5)]
@@ -369,10 +369,10 @@ def test_closing_releases_queued_files_for_the_next_start(tmp_path, monkeypatch)
     gate, started = threading.Event(), threading.Semaphore(0)
     real = vs_module.extract_text
 
-    def held(name, data):
+    def held(name, data, **kwargs):
         started.release()
         gate.wait(30)
-        return real(name, data)
+        return real(name, data, **kwargs)
 
     monkeypatch.setattr(vs_module, "extract_text", held)
     router = ModelRouter([ScriptedProvider()], default_model="fake-model")

@@ -12,11 +12,14 @@ from assistants.tools.file_search.index import (
     query_terms,
     index_chunks,
     search,
+    search_text,
+    upgrade_schema,
     usage_bytes,
 )
-from assistants.tools.file_search.parse import ParseError, extract_text
+from assistants.tools.file_search.parse import PARSE_TIMEOUT_S, ParseError, extract_text
 
 __all__ = [
+    "PARSE_TIMEOUT_S",
     "SCHEMA",
     "ParseError",
     "SearchResult",
@@ -27,6 +30,8 @@ __all__ = [
     "index_chunks",
     "query_terms",
     "search",
+    "search_text",
+    "upgrade_schema",
     "usage_bytes",
     "validate_chunking",
 ]

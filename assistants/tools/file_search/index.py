@@ -11,6 +11,8 @@ import numpy as np
 
 SCHEMA = [
     # vector_store_id comes first so the search filter reads it without touching the text.
+    # fts_text is what FTS5 indexes when it differs from text (CJK split into overlapping
+    # pairs of characters, see search_text); NULL otherwise, so English is not stored twice.
     """CREATE TABLE IF NOT EXISTS fs_chunks (
         id INTEGER PRIMARY KEY,
         vector_store_id TEXT NOT NULL,
@@ -19,24 +21,30 @@ SCHEMA = [
         filename TEXT NOT NULL,
         bytes INTEGER NOT NULL,
         text TEXT NOT NULL,
-        embedding BLOB
+        embedding BLOB,
+        fts_text TEXT
     )""",
     """CREATE UNIQUE INDEX IF NOT EXISTS fs_chunks_store_file
         ON fs_chunks (vector_store_id, file_id, chunk_index)""",
+    # What the index holds for each chunk: FTS5 reads it here for 'rebuild' and integrity checks.
+    """CREATE VIEW IF NOT EXISTS fs_chunks_fts_source AS
+        SELECT id, coalesce(fts_text, text) AS text FROM fs_chunks""",
     # External content: the text is stored once, in fs_chunks; triggers keep the index in step.
     """CREATE VIRTUAL TABLE IF NOT EXISTS fs_chunks_fts USING fts5(
-        text, content='fs_chunks', content_rowid='id',
+        text, content='fs_chunks_fts_source', content_rowid='id',
         tokenize='porter unicode61 remove_diacritics 2'
     )""",
     """CREATE TRIGGER IF NOT EXISTS fs_chunks_ai AFTER INSERT ON fs_chunks BEGIN
-        INSERT INTO fs_chunks_fts (rowid, text) VALUES (new.id, new.text);
+        INSERT INTO fs_chunks_fts (rowid, text) VALUES (new.id, coalesce(new.fts_text, new.text));
     END""",
     """CREATE TRIGGER IF NOT EXISTS fs_chunks_ad AFTER DELETE ON fs_chunks BEGIN
-        INSERT INTO fs_chunks_fts (fs_chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO fs_chunks_fts (fs_chunks_fts, rowid, text)
+            VALUES ('delete', old.id, coalesce(old.fts_text, old.text));
     END""",
-    """CREATE TRIGGER IF NOT EXISTS fs_chunks_au AFTER UPDATE OF text ON fs_chunks BEGIN
-        INSERT INTO fs_chunks_fts (fs_chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
-        INSERT INTO fs_chunks_fts (rowid, text) VALUES (new.id, new.text);
+    """CREATE TRIGGER IF NOT EXISTS fs_chunks_au AFTER UPDATE OF text, fts_text ON fs_chunks BEGIN
+        INSERT INTO fs_chunks_fts (fs_chunks_fts, rowid, text)
+            VALUES ('delete', old.id, coalesce(old.fts_text, old.text));
+        INSERT INTO fs_chunks_fts (rowid, text) VALUES (new.id, coalesce(new.fts_text, new.text));
     END""",
 ]
 
@@ -71,6 +79,20 @@ _STOPWORD_LIST = """
 """
 _STOPWORDS = frozenset(_STOPWORD_LIST.split())
 _TERM = re.compile(r"[^\W_]+")  # the characters FTS5's unicode61 tokenizer keeps
+# Scripts written without spaces between words: unicode61 would keep a whole run of them
+# (often a whole sentence) as one token, so such runs are indexed as the overlapping pairs
+# of characters they hold, the usual way to search CJK without a dictionary (see
+# search_text and query_terms). Han (with the iteration marks 々〆〇 and Hangzhou
+# numerals), kana (full- and half-width), Hangul and bopomofo letters. Korean does put
+# spaces between words, but particles are glued to them (서울은).
+_CJK_CHARS = (
+    "\u1100-\u11ff\u3005-\u3007\u3021-\u3029\u303b\u3041-\u3096\u309d-\u309f\u30a1-\u30fa"
+    "\u30fc-\u30ff\u3105-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
+)
+_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
+_CJK_SPLIT = re.compile(f"([{_CJK_CHARS}]+)")  # split() then puts the CJK runs at odd indexes
 
 
 @dataclass
@@ -99,13 +121,61 @@ def index_chunks(
     delete_chunks(conn, vector_store_id, file_id)
     blobs = [None] * len(chunks) if embeddings is None else [_embedding_blob(e) for e in embeddings]
     conn.executemany(
-        "INSERT INTO fs_chunks (vector_store_id, file_id, chunk_index, filename, bytes, text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO fs_chunks (vector_store_id, file_id, chunk_index, filename, bytes, text, embedding, fts_text)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            (vector_store_id, file_id, i, filename, _size(text, blob), text, blob)
+            (vector_store_id, file_id, i, filename, _size(text, blob), text, blob, search_text(text))
             for i, (text, blob) in enumerate(zip(chunks, blobs, strict=True))
         ),
     )
     return len(chunks)
+
+
+def search_text(text: str) -> str | None:
+    """What FTS5 should index for a chunk, if not its text: CJK runs as pairs of characters.
+
+    A run becomes its overlapping two-character tokens and then its last character alone
+    (東京は日本 gives 東京 京は は日 日本 本), so a query's pair is one token to look up, and
+    a single character is a prefix query ("本"*) that finds it wherever it stands: every
+    character starts a token. None for text without CJK, which is indexed as it is.
+    """
+    if text.isascii() or _CJK_RUN.search(text) is None:  # isascii: a quick way out for most English
+        return None
+    return _CJK_RUN.sub(_pairs, text)
+
+
+def _pairs(run: re.Match) -> str:
+    chars = run.group()
+    return f" {' '.join(map(str.__add__, chars, chars[1:]))} {chars[-1]} "
+
+
+def upgrade_schema(conn: sqlite3.Connection) -> bool:
+    """Bring a chunk index made before CJK support to SCHEMA, re-indexing every chunk.
+
+    Adds fs_chunks.fts_text, fills it for chunks with CJK text, replaces the FTS5 table
+    (now fed from fs_chunks_fts_source) and its triggers, and rebuilds the index from the
+    chunks. Creates the schema where there is none. Returns whether an old index was
+    upgraded; the caller owns the transaction.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(fs_chunks)")}
+    old = bool(columns) and "fts_text" not in columns
+    if old:
+        for trigger in ("fs_chunks_ai", "fs_chunks_ad", "fs_chunks_au"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute("DROP TABLE IF EXISTS fs_chunks_fts")
+        conn.execute("ALTER TABLE fs_chunks ADD COLUMN fts_text TEXT")
+        last = -1
+        while rows := conn.execute("SELECT id, text FROM fs_chunks WHERE id > ? ORDER BY id LIMIT 1000", (last,)).fetchall():
+            last = rows[-1][0]
+            conn.executemany(
+                "UPDATE fs_chunks SET fts_text = ? WHERE id = ?",
+                ((fts_text, chunk_id) for chunk_id, text in rows if (fts_text := search_text(text)) is not None),
+            )
+    for statement in SCHEMA:
+        conn.execute(statement)
+    if old:
+        conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('rebuild')")
+    return old
 
 
 def delete_chunks(conn: sqlite3.Connection, vector_store_id: str, file_id: str | None = None) -> None:
@@ -129,10 +199,33 @@ def usage_bytes(conn: sqlite3.Connection, vector_store_id: str) -> int:
 
 
 def query_terms(query: str) -> list[str]:
-    """Distinct lower-case terms of free text; stopwords go unless nothing else is left."""
-    terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(query)))
-    meaningful = [term for term in terms if term not in _STOPWORDS]
+    """Distinct lower-case terms of free text; stopwords go unless nothing else is left.
+
+    A run of CJK characters becomes its overlapping pairs ("東京都" gives 東京 and 京都), as
+    indexed: written without spaces, a query is often a whole sentence, and BM25 ranks
+    first the chunks holding most of its pairs, the rarest above all. A lone character is
+    a term of its own, dropped like a stopword unless nothing else is left.
+    """
+    terms: list[str] = []
+    for word in _TERM.findall(query.lower()):
+        if _CJK_RUN.search(word) is None:
+            terms.append(word)
+            continue
+        for i, part in enumerate(_CJK_SPLIT.split(word)):
+            if i % 2 == 0 or len(part) == 1:  # letters or digits next to the run, or a lone character
+                terms.extend([part] if part else [])
+            else:
+                terms.extend(map(str.__add__, part, part[1:]))
+    terms = list(dict.fromkeys(terms))
+    meaningful = [term for term in terms if term not in _STOPWORDS and not _lone_cjk(term)]
     return (meaningful or terms)[:MAX_QUERY_TERMS]
+
+
+def _lone_cjk(term: str) -> bool:
+    # A lone CJK character is mostly a particle or a very common word (の, 的, 년): like a
+    # stopword it is searched only when nothing else is left. It is also the costly kind of
+    # term, a prefix query over every pair it starts.
+    return len(term) == 1 and _CJK_RUN.match(term) is not None
 
 
 def search(
@@ -206,8 +299,9 @@ def _bm25_ranking(
 
 def _quoted(term: str) -> str:
     # Terms hold only letters and digits, so quoting makes each a plain string: operators,
-    # column filters and prefix stars in the user's text never reach FTS5's parser.
-    return f'"{term}"'
+    # column filters and prefix stars in the user's text never reach FTS5's parser. A lone
+    # CJK character is looked up as the start of the pairs indexed (see search_text).
+    return f'"{term}"*' if _lone_cjk(term) else f'"{term}"'
 
 
 def _any(terms: list[str]) -> str:

@@ -6,7 +6,12 @@ import codecs
 import csv
 import io
 import json
+import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -40,17 +45,40 @@ MAX_ZIP_UNCOMPRESSED = 256 * 1024 * 1024
 MAX_ZIP_RATIO = 100
 ZIP_RATIO_MIN_BYTES = 16 * 1024 * 1024  # small archives may compress well without harm
 
+# PDF and DOCX are read in a child process killed after this long: a pathological file can
+# keep pypdf busy for hours, and a worker thread cannot be stopped from outside.
+PARSE_TIMEOUT_S = 60.0
+
 _SNIFF_BYTES = 65_536
+# csv.Sniffer's quote-guessing regexes take time quadratic in the sample on some inputs
+# (12 s for 64 KiB of ',"'): a few KiB of rows is as good a sample and costs 0.2 s at worst.
+_CSV_SNIFF_CHARS = 8_192
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 
 
-def extract_text(filename: str, data: bytes, *, max_chars: int = 20_000_000) -> str:
-    """Return the readable text of a file, or raise ParseError with the reason."""
+def extract_text(
+    filename: str,
+    data: bytes,
+    *,
+    max_chars: int = 20_000_000,
+    timeout_s: float | None = PARSE_TIMEOUT_S,
+) -> str:
+    """Return the readable text of a file, or raise ParseError with the reason.
+
+    PDF and DOCX are read in a child process given timeout_s seconds of wall-clock time
+    (None reads them in this process, without a limit); the other formats are read here,
+    in time linear in their size.
+    """
     ext = _extension(filename)
     if not data.strip():
         raise ParseError("empty file")
-    if ext == ".pdf" or (not ext and data.startswith(b"%PDF-")):
+    is_pdf = ext == ".pdf" or (not ext and data.startswith(b"%PDF-"))
+    if timeout_s is not None and (is_pdf or ext == ".docx"):
+        if not is_pdf:
+            _check_zip(data)  # reads only the zip directory: a bomb is refused without a process
+        return _extract_in_child(".pdf" if is_pdf else ".docx", data, max_chars, timeout_s)
+    if is_pdf:
         text = _pdf_text(data, max_chars)
         what = "PDF (scanned images only?)"
     elif ext == ".docx":
@@ -87,6 +115,73 @@ def _extension(filename: str) -> str:
     if name in {"dockerfile", "makefile"}:
         return ".dockerfile" if name == "dockerfile" else ".mk"
     return PurePosixPath(name).suffix
+
+
+# The child loads this file by path rather than importing the package, so it starts in a
+# tenth of a second (no numpy) and nothing from the working directory is imported first.
+_CHILD_CODE = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("_file_search_parse", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module._child_main(sys.argv[2], int(sys.argv[3]))
+"""
+
+
+def _extract_in_child(ext: str, data: bytes, max_chars: int, timeout_s: float) -> str:
+    """extract_text in a fresh Python process, killed once timeout_s seconds have passed."""
+    what = ext[1:].upper()
+    command = [sys.executable, "-P", "-c", _CHILD_CODE, __file__, f"document{ext}", str(max_chars)]
+    try:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # no Ctrl-C meant for the server; killed by us only
+        )
+    except (OSError, ValueError) as exc:
+        raise ParseError(f"could not start a process to read the {what} ({_reason(exc)})") from exc
+    try:
+        out, err = child.communicate(data, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(child)
+        child.communicate()
+        raise ParseError(f"took longer than {timeout_s:g} s to read (a {what} too complex or malformed?)") from None
+    except BaseException:
+        _kill(child)
+        child.wait()
+        raise
+    status, _, body = out.partition(b"\n")
+    if child.returncode == 0 and status in (b"text", b"error"):
+        message = body.decode("utf-8", "surrogatepass")
+        if status == b"error":
+            raise ParseError(message)
+        return message
+    last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+    code = child.returncode
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    raise ParseError(f"the {what} reader {how} ({last[0][:200]})")
+
+
+def _kill(child: subprocess.Popen) -> None:
+    """Kill the child and anything it started (its own session and process group)."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except OSError:  # gone already, or the group is not ours to signal
+        child.kill()
+
+
+def _child_main(filename: str, max_chars: int) -> None:
+    """The child's side: the file on stdin, "text" or "error" and a newline, then the text or reason on stdout."""
+    logging.disable(logging.WARNING)  # pypdf's warnings about damaged files would only fill a pipe
+    data = sys.stdin.buffer.read()
+    try:
+        status, body = b"text", extract_text(filename, data, max_chars=max_chars, timeout_s=None)
+    except ParseError as exc:
+        status, body = b"error", str(exc)
+    sys.stdout.buffer.write(status + b"\n" + body.encode("utf-8", "surrogatepass"))
+    sys.stdout.buffer.flush()
 
 
 def _too_long(n: int, max_chars: int) -> str:
@@ -257,7 +352,7 @@ def _csv_text(text: str, *, tab: bool) -> str:
         dialect: type[csv.Dialect] | csv.Dialect = csv.excel_tab
     else:
         try:
-            dialect = csv.Sniffer().sniff(text[:_SNIFF_BYTES], delimiters=",;\t|")
+            dialect = csv.Sniffer().sniff(text[:_CSV_SNIFF_CHARS], delimiters=",;\t|")
         except csv.Error:
             dialect = csv.excel
     try:
