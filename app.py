@@ -10,9 +10,27 @@ from session import init_state
 # 340 px: the assistant config sidebar fits an assistant id and the New/Clone/Delete row on one line.
 st.set_page_config(page_title="Assistants Playground", page_icon=":material/smart_toy:", layout="wide",
                    initial_sidebar_state=340)
-# Streamlit's default page padding (8 rem on top under the navigation bar) would push the Playground's
-# message box below the fold on a laptop screen; this is the only CSS the app adds.
-st.html("<style>[data-testid='stMainBlockContainer']{padding:4.75rem 3rem 2rem 3rem}</style>")
+# The only CSS the app adds (a style-only st.html takes no room on the page):
+# - Streamlit's default page padding (8 rem on top under the navigation bar) would push the Playground's message
+#   box below the fold on a laptop screen; narrower windows get narrower side margins too.
+# - The Playground's thread and run log sit side by side while its main area is wider than 760 px; narrower (a
+#   1024 px laptop with the sidebar open) the run log goes under the thread instead of becoming a 220 px sliver.
+#   A container query, so opening or closing the sidebar counts too. Its run log follows the window's height.
+# - The function and JSON schema editors use the code font, so JSON lines up.
+CSS = """
+[data-testid='stMainBlockContainer']{padding:4.75rem 3rem 2rem 3rem}
+@media (max-width:1180px){[data-testid='stMainBlockContainer']{padding:4.75rem 1.5rem 2rem 1.5rem}}
+.st-key-playground_main{container-type:inline-size}
+@container (max-width:760px){
+ .st-key-playground_main [data-testid='stHorizontalBlock']:has(> [data-testid='stColumn']){flex-wrap:wrap;row-gap:2rem}
+ .st-key-playground_main [data-testid='stColumn']{flex:1 1 100% !important;width:100% !important;min-width:100% !important}
+}
+[data-testid='stLayoutWrapper']:has(> .st-key-playground_log_box){height:max(360px,calc(100vh - 180px)) !important;
+ flex-basis:max(360px,calc(100vh - 180px)) !important}
+[class*='st-key-playground_cfg_fn_'] textarea,.st-key-playground_cfg_schema textarea{
+ font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.8rem}
+"""
+st.html(f"<style>{CSS}</style>")
 init_state()
 for key, value in PLAYGROUND_DEFAULTS.items():
     # Copy mutable defaults: each browser session gets its own dict/list.

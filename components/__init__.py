@@ -48,3 +48,21 @@ def fmt_duration(seconds: float | None) -> str:
 def fmt_tokens(n: int | None) -> str:
     """12,345 (or — when unknown)."""
     return "—" if n is None else f"{n:,}"
+
+
+# Socket errors as the operating system words them, and as people would.
+_OS_ERRORS = {
+    "[Errno 111] Connection refused": "connection refused: nothing is listening on that port",
+    "[Errno 113] No route to host": "no route to that host",
+    "[Errno 101] Network is unreachable": "the network is unreachable",
+    "[Errno -2] Name or service not known": "no such host name",
+    "[Errno -3] Temporary failure in name resolution": "the host name could not be looked up (no network?)",
+    "[Errno -5] No address associated with hostname": "no such host name",
+}
+
+
+def plain_error(message: str) -> str:
+    """An error message with the operating system's socket jargon put in words."""
+    for raw, words in _OS_ERRORS.items():
+        message = message.replace(raw, words)
+    return message

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from assistants.pricing import format_usd
-from components import RUN_STATUS, fmt_duration, fmt_tokens, run_ended_at
+from components import RUN_STATUS, fmt_duration, fmt_tokens, plain_error, run_ended_at
 from components.thread_view import fmt_clock, show_image
 
 RESULT_PREVIEW_CHARS = 600
@@ -71,7 +71,7 @@ def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
     elif kind == "code_interpreter":
         ci = call["code_interpreter"]
         st.markdown(":material/terminal: **Code Interpreter**")
-        st.code(ci.get("input") or "", language="python")
+        st.code(ci.get("input") or "", language="python", wrap_lines=True)
         for out in ci.get("outputs") or []:
             if out.get("type") == "logs":
                 st.code(out.get("logs") or "", language=None, wrap_lines=True)
@@ -87,9 +87,11 @@ def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
         for r in results:
             st.markdown(f":material/description: **{r.get('file_name') or r.get('file_id')}** "
                         f":gray[score {float(r.get('score') or 0):.3f}]")
-            text = " ".join(c.get("text", "") for c in r.get("content") or [] if isinstance(c, dict))
+            text = " ".join(c.get("text", "") for c in r.get("content") or [] if isinstance(c, dict)).strip()
             if text:
-                st.caption(text[:RESULT_PREVIEW_CHARS] + ("…" if len(text) > RESULT_PREVIEW_CHARS else ""))
+                # The chunk as it was retrieved, as plain text: a file's "# Heading" must not become a headline here.
+                st.code(text[:RESULT_PREVIEW_CHARS] + ("…" if len(text) > RESULT_PREVIEW_CHARS else ""),
+                        language=None, wrap_lines=True)
 
 
 def _details(run: dict, details: dict, cost: float) -> None:
@@ -104,7 +106,7 @@ def _details(run: dict, details: dict, cost: float) -> None:
                     f"{fmt_tokens(usage.get('completion_tokens'))} completion)] · **{format_usd(cost)}**"
                     + (f" · model time {fmt_duration(model_ms / 1000)}" if model_ms else ""))
     if run.get("last_error"):
-        st.error(run["last_error"].get("message") or "The run failed.", icon=":material/error:")
+        st.error(plain_error(run["last_error"].get("message") or "The run failed."), icon=":material/error:")
     if run["status"] == "incomplete":
         st.warning(f"Stopped early: {(run.get('incomplete_details') or {}).get('reason', 'limit reached')}.",
                    icon=":material/warning:")
@@ -126,6 +128,8 @@ def _details(run: dict, details: dict, cost: float) -> None:
             st.caption(f":material/error: {step['last_error'].get('message')}")
     if not steps and run["status"] not in ("queued", "in_progress"):
         st.caption("No steps: the run ended before the model answered.")
+    if calls:
+        st.caption(":material/data_object: Raw model calls: the request sent and the response received")
     for i, call in enumerate(calls, 1):
         took = fmt_duration((call.get("duration_ms") or 0) / 1000)
         label = f"Model call {i} · {took}" + (" · failed" if call.get("error") else "")

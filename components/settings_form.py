@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import streamlit as st
 
 from assistants.config import EMBEDDED_MODEL_ID, parse_aliases
+from components import plain_error
 
 # Presets people pick from; the URLs are the servers' documented OpenAI-compatible defaults.
 PRESETS = {
@@ -27,6 +28,7 @@ ALIASES = "settings_aliases"
 DEFAULT_MODEL = "settings_default_model"
 ROWS = "settings_rows"      # [{"uid", "saved_key"}]: the server rows being edited, in order
 TESTS = "settings_tests"    # {"openai" | uid: {"url", "ok", "models", "error"}}: last "Test connection" answers
+BASE = "settings_base"      # the saved settings the form was filled from: what "changed elsewhere" is measured against
 
 
 # -- checks and conversions (no Streamlit) ------------------------------------------------------
@@ -174,6 +176,70 @@ def comparable(values: dict) -> dict:
     return {k: v for k, v in values.items() if v not in ("", None, [], {})}
 
 
+# -- saved elsewhere meanwhile: a three-way merge -------------------------------------------------
+FIELD_NAMES = {"openai_api_key": "the OpenAI API key", "openai_base_url": "the OpenAI base URL",
+               "default_model": "the default model"}
+
+
+def _label(field: str, item: str | None = None) -> str:
+    if field == "backends":
+        return f"server '{item}'"
+    if field == "aliases":
+        return f"alias '{item}'"
+    return FIELD_NAMES.get(field, f"'{field}'")
+
+
+def _merge_items(base: dict, mine: dict, theirs: dict, field: str, notes: dict) -> dict:
+    """Item by item (aliases by name, servers by name): an item I did not touch takes their version."""
+    out: dict = {}
+    for key in [*mine, *(k for k in theirs if k not in mine), *(k for k in base if k not in mine and k not in theirs)]:
+        b, m, t = base.get(key), mine.get(key), theirs.get(key)
+        if m == b:
+            value = t
+            if t != b:
+                notes["kept"].append(_label(field, key))
+        else:
+            value = m
+            if t != b and t != m:
+                notes["replaced"].append(_label(field, key))
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def merge(base: dict, mine: dict, theirs: dict) -> tuple[dict, dict[str, list[str]]]:
+    """Settings to save when someone else saved `theirs` since this form loaded `base` and the form now holds `mine`.
+
+    What I changed wins; what I left alone takes their newer value, field by field (servers and aliases one by
+    one). Returns the values and {"kept": their changes kept, "replaced": their changes my edits replaced}.
+    """
+    notes: dict[str, list[str]] = {"kept": [], "replaced": []}
+    out: dict = {}
+    for field in [*mine, *(k for k in theirs if k not in mine), *(k for k in base if k not in mine and k not in theirs)]:
+        b, m, t = base.get(field), mine.get(field), theirs.get(field)
+        if field == "backends":
+            def by_name(items):
+                return {x.get("name", ""): x for x in items or []}
+            merged = _merge_items(by_name(b), by_name(m), by_name(t), field, notes)
+            out[field] = list(merged.values())
+        elif field == "aliases":
+            out[field] = _merge_items(b or {}, m or {}, t or {}, field, notes)
+        elif m == b:
+            out[field] = t
+            if t != b:
+                notes["kept"].append(_label(field))
+        else:
+            out[field] = m
+            if t != b and t != m:
+                notes["replaced"].append(_label(field))
+    return comparable(out), notes
+
+
+def changes(before: dict, after: dict) -> list[str]:
+    """What differs between two saved settings, in words ("server 'ollama'", "the default model")."""
+    return merge(before, before, after)[1]["kept"]
+
+
 # -- state --------------------------------------------------------------------------------------
 def seed(state, saved: dict, force: bool = False) -> None:
     """Fill the form from the saved settings, once per session (or again after Save / Discard)."""
@@ -181,6 +247,7 @@ def seed(state, saved: dict, force: bool = False) -> None:
         return
     for key in [k for k in state if str(k).startswith("settings_b_")] + [OPENAI_KEY, OPENAI_KEY_CLEAR]:
         state.pop(key, None)
+    state[BASE] = comparable(saved)
     state[OPENAI_URL] = saved.get("openai_base_url", "")
     state[ALIASES] = aliases_text(saved.get("aliases") or {})
     state[DEFAULT_MODEL] = saved.get("default_model", "")
@@ -233,7 +300,7 @@ def test_result(result: dict | None, url: str) -> None:
         shown = ", ".join(f"`{m}`" for m in models[:12]) + (f" and {len(models) - 12} more" if len(models) > 12 else "")
         st.success(f"Connected: {len(models)} model{'s' if len(models) != 1 else ''}. {shown}", icon=":material/check_circle:")
     else:
-        st.error(result["error"], icon=":material/link_off:")
+        st.error(plain_error(result["error"]), icon=":material/link_off:")
 
 
 def openai_section(state, errors: dict, effective_key: str, key_from_env: bool, saved_key: str) -> bool:
@@ -310,7 +377,7 @@ def aliases_section(state, errors: dict, env_aliases: dict[str, str]) -> None:
     st.caption("Let assistants and scripts written for one model name run on another: `alias = model`, one per line. "
                "For example, `gpt-4o-mini = smollm2-135m-instruct` runs old OpenAI code on the embedded model.")
     st.text_area("Aliases", key=ALIASES, height=120, persist_state="session", label_visibility="collapsed",
-                 placeholder=f"gpt-4o-mini = {EMBEDDED_MODEL_ID}")
+                 placeholder=f"No aliases yet. For example:  gpt-4o-mini = {EMBEDDED_MODEL_ID}")
     inline_error(errors, ALIASES)
     if env_aliases:
         st.caption("Also set in the environment (PLAYGROUND_MODEL_ALIASES; an alias here wins): "

@@ -11,7 +11,8 @@ import streamlit as st
 
 from assistants import validation
 from assistants.errors import BadRequest
-from assistants.pricing import FILE_SEARCH_FREE_GB, GB, file_search_storage_cost, format_usd
+from assistants.pricing import FILE_SEARCH_FREE_GB, file_search_storage_cost, format_usd
+from components import plain_error
 
 K = "playground_cfg_"  # prefix of the draft's widget keys
 SIMPLE_FIELDS = ("name", "instructions", "model", "code_interpreter", "file_search", "format", "schema",
@@ -124,9 +125,23 @@ def _schema_problem(schema: Any, where: str) -> str | None:
     return None
 
 
+_JSON_HINTS = {
+    "Expecting ',' delimiter": "a comma or a closing } or ] is missing",
+    "Expecting property name enclosed in double quotes": "a name in double quotes is expected (no trailing comma, "
+                                                         "no single quotes)",
+    "Expecting ':' delimiter": "a colon is missing after a name",
+    "Expecting value": "a value is missing or is not valid JSON (true/false/null are lowercase; text needs "
+                       "double quotes)",
+    "Unterminated string starting at": "a text value is missing its closing double quote",
+    "Extra data": "there is something after the end of the JSON object",
+    "Invalid control character at": "a line break inside a text value (write it as \\n)",
+}
+
+
 def _json_problem(exc: json.JSONDecodeError) -> str:
     """Where the JSON broke, in words."""
-    return f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+    why = _JSON_HINTS.get(exc.msg, exc.msg[:1].lower() + exc.msg[1:])
+    return f"Not valid JSON: {why} (line {exc.lineno}, column {exc.colno})."
 
 
 def check_function(text: str, taken: set[str] = frozenset()) -> tuple[dict | None, str | None]:
@@ -321,7 +336,9 @@ def render_picker(assistants: list[dict], current: dict | None, *, on_pick: Call
         if current is not None:
             st.button("Clone", icon=":material/content_copy:", on_click=on_clone, key="playground_clone",
                       type="tertiary", help="Create a copy of this assistant's saved settings")
-            with st.popover("Delete", icon=":material/delete:", help="Delete this assistant", type="tertiary"):
+            # Keyed by assistant: after a delete the next assistant's popover starts closed, one click from nothing.
+            with st.popover("Delete", icon=":material/delete:", help="Delete this assistant", type="tertiary",
+                            key=f"playground_delete_{current['id']}"):
                 st.markdown(f"Delete **{assistant_label(current)}**? This cannot be undone. "
                             "Its threads are kept and stay under Threads.")
                 st.button("Delete assistant", type="primary", icon=":material/delete_forever:", on_click=on_delete,
@@ -355,7 +372,7 @@ def _model_picker(models: list[tuple[str, str]], backends: list, current_model: 
                   type="tertiary", help="List the backends' models again")
     for b in backends:
         if not b.ok:
-            st.caption(f":red[{b.name}]: {b.error}")
+            st.caption(f":red[{b.name}]: {plain_error(b.error)}")
 
 
 def _functions() -> None:
@@ -400,29 +417,76 @@ def _unavailable(items: list[dict] | None, note: str) -> bool:
     return items is None
 
 
-def _upload_box(label: str, key: str, button: str, on_upload: Callable | None) -> None:
+def upload_key(base: str) -> str:
+    """The current key of uploader `base`; it changes after its files are stored, which empties it."""
+    return f"{base}_{st.session_state.get('playground_upload_n', 0)}"
+
+
+def clear_uploads() -> None:
+    """Callback helper: empty the sidebar's uploaders (their files were stored), so a second click stores nothing twice."""
+    st.session_state["playground_upload_n"] = st.session_state.get("playground_upload_n", 0) + 1
+
+
+def _upload_box(label: str, base: str, button: str, on_upload: Callable | None) -> None:
     """An uploader and the button that stores what it holds."""
+    key = upload_key(base)
     st.file_uploader(label, accept_multiple_files=True, key=key)
-    st.button(button, icon=":material/upload:", key=f"{key}_go", on_click=on_upload,
+    st.button(button, icon=":material/upload:", key=f"{base}_go", on_click=on_upload,
               disabled=not st.session_state.get(key))
 
 
-def _file_search(stores: list[dict] | None, on_upload: Callable | None) -> None:
+def fmt_bytes(n: int) -> str:
+    """340 bytes, 2.8 KB, 1.4 MB, 2.05 GB."""
+    if n < 1000:
+        return f"{n} byte{'s' if n != 1 else ''}"
+    for unit, size in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if n < size * 1000 or unit == "GB":
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    return f"{n} bytes"  # pragma: no cover
+
+
+def store_status(store: dict) -> str:
+    """How far a vector store's indexing is, in words: '2 files ready', 'Indexing 1 of 3 files…', '1 failed'."""
+    counts = store.get("file_counts") or {}
+    total, done = int(counts.get("total") or 0), int(counts.get("completed") or 0)
+    busy, failed = int(counts.get("in_progress") or 0), int(counts.get("failed") or 0)
+    if not total:
+        return "No files yet"
+    parts = [f":orange[:material/progress_activity: Indexing {done + failed + 1} of {total} files…]" if busy
+             else f":green[:material/check_circle:] {done} file{'s' if done != 1 else ''} ready"]
+    if failed:
+        parts.append(f":red[:material/error: {failed} could not be read]")
+    return " · ".join(parts)
+
+
+def _file_search(stores: list[dict] | None, on_upload: Callable | None,
+                 failed_files: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
     if _unavailable(stores, "Picking a vector store needs the files service; the tool still searches files "
                             "attached to messages."):
         return
     by_id = {s["id"]: s for s in stores}
     _keep_known(K + "vector_store_ids", by_id)
-    st.multiselect("Vector store", list(by_id), key=K + "vector_store_ids", max_selections=1,
-                   format_func=lambda i: f"{by_id[i].get('name') or i} ({(by_id[i].get('file_counts') or {}).get('total', 0)} files)"
-                   if i in by_id else i, placeholder="None", help="The files this assistant searches.")
+
+    def label(i: str) -> str:
+        if i not in by_id:
+            return i
+        total = (by_id[i].get("file_counts") or {}).get("total", 0)
+        return f"{by_id[i].get('name') or i} ({total} file{'s' if total != 1 else ''})"
+
+    st.multiselect("Vector store", list(by_id), key=K + "vector_store_ids", max_selections=1, format_func=label,
+                   placeholder="None", help="The files this assistant searches.")
     chosen = [by_id[i] for i in st.session_state.get(K + "vector_store_ids") or [] if i in by_id]
-    used = sum(int(s.get("usage_bytes") or 0) for s in chosen)
-    if chosen:
+    for store in chosen:
+        used = int(store.get("usage_bytes") or 0)
         cost = file_search_storage_cost(used)
-        st.caption(f"Storage {used / GB:.2f} GB · " + (f"{format_usd(cost)} a day" if cost else
-                                                         f"free (first {FILE_SEARCH_FREE_GB:g} GB)"))
-    _upload_box("Upload files into a new vector store", "playground_fs_upload", "Create vector store from these files", on_upload)
+        st.caption(store_status(store) + f" · {fmt_bytes(used)} · "
+                   + (f"{format_usd(cost)} a day" if cost else f"free up to {FILE_SEARCH_FREE_GB:g} GB"))
+        if (store.get("file_counts") or {}).get("failed") and failed_files is not None:
+            for name, why in failed_files(store["id"]):
+                st.caption(f":red[:material/error:] **{name}**: {why}")
+    _upload_box("Upload files into a new vector store", "playground_fs_upload", "Create vector store from these files",
+                on_upload)
 
 
 def _code_files(files: list[dict] | None, on_upload: Callable | None) -> None:
@@ -437,7 +501,8 @@ def _code_files(files: list[dict] | None, on_upload: Callable | None) -> None:
 
 def render_config(assistant: dict, *, models: list[tuple[str, str]], backends: list, files: list[dict] | None,
                   stores: list[dict] | None, on_save: Callable, on_refresh: Callable,
-                  on_upload_files: Callable | None = None, on_upload_store: Callable | None = None) -> dict:
+                  on_upload_files: Callable | None = None, on_upload_store: Callable | None = None,
+                  failed_files: Callable[[str], list[tuple[str, str]]] | None = None) -> dict:
     """Every setting of the assistant; returns {"draft", "errors", "dirty"} for what the widgets hold now."""
     ss = st.session_state
     resources = files is not None or stores is not None
@@ -461,7 +526,7 @@ def render_config(assistant: dict, *, models: list[tuple[str, str]], backends: l
     st.markdown("##### Tools")
     st.toggle("File Search", key=K + "file_search", help="Search the files you give it and cite them")
     if ss.get(K + "file_search"):
-        _file_search(stores, on_upload_store)
+        _file_search(stores, on_upload_store, failed_files)
     st.toggle("Code Interpreter", key=K + "code_interpreter", help="Write and run Python in a sandbox")
     if ss.get(K + "code_interpreter"):
         _code_files(files, on_upload_files)

@@ -86,48 +86,48 @@ def selectable_table(df: pd.DataFrame, *, key: str, column_config: dict, hidden:
     event = st.dataframe(
         df, key=key, on_select="rerun", selection_mode="multi-row", hide_index=True, width="stretch",
         column_order=[c for c in df.columns if c not in hidden], column_config=column_config,
-        height=min(38 + 35 * max(len(df), 1) + 2, 460),  # fits the rows: no blank rows under a short table
+        height=min(35 * (max(len(df), 1) + 1) + 2, 460),  # header and rows exactly: no sliver of a blank row under them
     )
     rows = event.selection.rows if event is not None else []
     return [r for r in rows if r < len(df)]
 
 
+# Column widths add up to what a 1024 px window has (the ids, too long to fit, are searchable and shown with a copy
+# button under the table when a row is selected), so no table scrolls sideways on a laptop.
 def assistants_table(df: pd.DataFrame, key: str) -> list[str]:
     """The assistants table; returns the ids of the selected rows."""
     config = {
-        "Name": st.column_config.TextColumn(width="medium"),
-        "Model": st.column_config.TextColumn(width="medium"),
-        "Tools": st.column_config.TextColumn(width="large"),
-        "Temperature": st.column_config.NumberColumn("Temp.", format="%.1f", width="small"),
+        "Name": st.column_config.TextColumn(width=170),
+        "Model": st.column_config.TextColumn(width=180),
+        "Tools": st.column_config.TextColumn(width=200),
+        "Temperature": st.column_config.NumberColumn("Temp.", format="%.1f", width=60),
         "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
-        "Instructions": st.column_config.TextColumn(width="medium"),
-        "ID": st.column_config.TextColumn(width="medium"),
+        "Instructions": st.column_config.TextColumn(width="large"),
     }
-    return [df["ID"].iloc[r] for r in selectable_table(df, key=key, column_config=config)]
+    return [df["ID"].iloc[r] for r in selectable_table(df, key=key, column_config=config, hidden=("ID",))]
 
 
 def threads_table(df: pd.DataFrame, key: str) -> list[str]:
     """The threads table; returns the ids of the selected rows."""
     config = {
-        "Conversation": st.column_config.TextColumn(width="large"),
-        "Assistant": st.column_config.TextColumn(width="medium"),
-        "Messages": st.column_config.NumberColumn(width="small"),
-        "Tokens": st.column_config.NumberColumn(format="localized", width="small"),
+        "Conversation": st.column_config.TextColumn(width=340),
+        "Assistant": st.column_config.TextColumn(width=170),
+        "Messages": st.column_config.NumberColumn(width=85),
+        "Tokens": st.column_config.NumberColumn(format="localized", width=80),
         "Last activity": st.column_config.DatetimeColumn(format="distance", width=130),
         "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
-        "ID": st.column_config.TextColumn(width="medium"),
     }
-    rows = selectable_table(df, key=key, column_config=config, hidden=("assistant_id",))
+    rows = selectable_table(df, key=key, column_config=config, hidden=("assistant_id", "ID"))
     return [df["ID"].iloc[r] for r in rows]
 
 
-def confirm_delete(what: str, *, key: str) -> bool | None:
+def confirm_delete(what: str, *, key: str, note: str = "") -> bool | None:
     """An inline 'are you sure' box: True = delete, False = cancel, None = not answered yet."""
     with st.container(border=True):
-        st.warning(f"Delete {what}? This cannot be undone.", icon=":material/warning:")
-        yes, no, _ = st.columns([1, 1, 3])
-        if yes.button("Yes, delete", type="primary", key=f"{key}_yes", icon=":material/delete:"):
+        st.warning(f"Delete {what}? This cannot be undone." + (f" {note}" if note else ""), icon=":material/warning:")
+        row = st.container(horizontal=True, gap="small")
+        if row.button("Yes, delete", type="primary", key=f"{key}_yes", icon=":material/delete:"):
             return True
-        if no.button("Cancel", key=f"{key}_no"):
+        if row.button("Cancel", key=f"{key}_no"):
             return False
     return None

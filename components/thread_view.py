@@ -9,7 +9,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from components import RUN_STATUS
+from components import RUN_STATUS, plain_error
 
 # What the run's status label says while it works.
 _WORKING = {
@@ -68,6 +68,21 @@ def with_citations(block: dict) -> tuple[str, list[dict]]:
         cursor = end
     pieces.append(text[cursor:])
     return "".join(pieces), found
+
+
+def plain_text(msg: dict) -> str:
+    """A message's words only, for passing on (hand-off, Compare): no citation markers, no image placeholders."""
+    parts = []
+    for block in msg.get("content") or []:
+        if block["type"] != "text":
+            continue
+        text, notes = block["text"]["value"], block["text"].get("annotations") or []
+        for ann in sorted(notes, key=lambda a: a.get("start_index", 0), reverse=True):
+            start, end = ann.get("start_index"), ann.get("end_index")
+            if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(text):
+                text = text[:start].rstrip(" ") + text[end:]
+        parts.append(text.strip())
+    return "\n\n".join(p for p in parts if p)
 
 
 AFTER_KEY = "playground_after_message"  # run metadata: the last message when the Playground started the run
@@ -187,7 +202,8 @@ def render_run_outcome(run: dict) -> None:
     with st.chat_message("assistant"):
         if status == "failed":
             err = run.get("last_error") or {}
-            st.error(f"**The run failed.** {err.get('message') or 'No reason was recorded.'}", icon=":material/error:")
+            st.error(f"**The run failed.** {plain_error(err.get('message') or 'No reason was recorded.')}",
+                     icon=":material/error:")
         elif status == "cancelled":
             st.caption(":material/block: Run cancelled.")
         elif status == "expired":
@@ -206,16 +222,19 @@ def render_function_calls(calls: list[dict], key: str) -> dict[str, str] | None:
         many = len(calls) > 1
         st.markdown(f"**The assistant wants to call {'these functions' if many else 'a function'}.** "
                     "Run it yourself, paste what it returned, then submit to continue the run.")
+        names = [call["function"]["name"] for call in calls]
         with st.form(key, border=False):
-            for call in calls:
+            for n, call in enumerate(calls, 1):
                 fn = call["function"]
                 try:
                     args = json.dumps(json.loads(fn["arguments"] or "{}"), indent=2)
                 except ValueError:
                     args = fn["arguments"]
-                st.markdown(f":material/function: **`{fn['name']}`**")
-                st.code(args, language="json")
-                st.text_area(f"Output of {fn['name']}", key=f"playground_out_{call['id']}", height=90,
+                # The same function called twice (Paris, then Rome): number the calls so each output has its place.
+                which = f" (call {n} of {len(calls)})" if names.count(fn["name"]) > 1 else ""
+                st.markdown(f":material/function: **`{fn['name']}`**{which}")
+                st.code(args, language="json", wrap_lines=True)
+                st.text_area(f"Output of {fn['name']}{which}", key=f"playground_out_{call['id']}", height=90,
                              placeholder='What the function returned, e.g. {"temperature": 22}')
             submitted = st.form_submit_button("Submit outputs", type="primary", icon=":material/send:",
                                               key=f"{key}_submit")

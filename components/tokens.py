@@ -7,10 +7,10 @@ import streamlit as st
 from assistants.pricing import format_usd
 from components import fmt_tokens
 
-COST_HELP = ("Estimated from OpenAI's list prices per million tokens for known OpenAI models, plus "
-             "$0.03 per Code Interpreter session. Local models (like the embedded one) cost $0. "
-             "File Search storage ($0.10 per GB a day past the first free GB) is billed per vector store, "
-             "not per run, so it is not included here.")
+COST_HELP = ("Estimated from OpenAI's list prices per million tokens for OpenAI models, plus $0.03 per "
+             "Code Interpreter session they open, as OpenAI charged. Local models (like the embedded one) cost $0, "
+             "Code Interpreter included. File Search storage ($0.10 per GB a day past the first free GB) is billed "
+             "per vector store, not per run, so it is not included here.")
 
 
 def _line(title: str, usage: dict | None, cost: float | None, pending: str = "no runs yet") -> str:

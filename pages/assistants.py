@@ -55,9 +55,10 @@ export_col.download_button(
 
 df = assistants_frame(assistants, query or "")
 # Between the toolbar and the table, so the table's hover toolbar never covers a button.
-st.caption(f"{len(df)} of {len(assistants)} assistants" if query and assistants else
-           f"{len(assistants)} assistant{'s' if len(assistants) != 1 else ''} in this Playground. "
-           "Select rows to open, clone, export or delete them.")
+if assistants:
+    st.caption(f"{len(df)} of {len(assistants)} assistants" if query else
+               f"{len(assistants)} assistant{'s' if len(assistants) != 1 else ''} in this Playground. "
+               "Select rows to open, clone, export or delete them.")
 selected: list[str] = []
 if not assistants:
     st.info("No assistants yet. Create one here or in the Playground, or import a file exported from "
@@ -72,14 +73,16 @@ if selected:
     one = chosen[0] if len(chosen) == 1 else None
     with st.container(border=True):
         label = f"**{one.get('name') or 'Untitled'}**" if one else f"**{len(chosen)} assistants**"
-        st.markdown(f"{label} selected")
-        c_open, c_clone, c_export, c_delete, _ = st.columns([2, 1.2, 1.3, 1.2, 2])
-        if c_open.button("Open in Playground", type="primary", icon=":material/play_arrow:", disabled=one is None,
-                         key="assistants_open", width="stretch",
-                         help=None if one else "Select a single assistant to open it."):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.markdown(f"{label} selected", width="content")
+            if one:
+                st.code(one["id"], language=None, width="content")
+        bar = st.container(horizontal=True, gap="small")
+        if bar.button("Open in Playground", type="primary", icon=":material/play_arrow:", disabled=one is None,
+                      key="assistants_open", help=None if one else "Select a single assistant to open it."):
             _open(one["id"])
-        if c_clone.button("Clone", icon=":material/content_copy:", disabled=one is None, key="assistants_clone",
-                          width="stretch"):
+        if bar.button("Clone", icon=":material/content_copy:", disabled=one is None, key="assistants_clone",
+                      help=None if one else "Select a single assistant to clone it."):
             try:
                 copy = rt.create_assistant(**export.clone_body(one))
             except APIError as exc:
@@ -88,17 +91,19 @@ if selected:
                 state["assistants_flash"] = f"Cloned as “{copy['name']}”."
                 _reset_selection()
                 st.rerun()
-        c_export.download_button("Export", data=export.export_assistants(chosen), file_name=export.export_filename(chosen),
-                                 mime="application/json", icon=":material/download:", on_click="ignore",
-                                 key="assistants_export_selected", width="stretch")
-        if c_delete.button("Delete", icon=":material/delete:", key="assistants_delete", width="stretch"):
+        bar.download_button("Export", data=export.export_assistants(chosen), file_name=export.export_filename(chosen),
+                            mime="application/json", icon=":material/download:", on_click="ignore",
+                            key="assistants_export_selected")
+        if bar.button("Delete", icon=":material/delete:", key="assistants_delete"):
             state["assistants_confirm"] = [a["id"] for a in chosen]
 
 pending = [i for i in (state["assistants_confirm"] or []) if i in by_id]
 if pending:
     names = ", ".join(f"“{by_id[i].get('name') or 'Untitled'}”" for i in pending[:3]) + (" …" if len(pending) > 3 else "")
     what = f"{len(pending)} assistants ({names})" if len(pending) > 1 else f"the assistant {names}"
-    answer = confirm_delete(what + ". Its threads are kept", key="assistants_confirm")
+    answer = confirm_delete(what, key="assistants_confirm",
+                            note="Their threads are kept under Threads." if len(pending) > 1
+                            else "Its threads are kept under Threads.")
     if answer is not None:
         state["assistants_confirm"] = None
         if answer:

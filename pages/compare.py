@@ -8,7 +8,6 @@ import streamlit as st
 
 from assistants import export
 from assistants.errors import APIError
-from assistants.messages import message_text
 from assistants.pricing import usage_cost
 from components.compare import (
     SIDES,
@@ -20,6 +19,7 @@ from components.compare import (
     side_settings,
     stats,
 )
+from components.thread_view import plain_text, safe_markdown
 from session import get_runtime
 
 rt = get_runtime()
@@ -100,7 +100,7 @@ def _stream(sides: list[dict]) -> None:
             if s.get("ttft_s") is None:
                 s["ttft_s"] = time.monotonic() - s["sent"]
             texts[i] += delta_text(data)
-            text_slots[i].markdown(texts[i] + " ▌")
+            text_slots[i].markdown(safe_markdown(texts[i]) + " ▌")
         elif event in TERMINAL_EVENTS:
             s["wall_s"] = time.monotonic() - s["sent"]
             with stat_slots[i].container():
@@ -137,9 +137,14 @@ if last and not send:
                 st.info("This thread was deleted since.", icon=":material/delete:")
                 continue
             with st.chat_message("assistant"):
-                body = "\n\n".join(message_text(m) for m in replies if m["role"] == "assistant").strip()
-                if body or run["status"] != "requires_action":
-                    st.markdown(body or ":gray[(no text)]")
+                body = "\n\n".join(plain_text(m) for m in replies if m["role"] == "assistant").strip()
+                if body:
+                    st.markdown(safe_markdown(body))
+                elif run["status"] == "incomplete":
+                    st.markdown(":gray[No reply: the model used up Max reply tokens before it wrote any text "
+                                "(it was starting a tool call). Raise Max reply tokens and send again.]")
+                elif run["status"] not in ("requires_action", "failed"):
+                    st.markdown(":gray[The model answered with no text.]")
                 if run.get("last_error"):
                     st.error(run["last_error"]["message"], icon=":material/error:")
                 pending_calls(run)

@@ -6,12 +6,12 @@ import streamlit as st
 
 from assistants.config import EMBEDDED_MODEL_ID
 from assistants.errors import APIError
-from assistants.messages import message_text
-from assistants.pricing import CODE_INTERPRETER_SESSION_USD, code_interpreter_sessions, usage_cost
+from assistants.pricing import CODE_INTERPRETER_SESSION_USD, code_interpreter_sessions, model_price, usage_cost
 from components import ACTIVE_STATUSES, run_log, sidebar, thread_view, tokens
 from session import get_runtime
 
 THREAD_HEIGHT = 520
+THREAD_OFFSET = 380  # what sits above and below the message box in a 900 px window: 900 - 380 = THREAD_HEIGHT
 LOG_HEIGHT = 720
 RUNS_PER_LOG_PAGE = 5
 MESSAGES_STEP = 30
@@ -144,6 +144,8 @@ def _costs(runs: list[dict]) -> dict[str, float]:
     for run in runs:
         if not any(t["type"] == "code_interpreter" for t in run.get("tools") or []):
             continue
+        if not model_price(rt.router.aliases.get(run.get("model"), run.get("model"))).known:
+            continue  # a local model: nothing is billed, the sandbox runs here too
         for step in _steps(run):
             calls = step["step_details"].get("tool_calls") or []
             if any(c["type"] == "code_interpreter" for c in calls):
@@ -304,13 +306,15 @@ def _store_uploads(key: str) -> list[str]:
 
 def _on_upload_files() -> None:
     """Upload the Code Interpreter files picked in the sidebar and select them."""
-    made = _store_uploads("playground_ci_upload")
+    made = _store_uploads(sidebar.upload_key("playground_ci_upload"))
     ss[sidebar.K + "code_file_ids"] = [*ss.get(sidebar.K + "code_file_ids", []), *made][:20]
+    if made:
+        sidebar.clear_uploads()
 
 
 def _on_upload_store() -> None:
     """Make a vector store of the uploaded files and select it for File Search."""
-    made = _store_uploads("playground_fs_upload")
+    made = _store_uploads(sidebar.upload_key("playground_fs_upload"))
     if made:
         try:
             store = rt.vector_stores.create(name=f"{ss.get(sidebar.K + 'name') or 'Assistant'} files", file_ids=made)
@@ -318,6 +322,35 @@ def _on_upload_store() -> None:
             _notice("error", f"Could not create the vector store: {exc.message}")
             return
         ss[sidebar.K + "vector_store_ids"] = [store["id"]]
+        sidebar.clear_uploads()
+
+
+def _failed_files(store_id: str) -> list[tuple[str, str]]:
+    """(file name, why) for each file of a vector store that could not be indexed."""
+    out = []
+    try:
+        for row in _all(rt.vector_stores.list_files, vs_id=store_id, filter="failed"):
+            name = _file(str(rt.settings.data_dir), row["id"], False)["name"] or row["id"]
+            why = (row.get("last_error") or {}).get("message") or "it could not be read."
+            out.append((name, why.removeprefix(f"{name}: ")))  # the reason often starts with the name already
+    except APIError:
+        pass  # the store was deleted meanwhile: nothing to explain
+    return out
+
+
+def _watch_indexing(store_ids: list[str]) -> None:
+    """While a chosen vector store is still indexing, look every second and redraw the page once it is done."""
+
+    def body() -> None:
+        for store_id in store_ids:
+            try:
+                if rt.vector_stores.get(store_id)["status"] == "in_progress":
+                    return
+            except APIError:
+                pass
+        st.rerun()
+
+    st.fragment(body, run_every=1.0)()
 
 
 def _sync_draft(current: dict) -> None:
@@ -422,10 +455,11 @@ def _on_prompt() -> None:
 
 def _handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None:
     """Send an assistant's reply into another assistant's thread as a user message, and open that thread."""
-    text = message_text(message).strip()
+    text = thread_view.plain_text(message)
     if not text:
         _notice("info", "That reply has no text to hand off.")
         return
+    images = any(b["type"] != "text" for b in message.get("content") or [])
     try:
         thread_id = _latest_thread(target_id) or rt.create_thread(metadata={"assistant_id": target_id})["id"]
         rt.create_message(thread_id, role="user", content=text, metadata={
@@ -438,7 +472,7 @@ def _handoff(message: dict, target_id: str, names: dict, assistant: dict) -> Non
     if ss.get("playground_send_mode", "run") == "run":
         ss["playground_autorun"] = thread_id
     _notice("success", f"Handed off to {names.get(target_id, 'the assistant')}: the reply is now a user message "
-                       "in its thread.")
+                       "in its thread" + (" (its text; the images stay in the original thread)." if images else "."))
 
 
 def _watch_active(thread_id: str, run_id: str) -> None:
@@ -481,7 +515,7 @@ def _log_panel(thread_id: str | None, live: bool, mark: tuple) -> None:
                 st.caption(f"{len(runs)} run{'s' if len(runs) != 1 else ''}", width="content")
         pages = max(1, -(-len(runs) // RUNS_PER_LOG_PAGE))
         page = 1
-        with st.container(height=LOG_HEIGHT, border=False):
+        with st.container(height=LOG_HEIGHT, border=False, key="playground_log_box"):
             shown_slot = st.container()
             if pages > 1:
                 page = min(pages, st.pagination(pages, key="playground_log_page", width="stretch"))
@@ -520,7 +554,12 @@ with st.sidebar:
         stores = _all(rt.vector_stores.list) if rt.vector_stores is not None else None
         config = sidebar.render_config(current, models=models, backends=catalog, files=files, stores=stores,
                                        on_save=_on_save, on_refresh=_on_refresh_models,
-                                       on_upload_files=_on_upload_files, on_upload_store=_on_upload_store)
+                                       on_upload_files=_on_upload_files, on_upload_store=_on_upload_store,
+                                       failed_files=_failed_files)
+        indexing = [s["id"] for s in stores or [] if s.get("status") == "in_progress"
+                    and s["id"] in (ss.get(sidebar.K + "vector_store_ids") or [])]
+        if indexing:
+            _watch_indexing(indexing)
         if config["dirty"]:
             ss["playground_drafts"][current["id"]] = config["draft"]
         else:
@@ -537,7 +576,8 @@ if current is None:
     ss["playground_notices"] = []
     st.stop()
 
-thread_col, log_col = st.columns([3, 2], gap="medium")
+# Side by side while the main area is wide enough; stacked (thread first) when narrow: see app.py's CSS.
+thread_col, log_col = st.container(key="playground_main").columns([3, 2], gap="medium")
 with thread_col:
     head = st.container()
     banners = st.container()
@@ -653,8 +693,12 @@ with banners:
     for kind, text in ss.get("playground_notices", []):
         getattr(st, kind)(text)
     ss["playground_notices"] = []
-# Banners shrink the message box so the message input stays on screen.
-box = box_slot.container(height=max(280, THREAD_HEIGHT - 100 * shown_banners), border=True)
+# Banners shrink the message box so the message input stays on screen. The pixel height is for a 900 px tall
+# window; the CSS makes it follow the window's height, so the message input stays on screen on a laptop too.
+box = box_slot.container(height=max(280, THREAD_HEIGHT - 100 * shown_banners), border=True, key="playground_thread")
+_h = f"max(280px,calc(100vh - {THREAD_OFFSET + 100 * shown_banners}px))"
+st.html(f"<style>[data-testid='stLayoutWrapper']:has(> .st-key-playground_thread){{height:{_h} !important;"
+        f"flex-basis:{_h} !important}}</style>")
 
 with log_col:
     _log_panel(thread_id, live=active is not None and active["status"] in LIVE_STATUSES,

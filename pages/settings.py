@@ -18,11 +18,18 @@ rt = get_runtime()
 state = st.session_state
 path = rt.settings.settings_file
 
-try:
-    saved = read_settings_file(path)
-    unreadable = None
-except ValueError as exc:
-    saved, unreadable = {}, str(exc)
+WATCH_S = 3  # how often an open Settings page looks whether someone saved the settings elsewhere
+
+
+def _read() -> tuple[dict, str | None]:
+    """The saved settings, and why they could not be read (then {})."""
+    try:
+        return read_settings_file(path), None
+    except ValueError as exc:
+        return {}, str(exc)
+
+
+saved, unreadable = _read()
 form.seed(state, saved)
 
 
@@ -46,11 +53,12 @@ def _save() -> None:
         state["settings_result"] = ("error", f"Nothing was saved: fix the {len(errors)} problem"
                                     f"{'s' if len(errors) > 1 else ''} marked in red.")
         return
-    try:
-        current = read_settings_file(path)
-    except ValueError:
-        current = {}  # unreadable: the user was told, and saving replaces it
-    values = form.to_values(d, current)
+    current, _ = _read()  # unreadable: the user was told, and saving replaces it
+    base = state.get(form.BASE, current)
+    mine = form.to_values(d, base)
+    # Saved elsewhere (another tab, another person) since this form was filled: keep their changes where this
+    # form left a setting alone, instead of silently writing the old values back over them.
+    values, notes = form.merge(base, mine, form.comparable(current))
     try:
         write_settings_file(path, values)
         get_runtime().reload_settings()
@@ -58,7 +66,22 @@ def _save() -> None:
         state["settings_result"] = ("error", f"Could not save the settings: {exc}")
         return
     form.seed(state, values, force=True)
-    state["settings_result"] = ("ok", "Saved. Every page and the API server use these settings from now on.")
+    message = "Saved. Every page and the API server use these settings from now on."
+    if notes["kept"]:
+        message += f" Changes saved elsewhere meanwhile were kept: {_listing(notes['kept'])}."
+    if notes["replaced"]:
+        message += f" Where both changed the same setting, yours was saved: {_listing(notes['replaced'])}."
+    state["settings_result"] = ("ok", message)
+
+
+def _listing(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1] if items else ""
+
+
+def _load_latest() -> None:
+    """Callback: drop the edits and show the settings as they are saved now."""
+    form.seed(state, _read()[0], force=True)
+    state["settings_result"] = ("ok", "Showing the settings as they are saved now.")
 
 
 def _discard() -> None:
@@ -70,10 +93,22 @@ def _discard() -> None:
     state["settings_result"] = ("ok", "Changes discarded.")
 
 
+def _dirty() -> bool:
+    """Whether the form holds edits that are not saved (measured against what it was filled from)."""
+    d = form.draft(state)
+    base = state.get(form.BASE, {})
+    return form.comparable(form.to_values(d, base)) != base or bool(d["openai_key"]) or any(
+        b["key"] for b in d["backends"])
+
+
+if not unreadable and form.comparable(saved) != state.get(form.BASE) and not _dirty():
+    # Saved elsewhere and nothing is edited here: show the new settings (nothing typed is lost).
+    form.seed(state, saved, force=True)
+    st.toast("These settings were just saved elsewhere (another tab or person): showing them.", icon=":material/sync:")
 d = form.draft(state)
 errors = form.problems(d)
-dirty = form.comparable(form.to_values(d, saved)) != form.comparable(saved) or bool(d["openai_key"]) or any(
-    b["key"] for b in d["backends"])
+dirty = _dirty()
+base = state.get(form.BASE, {})
 
 head, actions = st.columns([3, 2], vertical_alignment="bottom")
 head.title("Settings")
@@ -87,6 +122,26 @@ st.caption(f"Saved in `{path}` and used by every page and the API server, for ev
 
 if unreadable:
     st.error(f"The saved settings could not be read: {unreadable}. Saving here replaces that file.")
+
+
+def _watch() -> None:
+    """Say so as soon as someone saves the settings elsewhere while this form holds edits (checked every few s)."""
+    now, problem = _read()
+    if problem or form.comparable(now) == state.get(form.BASE):
+        return
+    if not _dirty():
+        st.rerun()  # nothing edited here: simply show the new settings
+    what = form.changes(state.get(form.BASE, {}), form.comparable(now))
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.warning("Someone saved these settings elsewhere (another tab or person) while you were editing"
+                   + (f": {_listing(what)} changed" if what else "") + ". **Save** keeps their changes where you "
+                   "left a setting alone and yours where you edited one; or drop your edits and load theirs.",
+                   icon=":material/sync_problem:")
+        st.button("Load theirs", key="settings_load_latest", icon=":material/sync:", on_click=_load_latest,
+                  help="Forget your edits and show the settings as saved now.")
+
+
+st.fragment(_watch, run_every=WATCH_S)()
 result = state.pop("settings_result", None)
 if result:
     (st.success if result[0] == "ok" else st.error)(result[1], icon=":material/check_circle:" if result[0] == "ok"
@@ -94,7 +149,7 @@ if result:
 
 # -- OpenAI ------------------------------------------------------------------------------------
 with st.container(border=True):
-    saved_key = saved.get("openai_api_key", "")
+    saved_key = base.get("openai_api_key", "")
     if form.openai_section(state, errors, rt.settings.openai_api_key, not saved_key, saved_key):
         key = d["openai_key"] or ("" if d["openai_key_clear"] else rt.settings.openai_api_key)
         state[form.TESTS]["openai"] = _test("openai", d["openai_url"] or "https://api.openai.com/v1", key)
@@ -114,7 +169,7 @@ with st.container(border=True):
                 icon=":material/dns:")
     form.add_buttons(state)
     env_only = [b for b in rt.settings.backends if b.name not in {x["name"] for x in d["backends"]}
-                and b.name not in {x.get("name") for x in saved.get("backends", [])}]
+                and b.name not in {x.get("name") for x in base.get("backends", [])}]
     if env_only:
         st.caption("Also configured in the environment (PLAYGROUND_BACKENDS): "
                    + ", ".join(f"`{b.name}` at {b.base_url}" for b in env_only))

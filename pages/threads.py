@@ -38,7 +38,8 @@ query = st.text_input("Search threads", key="threads_search", type="search", liv
 df = threads_frame(summaries, query or "")
 # Between the search box and the table, so the table's hover toolbar never covers the box.
 shown = f"Showing the newest {len(summaries):,} of {total:,} threads. " if total > len(summaries) else ""
-st.caption(shown + (f"{len(df):,} match. " if query else "") + "Select rows to open, export or delete them.")
+if summaries:
+    st.caption(shown + (f"{len(df):,} match. " if query else "") + "Select rows to open, export or delete them.")
 selected: list[str] = []
 if not summaries:
     st.info("No threads yet. Start a conversation in the Playground and it will be listed here.",
@@ -54,14 +55,16 @@ if selected:
     with st.container(border=True):
         if one:
             preview = " ".join((one.get("first_message") or "(no messages yet)").split())
-            st.markdown(f"**{preview[:80] + ('…' if len(preview) > 80 else '')}** · {one['messages']} messages · "
-                        f"{one['total_tokens']:,} tokens")
-            st.caption(f"`{one['id']}`")
+            count = one["messages"]
+            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                st.markdown(f"**{preview[:80] + ('…' if len(preview) > 80 else '')}** · {count} message"
+                            f"{'s' if count != 1 else ''} · {one['total_tokens']:,} tokens", width="content")
+                st.code(one["id"], language=None, width="content")
         else:
             st.markdown(f"**{len(selected)} threads** selected")
-        c_open, c_json, c_md, c_delete, _ = st.columns([2, 1.5, 1.7, 1.2, 1.5])
-        if c_open.button("Open in Playground", type="primary", icon=":material/play_arrow:", disabled=one is None,
-                         key="threads_open", width="stretch", help=None if one else "Select a single thread to open it."):
+        bar = st.container(horizontal=True, gap="small")
+        if bar.button("Open in Playground", type="primary", icon=":material/play_arrow:", disabled=one is None,
+                      key="threads_open", help=None if one else "Select a single thread to open it."):
             state["thread_id"] = one["id"]
             if one.get("assistant_id") and one.get("assistant_exists"):
                 state["assistant_id"] = one["assistant_id"]
@@ -73,25 +76,30 @@ if selected:
                 return {a["id"]: a.get("name") or "Assistant" for a in export.all_assistants(rt)}
 
             # Built on click (in Streamlit's download thread), so a big thread costs nothing until asked for.
-            c_json.download_button("Export JSON", data=lambda: export.thread_json(export.load_thread(rt, thread_id)),
-                                   file_name=f"{thread_id}.json", mime="application/json", icon=":material/data_object:",
-                                   on_click="ignore", key="threads_export_json", width="stretch")
-            c_md.download_button("Export Markdown",
-                                 data=lambda: export.thread_markdown(export.load_thread(rt, thread_id), _names()),
-                                 file_name=f"{thread_id}.md", mime="text/markdown", icon=":material/description:",
-                                 on_click="ignore", key="threads_export_md", width="stretch")
+            bar.download_button("Export JSON", data=lambda: export.thread_json(export.load_thread(rt, thread_id)),
+                                file_name=f"{thread_id}.json", mime="application/json", icon=":material/data_object:",
+                                on_click="ignore", key="threads_export_json")
+            bar.download_button("Export Markdown",
+                                data=lambda: export.thread_markdown(export.load_thread(rt, thread_id), _names()),
+                                file_name=f"{thread_id}.md", mime="text/markdown", icon=":material/description:",
+                                on_click="ignore", key="threads_export_md")
         else:
-            c_json.button("Export JSON", icon=":material/data_object:", disabled=True, key="threads_export_json_off",
-                          width="stretch", help="Select a single thread to export it.")
-            c_md.button("Export Markdown", icon=":material/description:", disabled=True, key="threads_export_md_off",
-                        width="stretch", help="Select a single thread to export it.")
-        if c_delete.button("Delete", icon=":material/delete:", key="threads_delete", width="stretch"):
+            bar.button("Export JSON", icon=":material/data_object:", disabled=True, key="threads_export_json_off",
+                       help="Select a single thread to export it.")
+            bar.button("Export Markdown", icon=":material/description:", disabled=True, key="threads_export_md_off",
+                       help="Select a single thread to export it.")
+        if bar.button("Delete", icon=":material/delete:", key="threads_delete"):
             state["threads_confirm"] = list(selected)
 
 pending = [i for i in (state["threads_confirm"] or []) if i in by_id]
 if pending:
-    what = f"{len(pending)} threads" if len(pending) > 1 else f"the thread {pending[0]}"
-    answer = confirm_delete(what + " with all its messages and runs", key="threads_confirm")
+    if len(pending) > 1:
+        what = f"{len(pending)} threads with all their messages and runs"
+    else:
+        preview = " ".join((by_id[pending[0]].get("first_message") or "").split())
+        what = f"the thread “{preview[:60] + ('…' if len(preview) > 60 else '')}”" if preview else "this empty thread"
+        what += " with all its messages and runs"
+    answer = confirm_delete(what, key="threads_confirm")
     if answer is not None:
         state["threads_confirm"] = None
         if answer:

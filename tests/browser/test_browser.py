@@ -90,6 +90,22 @@ def test_create_an_assistant_and_chat_with_the_embedded_model(page):
     page.screenshot(path=str(SHOTS / "playground.png"))
 
 
+def test_laptop_window_keeps_the_message_box_on_screen(page):
+    """1024 x 768 with the sidebar open: the run log goes under the thread and the message box stays in view."""
+    page.set_viewport_size({"width": 1024, "height": 768})
+    try:
+        page.wait_for_timeout(500)
+        box = page.get_by_test_id("stChatInput").bounding_box()
+        assert box["y"] + box["height"] <= 768, box
+        thread = page.locator(".st-key-playground_thread").bounding_box()
+        log = page.locator(".st-key-playground_log_box").bounding_box()
+        assert log["y"] > thread["y"] + thread["height"], (thread, log)  # stacked, not a narrow column
+        assert thread["width"] > 500, thread
+    finally:
+        page.set_viewport_size(VIEWPORT)
+        page.wait_for_timeout(300)
+
+
 def test_assistants_page(page):
     go(page, "Assistants")
     grid = page.get_by_test_id("stDataFrame")
@@ -151,8 +167,10 @@ def test_compare_page(page):
     labels = [m.split("\n")[0] for m in page.get_by_test_id("stMetric").all_inner_texts()]
     assert labels == ["Tokens", "First token", "Total time"] * 2
     # Streamlit scrolls inside the page, so a taller window is what shows both replies in one picture.
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": 1500})
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 1280})
     idle(page)
+    page.mouse.move(0, 0)  # no hover colour on "Send to both" in the picture
+    page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "compare.png"))
     page.set_viewport_size(VIEWPORT)
 

@@ -297,6 +297,65 @@ def test_settings_helpers():
     assert form.to_values(d, saved) == saved
 
 
+def test_settings_saved_in_another_tab_are_merged_not_overwritten(app_rt):
+    """Two tabs on Settings: the second tab's save must not silently undo the first tab's."""
+    from assistants.config import write_settings_file
+    path = app_rt.settings.settings_file
+    write_settings_file(path, {"aliases": {"gpt-4o-mini": EMBEDDED_MODEL_ID}})
+    mine = open_page("settings")
+    mine.text_area(key=form.ALIASES).set_value(f"gpt-4o-mini = {EMBEDDED_MODEL_ID}\ngpt-4.1 = {EMBEDDED_MODEL_ID}").run()
+
+    theirs = open_page("settings")  # another tab saves a default model meanwhile
+    theirs.text_input(key=form.DEFAULT_MODEL).set_value("gpt-4o-mini").run()
+    theirs.button(key="settings_save").click().run()
+    assert read_settings_file(path)["default_model"] == "gpt-4o-mini"
+
+    mine.run()  # any redraw: it says so, and keeps the edits
+    assert "saved these settings elsewhere" in mine.warning[0].value and "the default model" in mine.warning[0].value
+    assert "gpt-4.1" in mine.text_area(key=form.ALIASES).value
+    mine.button(key="settings_save").click().run()
+    saved = read_settings_file(path)
+    assert saved["default_model"] == "gpt-4o-mini"  # theirs, kept
+    assert saved["aliases"] == {"gpt-4o-mini": EMBEDDED_MODEL_ID, "gpt-4.1": EMBEDDED_MODEL_ID}  # mine
+    assert "were kept: the default model" in mine.success[0].value
+    assert mine.text_input(key=form.DEFAULT_MODEL).value == "gpt-4o-mini" and not mine.warning
+
+
+def test_settings_without_edits_follow_a_save_elsewhere(app_rt):
+    from assistants.config import write_settings_file
+    at = open_page("settings")
+    write_settings_file(app_rt.settings.settings_file, {"default_model": "gpt-4o-mini"})
+    at.run()
+    assert at.text_input(key=form.DEFAULT_MODEL).value == "gpt-4o-mini" and not at.warning
+    assert not any("Unsaved" in str(b.proto) for b in at.get("badge"))
+
+    # Edits, then a save elsewhere, then "Load theirs": the edits go, the saved settings show.
+    at.text_input(key=form.DEFAULT_MODEL).set_value("mine").run()
+    write_settings_file(app_rt.settings.settings_file, {"default_model": "theirs"})
+    at.run()
+    at.button(key="settings_load_latest").click().run()
+    assert at.text_input(key=form.DEFAULT_MODEL).value == "theirs" and not at.warning
+
+
+def test_settings_merge():
+    base = {"aliases": {"a": "m"}, "backends": [{"name": "x", "base_url": "http://x/v1", "api_key": ""}],
+            "default_model": "d"}
+    mine = {"aliases": {"a": "m", "b": "m"}, "backends": [{"name": "x", "base_url": "http://x2/v1", "api_key": ""}],
+            "default_model": "d"}
+    theirs = {"aliases": {"a": "n"}, "default_model": "e", "openai_api_key": "sk-theirs",
+              "backends": [{"name": "x", "base_url": "http://x3/v1", "api_key": ""},
+                           {"name": "y", "base_url": "http://y/v1", "api_key": ""}]}
+    values, notes = form.merge(base, mine, theirs)
+    assert values["aliases"] == {"a": "n", "b": "m"}
+    assert values["default_model"] == "e" and values["openai_api_key"] == "sk-theirs"
+    assert [b["base_url"] for b in values["backends"]] == ["http://x2/v1", "http://y/v1"]
+    assert notes["replaced"] == ["server 'x'"]
+    assert set(notes["kept"]) == {"alias 'a'", "the default model", "the OpenAI API key", "server 'y'"}
+    # Removing what the other side left alone removes it; nothing changed elsewhere means nothing to report.
+    values, notes = form.merge(base, {"default_model": "d"}, base)
+    assert values == {"default_model": "d"} and notes == {"kept": [], "replaced": []}
+
+
 # -- Compare -----------------------------------------------------------------------------------------
 def test_compare_two_sides_with_the_embedded_model(app_rt):
     bot = _assistant(app_rt, "Tiny")

@@ -417,12 +417,21 @@ def test_file_search_vector_store_from_uploaded_files(data_dir):
     at = start()
     at.toggle(key=K + "file_search").set_value(True)
     run(at)
-    at.file_uploader(key="playground_fs_upload").set_value(
-        [("notes.txt", b"The office cat is called Marmalade.", "text/plain")])
+    at.file_uploader(key="playground_fs_upload_0").set_value(
+        [("notes.txt", b"The office cat is called Marmalade.", "text/plain"),
+         ("broken.pdf", b"%PDF-1.4 this is not really a PDF", "application/pdf")])
     run(at)
     at.button(key="playground_fs_upload_go").click()
     run(at)
     (store_id,) = at.multiselect(key=K + "vector_store_ids").value
+    # The uploader is empty again (a second click must not make a second store of the same files).
+    assert at.file_uploader(key="playground_fs_upload_1").value in (None, [])
+    assert at.button(key="playground_fs_upload_go").disabled
+    assert rt().vector_stores.wait_idle(30)
+    run(at)
+    status = " ".join(c.value for c in at.sidebar.caption)
+    assert "1 file ready" in status and "1 could not be read" in status, status
+    assert "broken.pdf" in status and "byte" in status
     at.button(key="playground_save").click()
     run(at)
     saved = rt().get_assistant(a["id"])
@@ -485,3 +494,21 @@ def test_page_never_injects_model_html(fake):
     at = send(start(), "<img src=x onerror=alert(1)>")
     assert not at.get("html") or all("onerror" not in str(h.proto) for h in at.get("html"))
     assert all(not m.proto.allow_html for m in at.markdown if "onerror" in m.value)
+
+
+def test_words_for_people():
+    from components import plain_error
+    from components.sidebar import fmt_bytes, store_status
+    from components.thread_view import plain_text
+    assert "nothing is listening" in plain_error("Could not connect to x ([Errno 111] Connection refused).")
+    assert fmt_bytes(340) == "340 bytes" and fmt_bytes(2_800) == "2.8 KB" and fmt_bytes(1_400_000) == "1.4 MB"
+    busy = {"file_counts": {"total": 3, "completed": 1, "in_progress": 1, "failed": 1}}
+    assert "Indexing 3 of 3 files" in store_status(busy) and "1 could not be read" in store_status(busy)
+    assert "2 files ready" in store_status({"file_counts": {"total": 2, "completed": 2}})
+    assert store_status({"file_counts": {}}) == "No files yet"
+    # A reply passed on (hand-off, Compare) keeps its words only: no image placeholder, no citation marker.
+    msg = {"content": [{"type": "image_file", "image_file": {"file_id": "file-1"}},
+                       {"type": "text", "text": {"value": "Within 30 days 【0†handbook.md】.", "annotations": [
+                           {"type": "file_citation", "start_index": 15, "end_index": 30,
+                            "file_citation": {"file_id": "file-2"}}]}}]}
+    assert plain_text(msg) == "Within 30 days."
