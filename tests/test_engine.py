@@ -182,6 +182,31 @@ def test_max_completion_tokens_makes_run_incomplete(rt, provider):
     assert run["status"] == "incomplete" and run["incomplete_details"] == {"reason": "max_completion_tokens"}
     msg = rt.list_messages(t["id"])["data"][0]
     assert msg["status"] == "incomplete" and msg["incomplete_details"] == {"reason": "max_tokens"}
+    assert msg["incomplete_at"] and msg["completed_at"] is None
+
+
+def test_a_cut_reply_streams_as_incomplete_not_completed(rt, provider):
+    provider.add({"text": "a long answer cut", "finish": "length", "usage": (10, 16)})
+    a, t = start(rt)
+    events = [e for e, _ in rt.create_run(t["id"], assistant_id=a["id"], max_completion_tokens=16, stream=True)]
+    assert "thread.message.incomplete" in events and "thread.message.completed" not in events
+    assert events[-2:] == ["thread.run.incomplete", "done"]
+
+
+def test_cancel_mid_reply_closes_the_step_and_the_message_in_the_stream(rt, provider):
+    provider.add({"chunks": ["one ", "two ", "three ", "four "] * 20, "chunk_delay": 0.05})
+    a, t = start(rt)
+    sub = rt.create_run(t["id"], assistant_id=a["id"], stream=True)
+    events = []
+    for event, _data in sub:
+        events.append(event)
+        if event == "thread.message.delta" and events.count(event) == 2:
+            rt.cancel_run(t["id"], sub.run_id)
+    assert "thread.run.step.cancelled" in events and "thread.message.incomplete" in events
+    assert events[-2:] == ["thread.run.cancelled", "done"]
+    msg = rt.list_messages(t["id"])["data"][0]
+    assert msg["status"] == "incomplete" and msg["incomplete_details"] == {"reason": "run_cancelled"}
+    assert msg["content"][0]["text"]["value"].startswith("one two")  # the part that streamed is kept
 
 
 def test_max_prompt_tokens_truncates_then_gives_up(rt, provider):

@@ -181,11 +181,13 @@ class Engine:
                     step["last_error"] = {"code": "server_error" if error["code"] != "rate_limit_exceeded" else error["code"],
                                           "message": error["message"]}
                 self.store.put("run_steps", step)
+                self.publish(run_id, f"thread.run.step.{step['status']}", step)
         for msg in self.store.all("messages", run_id=run_id):
             if msg["status"] == "in_progress":
                 msg.update(status="incomplete", incomplete_at=ts,
                            incomplete_details={"reason": "run_failed" if how == "failed" else "run_cancelled"})
                 self.store.put("messages", msg)
+                self.publish(run_id, "thread.message.incomplete", msg)
 
     def _usage(self, run_id: str) -> dict:
         prompt = completion = 0
@@ -264,9 +266,12 @@ class Engine:
             replies = self.store.all("messages", run_id=run["id"])
             if replies:
                 last = replies[-1]
+                was_open = last["status"] == "in_progress"
                 last.update(status="incomplete", incomplete_at=now(), completed_at=None,
                             incomplete_details={"reason": "max_tokens"})
                 self.store.put("messages", last)
+                if was_open:
+                    self.publish(run["id"], "thread.message.incomplete", last)
         self._close_open_parts(run["id"], "cancelled")
         self.update_run(run, "thread.run.incomplete", status="incomplete", expires_at=None,
                         incomplete_details={"reason": reason}, usage=self._usage(run["id"]))
@@ -436,11 +441,13 @@ class Engine:
                 with lock:
                     state["abandoned"] = True
                 self._log_call(run, request, None, "cancelled while the model was generating", started)
+                self._keep_partial(run, state)
                 self.check_cancel(run)
             last_db_check = time.monotonic() if time.monotonic() - last_db_check > 0.5 else last_db_check
         with lock:
             state["abandoned"] = True
         if "error" in outcome:
+            self._keep_partial(run, state)
             exc = outcome["error"]
             if isinstance(exc, Cancelled):
                 cancel.set()
@@ -456,33 +463,46 @@ class Engine:
         usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                  "total_tokens": result.prompt_tokens + result.completion_tokens}
         message, step = state["message"], state["step"]
+        # A reply cut by the token limit ends `incomplete` (the run then ends incomplete too).
+        cut = result.finish_reason == "length" and not result.tool_calls
+        ending = ({"status": "incomplete", "incomplete_details": {"reason": "max_tokens"}} if cut
+                  else {"status": "completed"})
         if message is None and result.text:
             message, step = self._start_message(run)
             state["parts"] = [result.text]
         if message is not None:
             text = "".join(state["parts"])
             ts = now()
-            message.update(content=self._reply_content(run, text), status="completed", completed_at=ts)
+            message.update(content=self._reply_content(run, text), **ending,
+                           completed_at=None if cut else ts, incomplete_at=ts if cut else None)
             step.update(status="completed", completed_at=ts, usage=None if result.tool_calls else usage)
             with self.store.write():
                 self.store.put("messages", message)
                 self.store.put("run_steps", step)
-            self.publish(run["id"], "thread.message.completed", message)
+            self.publish(run["id"], f"thread.message.{ending['status']}", message)
             self.publish(run["id"], "thread.run.step.completed", step)
         elif not result.tool_calls:
             # An empty answer still gets its (empty) message so the thread shows the run ended.
             message, step = self._start_message(run)
             ts = now()
-            message.update(content=self._reply_content(run, ""), status="completed", completed_at=ts)
+            message.update(content=self._reply_content(run, ""), **ending,
+                           completed_at=None if cut else ts, incomplete_at=ts if cut else None)
             step.update(status="completed", completed_at=ts, usage=usage)
             with self.store.write():
                 self.store.put("messages", message)
                 self.store.put("run_steps", step)
-            self.publish(run["id"], "thread.message.completed", message)
+            self.publish(run["id"], f"thread.message.{ending['status']}", message)
             self.publish(run["id"], "thread.run.step.completed", step)
         if result.tool_calls:
             result.raw["_usage"] = usage
         return result, message, step
+
+    def _keep_partial(self, run: dict, state: dict) -> None:
+        """What was streamed before a cancel or a failure stays in the reply (which then ends incomplete)."""
+        message = state["message"]
+        if message is not None and state["parts"] and message["status"] == "in_progress":
+            message["content"] = self._reply_content(run, "".join(state["parts"]))
+            self.store.put("messages", message)
 
     def _pending_images(self, run: dict) -> list[str]:
         """Figures of this run's tool steps that no reply has shown yet (what _reply_content will put first)."""

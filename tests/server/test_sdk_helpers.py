@@ -407,3 +407,19 @@ def test_authentication_error_with_keys_from_the_environment(tmp_path, monkeypat
             with api.client(api_key="nope").beta.threads.create_and_run_stream(
                     assistant_id="asst_x", thread={"messages": [{"role": "user", "content": "x"}]}):
                 pass
+
+
+def test_cancel_mid_stream_ends_the_message_incomplete_for_the_sdk(client, weather_assistant, fake):
+    fake.add({"text": "word " * 200, "chunk_delay": 0.02})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "talk"}])
+    events = []
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=weather_assistant.id) as stream:
+        for event in stream:
+            events.append(event.event)
+            if event.event == "thread.message.delta" and events.count(event.event) == 3:
+                client.beta.threads.runs.cancel(run_id=stream.current_run.id, thread_id=thread.id)
+        (message,) = stream.get_final_messages()
+    assert "thread.message.incomplete" in events and "thread.run.step.cancelled" in events
+    assert events[-1] == "thread.run.cancelled"
+    assert message.status == "incomplete" and message.incomplete_details.reason == "run_cancelled"
+    assert message.content[0].text.value.startswith("word word")  # what streamed before the cancel is kept
