@@ -180,6 +180,7 @@ def test_max_completion_tokens_makes_run_incomplete(rt, provider):
     a, t = start(rt)
     run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"], max_completion_tokens=16)["id"])
     assert run["status"] == "incomplete" and run["incomplete_details"] == {"reason": "max_completion_tokens"}
+    assert run["completed_at"] >= run["started_at"]  # when it stopped, for the run log's duration
     msg = rt.list_messages(t["id"])["data"][0]
     assert msg["status"] == "incomplete" and msg["incomplete_details"] == {"reason": "max_tokens"}
     assert msg["incomplete_at"] and msg["completed_at"] is None

@@ -273,7 +273,8 @@ class Engine:
                 if was_open:
                     self.publish(run["id"], "thread.message.incomplete", last)
         self._close_open_parts(run["id"], "cancelled")
-        self.update_run(run, "thread.run.incomplete", status="incomplete", expires_at=None,
+        # The Run object has no incomplete_at: completed_at says when it stopped, so its duration can be shown.
+        self.update_run(run, "thread.run.incomplete", status="incomplete", expires_at=None, completed_at=now(),
                         incomplete_details={"reason": reason}, usage=self._usage(run["id"]))
 
     # -- building the model request ----------------------------------------------------------
