@@ -75,15 +75,6 @@ def add_to_zip(data: bytes, name: str, payload: bytes) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-def conn():
-    connection = sqlite3.connect(":memory:")
-    for statement in SCHEMA:
-        connection.execute(statement)
-    yield connection
-    connection.close()
-
-
 # -- parsers -----------------------------------------------------------------------------------
 def test_plain_text_markdown_and_code_keep_their_text():
     assert extract_text("notes.txt", b"hello\r\nworld\r\n") == "hello\nworld\n"

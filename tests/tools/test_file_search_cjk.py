@@ -26,15 +26,6 @@ MIXED = "新款iPhone的价格很高，但是销量仍然很好。"
 ENGLISH = "Tokyo is the capital of Japan; its metropolitan government sits in Shinjuku."
 
 
-@pytest.fixture
-def conn():
-    connection = sqlite3.connect(":memory:")
-    for statement in SCHEMA:
-        connection.execute(statement)
-    yield connection
-    connection.close()
-
-
 def add_cjk_files(conn) -> None:
     for file_id, text in (("ja", JAPANESE), ("zh", CHINESE), ("ko", KOREAN), ("mixed", MIXED), ("en", ENGLISH)):
         index_chunks(conn, "vs_a", file_id, f"{file_id}.txt", [text])

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import time
 import zlib
 
-import docx
 import pytest
 
 from assistants.tools.file_search import parse
 from assistants.tools.file_search.parse import ParseError, extract_text
+from tests.tools.documents import docx_with
 
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 
@@ -63,14 +62,6 @@ def chunk_count(rt, vs_id: str, file_id: str) -> int:
     return rt.store.conn().execute(sql, (vs_id, file_id)).fetchone()[0]
 
 
-def small_docx(text: str) -> bytes:
-    document = docx.Document()
-    document.add_paragraph(text)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
-
-
 @pytest.fixture
 def children(monkeypatch):
     """Every reader process started, to check that none is left running."""
@@ -103,16 +94,16 @@ def test_a_pdf_that_takes_too_long_to_read_is_stopped_at_the_limit(children):
 
 def test_pdf_and_docx_are_read_in_a_child_process(children):
     assert "revenue" in extract_text("report.pdf", make_pdf("Quarterly revenue grew"))
-    assert extract_text("memo.docx", small_docx("Offsite in Lisbon")) == "Offsite in Lisbon"
+    assert extract_text("memo.docx", docx_with("Offsite in Lisbon")) == "Offsite in Lisbon"
     assert extract_text("notes.txt", b"plain text stays in this process") == "plain text stays in this process"
     assert len(children) == 2 and all(child.returncode == 0 for child in children)
     with pytest.raises(ParseError, match="corrupt PDF"):  # the child's ParseError comes back as it is
         extract_text("broken.pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
     with pytest.raises(ParseError, match="no text found in DOCX"):
-        extract_text("blank.docx", small_docx(""))
+        extract_text("blank.docx", docx_with(""))
 
 
-@pytest.mark.parametrize("name, data", [("stuck.pdf", make_pdf("text")), ("stuck.docx", small_docx("text"))], ids=["pdf", "docx"])
+@pytest.mark.parametrize("name, data", [("stuck.pdf", make_pdf("text")), ("stuck.docx", docx_with("text"))], ids=["pdf", "docx"])
 def test_a_reader_that_hangs_is_killed(monkeypatch, children, name, data):
     monkeypatch.setattr(parse, "_CHILD_CODE", "import time; time.sleep(60)")
     start = time.monotonic()
@@ -148,7 +139,7 @@ def test_a_file_too_slow_to_read_fails_and_the_rest_of_the_batch_goes_on(rt):
         "slow.pdf": upload(rt, "slow.pdf", slow_pdf()),
         "paris.txt": upload(rt, "paris.txt", PARIS),
         "report.pdf": upload(rt, "report.pdf", make_pdf("Quarterly revenue grew by twelve percent")),
-        "memo.docx": upload(rt, "memo.docx", small_docx("The offsite is planned for October in Lisbon.")),
+        "memo.docx": upload(rt, "memo.docx", docx_with("The offsite is planned for October in Lisbon.")),
     }
     vs = rt.vector_stores.create(name="with a slow file")
     start = time.monotonic()

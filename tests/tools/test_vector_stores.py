@@ -6,7 +6,6 @@ import io
 import threading
 import zipfile
 
-import docx
 import pytest
 from openai.types import FileDeleted, VectorStore, VectorStoreDeleted, VectorStoreSearchResponse
 from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch, VectorStoreFileDeleted
@@ -19,6 +18,7 @@ from assistants.runtime import Runtime
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.provider import ScriptedProvider
+from tests.tools.documents import docx_with
 
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 BANANAS = b"Bananas are yellow when ripe. They grow in tropical climates and are rich in potassium."
@@ -43,14 +43,6 @@ def make_pdf(text: str) -> bytes:
         out += b"%010d 00000 n \n" % off
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     return bytes(out)
-
-
-def make_docx(text: str) -> bytes:
-    document = docx.Document()
-    document.add_paragraph(text)
-    buf = io.BytesIO()
-    document.save(buf)
-    return buf.getvalue()
 
 
 def zip_bomb() -> bytes:
@@ -103,7 +95,7 @@ def test_bad_files_fail_with_a_reason_and_the_rest_of_the_batch_completes(rt):
         "paris.txt": PARIS,
         "latin1.txt": "Café naïve — déjà vu in Besançon".encode("cp1252"),
         "report.pdf": make_pdf("Quarterly revenue grew by twelve percent"),
-        "memo.docx": make_docx("The offsite is planned for October in Lisbon."),
+        "memo.docx": docx_with("The offsite is planned for October in Lisbon."),
         "data.csv": b"city,country\nLisbon,Portugal\nOslo,Norway\n",
         "page.html": b"<html><script>var x = 1;</script><body><p>Visible heron text</p></body></html>",
     }
