@@ -127,6 +127,20 @@ def test_a_reader_that_crashes_fails_the_file_with_a_reason(monkeypatch, code, m
         extract_text("report.pdf", make_pdf("text"))
 
 
+def test_a_reader_that_needs_too_much_memory_fails_the_file_with_a_reason(monkeypatch):
+    monkeypatch.setattr(parse, "PARSE_MEMORY_MB", 256)
+    # The real child, whose reader then tries to hold 1 GiB (as a hostile file can make pypdf do).
+    original = parse._CHILD_CODE
+    hog = "module.extract_text = lambda *a, **k: bytearray(1 << 30)\n"
+    greedy = parse._CHILD_CODE.replace("module._child_main(", hog + "module._child_main(")
+    assert greedy != parse._CHILD_CODE
+    monkeypatch.setattr(parse, "_CHILD_CODE", greedy)
+    with pytest.raises(ParseError, match="needs more than 256 MB of memory"):
+        extract_text("report.pdf", make_pdf("text"))
+    monkeypatch.setattr(parse, "_CHILD_CODE", original)
+    assert "revenue" in extract_text("report.pdf", make_pdf("Quarterly revenue grew"), timeout_s=30)  # real reading fits
+
+
 def test_the_callers_max_chars_applies_in_the_child():
     with pytest.raises(ParseError, match="text too long"):
         extract_text("small.pdf", pdf(repeat=1000), max_chars=500)

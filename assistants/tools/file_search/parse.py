@@ -48,6 +48,8 @@ ZIP_RATIO_MIN_BYTES = 16 * 1024 * 1024  # small archives may compress well witho
 # PDF and DOCX are read in a child process killed after this long: a pathological file can
 # keep pypdf busy for hours, and a worker thread cannot be stopped from outside.
 PARSE_TIMEOUT_S = 60.0
+# Address space for the PDF/DOCX reader process: a hostile file fails with a reason, not the host.
+PARSE_MEMORY_MB = 2048
 
 _SNIFF_BYTES = 65_536
 # csv.Sniffer's quote-guessing regexes take time quadratic in the sample on some inputs
@@ -124,14 +126,14 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("_file_search_parse", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module._child_main(sys.argv[2], int(sys.argv[3]))
+module._child_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 """
 
 
 def _extract_in_child(ext: str, data: bytes, max_chars: int, timeout_s: float) -> str:
     """extract_text in a fresh Python process, killed once timeout_s seconds have passed."""
     what = ext[1:].upper()
-    command = [sys.executable, "-P", "-c", _CHILD_CODE, __file__, f"document{ext}", str(max_chars)]
+    command = [sys.executable, "-P", "-c", _CHILD_CODE, __file__, f"document{ext}", str(max_chars), str(PARSE_MEMORY_MB)]
     try:
         child = subprocess.Popen(
             command,
@@ -172,14 +174,20 @@ def _kill(child: subprocess.Popen) -> None:
         child.kill()
 
 
-def _child_main(filename: str, max_chars: int) -> None:
+def _child_main(filename: str, max_chars: int, memory_mb: int = PARSE_MEMORY_MB) -> None:
     """The child's side: the file on stdin, "text" or "error" and a newline, then the text or reason on stdout."""
+    import resource
+
     logging.disable(logging.WARNING)  # pypdf's warnings about damaged files would only fill a pipe
     data = sys.stdin.buffer.read()
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         status, body = b"text", extract_text(filename, data, max_chars=max_chars, timeout_s=None)
     except ParseError as exc:
         status, body = b"error", str(exc)
+    except MemoryError:
+        status, body = b"error", f"needs more than {memory_mb} MB of memory to read (too complex or malformed?)"
     sys.stdout.buffer.write(status + b"\n" + body.encode("utf-8", "surrogatepass"))
     sys.stdout.buffer.flush()
 
