@@ -70,12 +70,20 @@ def m005_search_index_cjk(conn: sqlite3.Connection) -> None:
     upgrade_schema(conn)  # a no-op where m003 already created the current schema
 
 
+def m006_search_index_nfkc(conn: sqlite3.Connection) -> None:
+    """File search: indexed text in NFKC form (ligatures, full-width Latin, half-width kana); re-indexed."""
+    from assistants.tools.file_search.index import renormalize
+
+    renormalize(conn)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_files_and_vector_stores,
     m003_search_index,
     m004_model_calls,
     m005_search_index_cjk,
+    m006_search_index_nfkc,
 ]
 
 

@@ -14,6 +14,7 @@ from assistants.tools.file_search.index import (
     delete_chunks,
     index_chunks,
     query_terms,
+    renormalize,
     search,
     search_text,
     upgrade_schema,
@@ -84,6 +85,25 @@ def test_query_terms_split_cjk_runs_into_overlapping_pairs():
     assert query_terms("の は") == ["の", "は"]  # unless nothing else is left
     assert query_terms("what is the refund policy") == ["refund", "policy"]  # English as before
     assert len(query_terms("".join(chr(0x4E00 + i) for i in range(40)))) == 32  # 39 pairs, capped
+
+
+def test_ligatures_full_width_and_half_width_forms_match_their_plain_forms(conn):
+    index_chunks(conn, "vs_a", "pdf", "report.pdf", ["The ﬁnance team's ﬂoor plan"])  # pypdf keeps ligatures
+    index_chunks(conn, "vs_a", "wide", "wide.txt", ["Ｔｏｋｙｏ ２０２４ ｶﾀｶﾅ"])
+    assert found(conn, "finance") == ["pdf"] and found(conn, "floor") == ["pdf"]
+    assert found(conn, "tokyo 2024") == ["wide"] and found(conn, "カタカナ") == ["wide"]
+    assert found(conn, "ｶﾀｶﾅ") == ["wide"] and found(conn, "Ｆｉｎａｎｃｅ") == ["pdf"]  # queries are normalised too
+    assert search(conn, ["vs_a"], "finance")[0].text == "The ﬁnance team's ﬂoor plan"  # shown as written
+
+
+def test_renormalizing_an_index_made_before_nfkc(conn):
+    index_chunks(conn, "vs_a", "pdf", "report.pdf", ["The ﬁnance team"])
+    conn.execute("UPDATE fs_chunks SET fts_text = NULL")  # as indexed before migration 6
+    conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('rebuild')")
+    assert found(conn, "finance") == []
+    renormalize(conn)
+    assert found(conn, "finance") == ["pdf"]
+    check_index(conn)
 
 
 def test_only_cjk_text_is_stored_a_second_time(conn):
@@ -202,7 +222,7 @@ def test_migrating_an_old_database_reindexes_its_chunks(tmp_path, monkeypatch):
     conn = store.conn()
     assert applied_version(conn) == len(MIGRATIONS)
     names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
-    assert names[-1] == "m005_search_index_cjk"
+    assert names[-2:] == ["m005_search_index_cjk", "m006_search_index_nfkc"]
     assert conn.execute("SELECT id, vector_store_id, file_id, chunk_index, bytes, text FROM fs_chunks").fetchall() == before
     check_index(conn)
 

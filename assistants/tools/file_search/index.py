@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,9 +140,12 @@ def search_text(text: str) -> str | None:
     a single character is a prefix query ("本"*) that finds it wherever it stands: every
     character starts a token. None for text without CJK, which is indexed as it is.
     """
-    if text.isascii() or _CJK_RUN.search(text) is None:  # isascii: a quick way out for most English
+    if text.isascii():  # a quick way out for most English: ASCII is already in NFKC form
         return None
-    return _CJK_RUN.sub(_pairs, text)
+    # NFKC first: pypdf's ligatures (ﬁ), full-width Latin and half-width katakana match their plain forms.
+    normal = unicodedata.normalize("NFKC", text)
+    indexed = _CJK_RUN.sub(_pairs, normal) if _CJK_RUN.search(normal) else normal
+    return None if indexed == text else indexed
 
 
 def _pairs(run: re.Match) -> str:
@@ -164,18 +168,29 @@ def upgrade_schema(conn: sqlite3.Connection) -> bool:
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         conn.execute("DROP TABLE IF EXISTS fs_chunks_fts")
         conn.execute("ALTER TABLE fs_chunks ADD COLUMN fts_text TEXT")
-        last = -1
-        while rows := conn.execute("SELECT id, text FROM fs_chunks WHERE id > ? ORDER BY id LIMIT 1000", (last,)).fetchall():
-            last = rows[-1][0]
-            conn.executemany(
-                "UPDATE fs_chunks SET fts_text = ? WHERE id = ?",
-                ((fts_text, chunk_id) for chunk_id, text in rows if (fts_text := search_text(text)) is not None),
-            )
+        _fill_search_text(conn)
     for statement in SCHEMA:
         conn.execute(statement)
     if old:
         conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('rebuild')")
     return old
+
+
+def renormalize(conn: sqlite3.Connection) -> None:
+    """Re-derive every chunk's indexed text (after search_text changed) and rebuild the FTS5 index."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'fs_chunks'").fetchone() is None:
+        return
+    _fill_search_text(conn)
+    conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('rebuild')")
+
+
+def _fill_search_text(conn: sqlite3.Connection) -> None:
+    """fts_text for every chunk, in batches (text without anything to change keeps NULL)."""
+    last = -1
+    while rows := conn.execute("SELECT id, text FROM fs_chunks WHERE id > ? ORDER BY id LIMIT 1000", (last,)).fetchall():
+        last = rows[-1][0]
+        conn.executemany("UPDATE fs_chunks SET fts_text = ? WHERE id = ?",
+                         ((search_text(text), chunk_id) for chunk_id, text in rows if not text.isascii()))
 
 
 def delete_chunks(conn: sqlite3.Connection, vector_store_id: str, file_id: str | None = None) -> None:
@@ -207,7 +222,7 @@ def query_terms(query: str) -> list[str]:
     a term of its own, dropped like a stopword unless nothing else is left.
     """
     terms: list[str] = []
-    for word in _TERM.findall(query.lower()):
+    for word in _TERM.findall(unicodedata.normalize("NFKC", query).lower()):
         if _CJK_RUN.search(word) is None:
             terms.append(word)
             continue
