@@ -10,6 +10,7 @@ from assistants import validation as v
 from assistants.errors import APIError, BadRequest
 from assistants.ids import now
 from assistants.messages import message_text
+from assistants.runtime import list_every
 
 EXPORT_OBJECT = "assistants_playground.export"
 EXPORT_VERSION = 1
@@ -30,14 +31,7 @@ class ImportProblem(ValueError):
 # -- assistants out ---------------------------------------------------------------------------
 def all_assistants(rt) -> list[dict]:
     """Every assistant, newest first (walks the 100-per-page listing)."""
-    out: list[dict] = []
-    after = None
-    while True:
-        page = rt.list_assistants(limit=100, order="desc", after=after)
-        out.extend(page["data"])
-        if not page["has_more"]:
-            return out
-        after = page["last_id"]
+    return list_every(rt.list_assistants)
 
 
 def portable(assistant: dict) -> dict:

@@ -32,6 +32,17 @@ IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpe
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 
+def list_every(list_fn, **kwargs) -> list[dict]:
+    """Every item of one of the runtime's paged lists (rt.list_assistants, rt.list_runs, rt.files.list…), newest first."""
+    items, after = [], None
+    while True:
+        page = list_fn(limit=100, order="desc", after=after, **kwargs)
+        items.extend(page["data"])
+        if not page["has_more"]:
+            return items
+        after = page["last_id"]
+
+
 def _reject_unknown(body: dict, allowed: set[str]) -> None:
     for key in body:
         if key not in allowed:

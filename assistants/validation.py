@@ -8,7 +8,7 @@ from typing import Any
 from assistants.errors import BadRequest
 
 BUILTIN_TOOLS = ("code_interpreter", "file_search")
-_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # function and json_schema names, as OpenAI accepts them
 
 
 def metadata(value: Any, param: str = "metadata") -> dict:
@@ -95,7 +95,7 @@ def tools(value: Any, param: str = "tools") -> list[dict]:
         if not isinstance(fn, dict):
             raise BadRequest(f"{where}.function must be an object with a name.", param=f"{where}.function")
         name = fn.get("name")
-        if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
+        if not isinstance(name, str) or not NAME.match(name):
             raise BadRequest(f"{where}.function.name must be 1-64 letters, digits, '_' or '-' (got {name!r}).",
                              param=f"{where}.function.name")
         if name in BUILTIN_TOOLS:

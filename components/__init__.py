@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 # The Playground page's own st.session_state keys (UI flags, ids and unsaved drafts), set once per
 # browser session by app.py. Widget keys of the page are created by the widgets themselves.
 PLAYGROUND_DEFAULTS: dict = {
@@ -66,3 +68,11 @@ def plain_error(message: str) -> str:
     for raw, words in _OS_ERRORS.items():
         message = message.replace(raw, words)
     return message
+
+
+def pretty_json(raw: str) -> str:
+    """JSON text (tool-call arguments) indented for reading; anything else as it is."""
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return raw or ""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from assistants.pricing import format_usd
-from components import RUN_STATUS, fmt_duration, fmt_tokens, plain_error, run_ended_at
+from components import RUN_STATUS, fmt_duration, fmt_tokens, plain_error, pretty_json, run_ended_at
 from components.thread_view import fmt_clock, show_image
 
 RESULT_PREVIEW_CHARS = 600
@@ -43,13 +43,6 @@ def tool_arguments(calls: list[dict]) -> dict[str, str]:
     return found
 
 
-def _pretty(raw: str) -> str:
-    try:
-        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return raw or ""
-
-
 def _raw(obj) -> str:
     text = json.dumps(obj, indent=2, ensure_ascii=False)
     if len(text) > RAW_PREVIEW_CHARS:
@@ -62,7 +55,7 @@ def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
     if kind == "function":
         fn = call["function"]
         st.markdown(f":material/function: **{fn['name']}** :gray[function]")
-        st.code(_pretty(fn.get("arguments", "")), language="json")
+        st.code(pretty_json(fn.get("arguments", "")), language="json")
         if fn.get("output") is None:
             st.caption("Waiting for its output.")
         else:
@@ -79,7 +72,7 @@ def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
                 show_image(out["image"]["file_id"], files)
     elif kind == "file_search":
         fs = call["file_search"]
-        query = _pretty(args.get(call["id"], ""))
+        query = pretty_json(args.get(call["id"], ""))
         st.markdown(":material/search: **File Search**" + (f" · query: `{query}`" if query else ""))
         results = fs.get("results") or []
         if not results:

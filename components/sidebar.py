@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,6 @@ K = "playground_cfg_"  # prefix of the draft's widget keys
 SIMPLE_FIELDS = ("name", "instructions", "model", "code_interpreter", "file_search", "format", "schema",
                  "temperature", "top_p")
 FORMATS = {"text": "Text", "json_object": "JSON object", "json_schema": "JSON schema"}
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FUNCTION_KEYS = {"name", "description", "parameters", "strict"}
 
 EXAMPLE_FUNCTION = {
@@ -144,14 +142,21 @@ def _json_problem(exc: json.JSONDecodeError) -> str:
     return f"Not valid JSON: {why} (line {exc.lineno}, column {exc.colno})."
 
 
-def check_function(text: str, taken: set[str] = frozenset()) -> tuple[dict | None, str | None]:
-    """A function definition from its JSON text, or the reason it is not one."""
+def _load_json(text: str, empty: str) -> tuple[object, str | None]:
+    """The value of a JSON editor's text, or the reason there is none (`empty` when it is blank)."""
     if not (text or "").strip():
-        return None, "Empty: paste a function definition, or remove it."
+        return None, empty
     try:
-        value = json.loads(text)
+        return json.loads(text), None
     except json.JSONDecodeError as exc:
         return None, _json_problem(exc)
+
+
+def check_function(text: str, taken: set[str] = frozenset()) -> tuple[dict | None, str | None]:
+    """A function definition from its JSON text, or the reason it is not one."""
+    value, problem = _load_json(text, "Empty: paste a function definition, or remove it.")
+    if problem:
+        return None, problem
     if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("function"), dict):
         value = value["function"]  # pasted as a whole tool: {"type": "function", "function": {...}}
     if not isinstance(value, dict):
@@ -160,7 +165,7 @@ def check_function(text: str, taken: set[str] = frozenset()) -> tuple[dict | Non
     if unknown:
         return None, f"Unknown field {', '.join(map(repr, unknown))}: a function has name, description, parameters, strict."
     name = value.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not validation.NAME.match(name):
         return None, "\"name\" must be 1–64 letters, digits, _ or - (no spaces)."
     if name in validation.BUILTIN_TOOLS:
         return None, f"\"{name}\" is a built-in tool's name; pick another."
@@ -181,12 +186,9 @@ def check_function(text: str, taken: set[str] = frozenset()) -> tuple[dict | Non
 
 def check_schema(text: str) -> tuple[dict | None, str | None]:
     """A response_format json_schema object ({name, schema, strict}) from its JSON text, or the reason it is not."""
-    if not (text or "").strip():
-        return None, "Empty: write the JSON schema the reply must follow (start from the example)."
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, _json_problem(exc)
+    value, problem = _load_json(text, "Empty: write the JSON schema the reply must follow (start from the example).")
+    if problem:
+        return None, problem
     if not isinstance(value, dict):
         return None, "Must be a JSON object: {\"name\": …, \"schema\": {…}}."
     if "schema" not in value and ("type" in value or "properties" in value):
@@ -194,7 +196,7 @@ def check_schema(text: str) -> tuple[dict | None, str | None]:
     unknown = sorted(set(value) - {"name", "description", "schema", "strict"})
     if unknown:
         return None, f"Unknown field {', '.join(map(repr, unknown))}: use name, description, schema, strict."
-    if not isinstance(value.get("name"), str) or not _NAME.match(value["name"]):
+    if not isinstance(value.get("name"), str) or not validation.NAME.match(value["name"]):
         return None, "\"name\" must be 1–64 letters, digits, _ or -."
     if not isinstance(value.get("schema"), dict):
         return None, "\"schema\" must be a JSON Schema object."

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 import streamlit as st
 
-from components import RUN_STATUS, plain_error
+from components import RUN_STATUS, plain_error, pretty_json
 
 # What the run's status label says while it works.
 _WORKING = {
@@ -226,10 +225,7 @@ def render_function_calls(calls: list[dict], key: str) -> dict[str, str] | None:
         with st.form(key, border=False):
             for n, call in enumerate(calls, 1):
                 fn = call["function"]
-                try:
-                    args = json.dumps(json.loads(fn["arguments"] or "{}"), indent=2)
-                except ValueError:
-                    args = fn["arguments"]
+                args = pretty_json(fn["arguments"] or "{}")
                 # The same function called twice (Paris, then Rome): number the calls so each output has its place.
                 which = f" (call {n} of {len(calls)})" if names.count(fn["name"]) > 1 else ""
                 st.markdown(f":material/function: **`{fn['name']}`**{which}")

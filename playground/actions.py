@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from assistants.errors import APIError
+from assistants.runtime import list_every
 from components import sidebar, thread_view
 from playground import MESSAGES_STEP, data
 from session import get_runtime
@@ -48,7 +49,7 @@ def open_assistant(assistant_id: str | None, thread_id: str | bool | None = True
 def open_current() -> tuple[list[dict], dict | None]:
     """Every assistant, and the one to show (opening the newest when none is open); forgets a deleted thread."""
     rt, ss = get_runtime(), st.session_state
-    assistants = data.list_all(rt.list_assistants)
+    assistants = list_every(rt.list_assistants)
     by_id = {a["id"]: a for a in assistants}
     if ss.get("assistant_id") not in by_id:
         # First visit, or the assistant was deleted elsewhere: open the newest one (keeping a thread opened from Threads).

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from assistants import export
 from assistants.config import EMBEDDED_MODEL_ID
 from assistants.errors import APIError
 from assistants.pricing import CODE_INTERPRETER_SESSION_USD, code_interpreter_sessions, model_price, usage_cost
+from assistants.runtime import list_every
 from components import tokens
 from session import get_runtime
 
@@ -14,33 +16,14 @@ TERMINAL = ("completed", "failed", "cancelled", "incomplete", "expired")
 FS_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def list_all(list_fn, **kwargs) -> list[dict]:
-    """Every item of one of the runtime's paged lists, newest first."""
-    items, after = [], None
-    while True:
-        page = list_fn(limit=100, order="desc", after=after, **kwargs)
-        items.extend(page["data"])
-        if not page["has_more"]:
-            return items
-        after = page["last_id"]
-
-
 def runs_of(thread_id: str | None) -> list[dict]:
     """Every run of the thread, newest first (none without a thread)."""
-    return list_all(get_runtime().list_runs, thread_id=thread_id) if thread_id else []
+    return list_every(get_runtime().list_runs, thread_id=thread_id) if thread_id else []
 
 
 def latest_thread(assistant_id: str) -> str | None:
     """The newest thread the Playground opened for this assistant."""
-    rt, after = get_runtime(), None
-    while True:
-        page = rt.list_threads(limit=100, order="desc", after=after)
-        for thread in page["data"]:
-            if (thread.get("metadata") or {}).get("assistant_id") == assistant_id:
-                return thread["id"]
-        if not page["has_more"]:
-            return None
-        after = page["last_id"]
+    return export.latest_thread(get_runtime().store, assistant_id)
 
 
 def messages(thread_id: str, count: int) -> tuple[list[dict], bool]:
@@ -194,8 +177,8 @@ def sidebar_choices() -> dict:
     models = [(m, b.name) for b in catalog if b.ok for m in b.models]
     models += [(alias, f"alias of {target}") for alias, target in rt.router.aliases.items()]
     return {"models": models, "backends": catalog,
-            "files": list_all(rt.files.list, purpose="assistants") if rt.files is not None else None,
-            "stores": list_all(rt.vector_stores.list) if rt.vector_stores is not None else None}
+            "files": list_every(rt.files.list, purpose="assistants") if rt.files is not None else None,
+            "stores": list_every(rt.vector_stores.list) if rt.vector_stores is not None else None}
 
 
 def unreachable(model: str) -> list[str] | None:
@@ -212,7 +195,7 @@ def failed_files(store_id: str) -> list[tuple[str, str]]:
     rt = get_runtime()
     out = []
     try:
-        for row in list_all(rt.vector_stores.list_files, vs_id=store_id, filter="failed"):
+        for row in list_every(rt.vector_stores.list_files, vs_id=store_id, filter="failed"):
             name = _file(str(rt.settings.data_dir), row["id"], False)["name"] or row["id"]
             why = (row.get("last_error") or {}).get("message") or "it could not be read."
             out.append((name, why.removeprefix(f"{name}: ")))  # the reason often starts with the name already

@@ -159,7 +159,7 @@ class EmbeddedProvider:
         text = "".join(parts)
         prompt_tokens = self._count_prompt(llama, messages)
         completion_tokens = len(llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
-        if finish == "length" and sampling.get("max_tokens"):
+        if finish == "length":
             completion_tokens = max(completion_tokens, sampling["max_tokens"])
         return _result(text, [], finish, prompt_tokens, completion_tokens)
 
@@ -225,7 +225,7 @@ class EmbeddedProvider:
         tool = next(t for t in tools if t["function"]["name"] == name)
         grammar = _schema_grammar(tool["function"].get("parameters") or {"type": "object"})
         out = llama.create_completion(prompt=prompt + f"functions.{name}:\n", grammar=grammar,
-                                      stop=["<|im_end|>"], **{**sampling, "max_tokens": sampling.get("max_tokens") or 256})
+                                      stop=["<|im_end|>"], **sampling)
         arguments = _strict_json(out["choices"][0]["text"].strip())
         finish = out["choices"][0].get("finish_reason") or "stop"
         completion_tokens = out["usage"]["completion_tokens"]

@@ -266,12 +266,9 @@ class Engine:
             replies = self.store.all("messages", run_id=run["id"])
             if replies:
                 last = replies[-1]
-                was_open = last["status"] == "in_progress"
                 last.update(status="incomplete", incomplete_at=now(), completed_at=None,
                             incomplete_details={"reason": "max_tokens"})
                 self.store.put("messages", last)
-                if was_open:
-                    self.publish(run["id"], "thread.message.incomplete", last)
         self._close_open_parts(run["id"], "cancelled")
         # The Run object has no incomplete_at: completed_at says when it stopped, so its duration can be shown.
         self.update_run(run, "thread.run.incomplete", status="incomplete", expires_at=None, completed_at=now(),
@@ -468,27 +465,17 @@ class Engine:
         cut = result.finish_reason == "length" and not result.tool_calls
         ending = ({"status": "incomplete", "incomplete_details": {"reason": "max_tokens"}} if cut
                   else {"status": "completed"})
-        if message is None and result.text:
+        if message is None and (result.text or not result.tool_calls):
+            # Text that was not streamed, or an empty answer: it still gets its message, so the thread
+            # shows the run ended.
             message, step = self._start_message(run)
-            state["parts"] = [result.text]
+            state["parts"] = [result.text] if result.text else []
         if message is not None:
             text = "".join(state["parts"])
             ts = now()
             message.update(content=self._reply_content(run, text), **ending,
                            completed_at=None if cut else ts, incomplete_at=ts if cut else None)
             step.update(status="completed", completed_at=ts, usage=None if result.tool_calls else usage)
-            with self.store.write():
-                self.store.put("messages", message)
-                self.store.put("run_steps", step)
-            self.publish(run["id"], f"thread.message.{ending['status']}", message)
-            self.publish(run["id"], "thread.run.step.completed", step)
-        elif not result.tool_calls:
-            # An empty answer still gets its (empty) message so the thread shows the run ended.
-            message, step = self._start_message(run)
-            ts = now()
-            message.update(content=self._reply_content(run, ""), **ending,
-                           completed_at=None if cut else ts, incomplete_at=ts if cut else None)
-            step.update(status="completed", completed_at=ts, usage=usage)
             with self.store.write():
                 self.store.put("messages", message)
                 self.store.put("run_steps", step)
@@ -505,21 +492,25 @@ class Engine:
             message["content"] = self._reply_content(run, "".join(state["parts"]))
             self.store.put("messages", message)
 
+    def _unshown_tool_steps(self, run: dict) -> list[dict]:
+        """This run's tool steps whose figures or citations no reply has carried yet."""
+        return [step for step in self.store.all("run_steps", run_id=run["id"])
+                if step["type"] == "tool_calls" and not step.get("_consumed")
+                and (step.get("_images") or step.get("_annotations"))]
+
     def _pending_images(self, run: dict) -> list[str]:
-        """Figures of this run's tool steps that no reply has shown yet (what _reply_content will put first)."""
-        return [f for step in self.store.all("run_steps", run_id=run["id"])
-                if step["type"] == "tool_calls" and not step.get("_consumed") for f in step.get("_images", [])]
+        """Figures no reply has shown yet (what _reply_content will put first)."""
+        return [f for step in self._unshown_tool_steps(run) for f in step.get("_images", [])]
 
     def _reply_content(self, run: dict, text: str) -> list[dict]:
         """The reply's content: figures the tools made since the last reply, then the annotated text."""
         images, candidates = [], []
         with self.store.write():
-            for step in self.store.all("run_steps", run_id=run["id"]):
-                if step["type"] == "tool_calls" and not step.get("_consumed") and (step.get("_images") or step.get("_annotations")):
-                    images.extend(step.get("_images", []))
-                    candidates.extend(step.get("_annotations", []))
-                    step["_consumed"] = True
-                    self.store.put("run_steps", step)
+            for step in self._unshown_tool_steps(run):
+                images.extend(step.get("_images", []))
+                candidates.extend(step.get("_annotations", []))
+                step["_consumed"] = True
+                self.store.put("run_steps", step)
         blocks = [{"type": "image_file", "image_file": {"file_id": f, "detail": "auto"}} for f in images]
         if text or not blocks:
             blocks.append(text_block(text, annotate(text, candidates)))
@@ -642,12 +633,17 @@ class Engine:
         return run
 
 
+def indexed_outputs(outputs: list[dict]) -> list[dict]:
+    """Code interpreter outputs as a step delta carries them: each with its own `index`."""
+    return [{**{k: v for k, v in out.items() if k != "index"}, "index": i} for i, out in enumerate(outputs)]
+
+
 def _entry_delta(index: int, entry: dict) -> dict:
-    """A tool call as a step-delta entry: every code interpreter output carries its own `index` there."""
+    """A tool call as a step-delta entry."""
     delta = {"index": index, **copy.deepcopy(entry)}
     code = delta.get("code_interpreter")
     if isinstance(code, dict) and code.get("outputs"):
-        code["outputs"] = [{"index": i, **out} for i, out in enumerate(code["outputs"])]
+        code["outputs"] = indexed_outputs(code["outputs"])
     return delta
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
+from assistants.runs.engine import indexed_outputs
 from assistants.runs.events import DONE, Subscription
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,7 @@ class StepShaper:
         kind = entry.get("type")
         inner = entry.get(kind) or {}
         if kind == "code_interpreter":
-            outputs = [{**{k: v for k, v in o.items() if k != "index"}, "index": i}
-                       for i, o in enumerate(inner.get("outputs") or [])]
+            outputs = indexed_outputs(inner.get("outputs") or [])
             return {"index": index, "type": kind, "code_interpreter": {"outputs": outputs}} if outputs else None
         if kind == "file_search":
             results = [self._result(r) for r in inner.get("results") or []]

@@ -388,7 +388,11 @@ class CodeInterpreter:
         """Kill first (so an in-flight call returns at once), then reap under the session lock."""
         session.kill()
         with session.lock:
-            session.discard(None)
+            self._wipe(session, None)
+
+    def _wipe(self, session: _Session, why: str | None) -> None:
+        """Forget the session's worker (its lock held) and its work dir (which exists only with the sandbox off)."""
+        session.discard(why)
         shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)
 
     # -- idle sessions ------------------------------------------------------------------
@@ -398,8 +402,7 @@ class CodeInterpreter:
 
     def _retire(self, session: _Session) -> None:
         """Shut down an idle session (its lock held); the next call starts afresh and says why."""
-        session.discard(f"was shut down after {_duration(self.idle_timeout_s)} without use")
-        shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)  # only exists with the sandbox off
+        self._wipe(session, f"was shut down after {_duration(self.idle_timeout_s)} without use")
 
     def _ensure_reaper(self) -> None:
         """Start the idle reaper with the first session (when there is an idle timeout)."""
