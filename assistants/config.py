@@ -101,10 +101,21 @@ class Settings:
     code_idle_minutes: float = 30.0
     allow_unsandboxed_code: bool = False
     api_keys: tuple[str, ...] = ()
+    models_dir_override: Path | None = None  # PLAYGROUND_MODELS_DIR; see `models_dir`
+    ollama_autodetect: bool = True
+    code_max_sessions: int = 8
+    code_output_quota_mb: int = 200
+    code_cpus: float = 1.0
+    playground_password: str = ""
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "playground.db"
+
+    @property
+    def models_dir(self) -> Path:
+        """The folder whose `*.gguf` files are local models (PLAYGROUND_MODELS_DIR, default <data dir>/models)."""
+        return self.models_dir_override or self.data_dir / "models"
 
     @property
     def settings_file(self) -> Path:
@@ -177,4 +188,10 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
         code_idle_minutes=_float(env, "PLAYGROUND_CODE_IDLE_MINUTES", 30.0),
         allow_unsandboxed_code=_bool(env, "PLAYGROUND_ALLOW_UNSANDBOXED_CODE", False),
         api_keys=keys,
+        models_dir_override=Path(env["PLAYGROUND_MODELS_DIR"]).expanduser().resolve() if env.get("PLAYGROUND_MODELS_DIR") else None,
+        ollama_autodetect=_bool(env, "PLAYGROUND_OLLAMA_AUTODETECT", True),
+        code_max_sessions=_int(env, "PLAYGROUND_CODE_MAX_SESSIONS", 8),
+        code_output_quota_mb=_int(env, "PLAYGROUND_CODE_OUTPUT_QUOTA_MB", 200),
+        code_cpus=_float(env, "PLAYGROUND_CODE_CPUS", 1.0),
+        playground_password=env.get("PLAYGROUND_PASSWORD", ""),
     )
