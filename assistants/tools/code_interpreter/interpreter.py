@@ -4,18 +4,18 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import select
 import shutil
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .budget import Budgets, adopt, end_strays, oom_since_call, out_of_memory
+from .cgroup import Budget, join_command
 
 from .sandbox import (
     PROBE_UID,
@@ -31,17 +31,18 @@ from .sandbox import (
     uids_in_use,
     worker_program,
 )
-from .worker import cap_text, capture_budget
+from .session import Session, Spawner, duration, ended_reason, line, sanitize_name
 
 log = logging.getLogger(__name__)
 
 MAX_RETURNED_FILES = 50
 MAX_IMAGES = 20
-MAX_NAME_BYTES = 200
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 POLL_SLICE_S = 0.05  # how often a waiting call looks at its cancel event
 UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this code ran without isolation.\n"
 ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+EVICTED = "was shut down to make room for another one (at most {n} sessions run at once)"
+BUDGET_NOTE = "Note: {why}.\n"
 INSTALL_HINT = (
     "install it with `apt-get install bubblewrap`, or opt out of the sandbox with allow_unsandboxed "
     "(the app's PLAYGROUND_ALLOW_UNSANDBOXED_CODE=1)"
@@ -62,6 +63,7 @@ class ExecResult:
     timed_out: bool = False
     session_restarted: bool = False
     error: str | None = None
+    out_of_memory: bool = False  # the kernel's OOM killer hit the session's cgroup: it was restarted
 
 
 class _TimedOut(Exception):
@@ -74,133 +76,6 @@ class _Cancelled(Exception):
 
 class _SessionEnded(Exception):
     """The worker is gone or unusable; the message says why, for the next call's note."""
-
-
-def _duration(seconds: float) -> str:
-    """'30 minutes', '1 minute', '2 seconds'."""
-    value, unit = (seconds / 60, "minute") if seconds >= 60 else (seconds, "second")
-    return f"{value:g} {unit}{'' if value == 1 else 's'}"
-
-
-def _line(text: str) -> str:
-    """text ending with a newline (or nothing), so a note can follow it."""
-    return text if not text or text.endswith("\n") else text + "\n"
-
-
-def _read_capture(fd: int, max_chars: int) -> str:
-    """What the current cell has printed so far, capped like a normal reply (the worker may be dead)."""
-    size = os.fstat(fd).st_size
-    budget = capture_budget(max_chars)
-    raw = os.pread(fd, min(size, budget), 0)
-    return cap_text(raw, size, max_chars, at_least=size >= budget)  # past the budget, the worker dropped some
-
-
-def _ended(proc: subprocess.Popen) -> str:
-    """Why a worker stopped talking, for the logs (it may still be alive with its pipe closed)."""
-    try:
-        return f"ended unexpectedly (exit code {proc.wait(timeout=0.5)})"
-    except subprocess.TimeoutExpired:
-        return "stopped answering"
-
-
-def sanitize_name(name: str) -> str:
-    """A safe file name for the work dir: basename only, no NUL, never '.'/'..', length-capped."""
-    name = name.replace("\0", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if name in ("", ".", ".."):
-        name = "file"
-    stem, ext = os.path.splitext(name)
-    if len(ext.encode()) > 20:
-        stem, ext = name, ""
-    while len((stem + ext).encode()) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    return stem + ext
-
-
-class _Spawner:
-    """Starts workers from one long-lived thread of ours.
-
-    bwrap --die-with-parent uses PR_SET_PDEATHSIG, which fires when the *thread* that forked
-    bwrap exits; the engine's threads come and go, so forking from them would kill sessions.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        """subprocess.Popen, run on the spawner thread."""
-        done: Future = Future()
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="code-interpreter-spawner", daemon=True)
-                self._thread.start()
-            self._queue.put((argv, kwargs, done))
-        return done.result()
-
-    def stop(self) -> None:
-        """End the thread (its workers must be dead already: they would get SIGKILL)."""
-        with self._lock:
-            if self._thread is not None:
-                self._queue.put(None)
-                self._thread = None
-
-    def _serve(self) -> None:
-        while (item := self._queue.get()) is not None:
-            argv, kwargs, done = item
-            try:
-                done.set_result(subprocess.Popen(argv, **kwargs))
-            except BaseException as exc:  # handed to the caller, who re-raises it
-                done.set_exception(exc)
-
-
-class _Session:
-    """One worker process and what the parent knows about it."""
-
-    def __init__(self, key: str):
-        self.key = key
-        self.lock = threading.Lock()  # calls for one key run one at a time
-        self.proc: subprocess.Popen | None = None
-        self.buffer = bytearray()
-        self.sent: dict[str, str] = {}  # input name -> sha256 already in the live work dir
-        self.ended: str | None = None  # why the last worker died; the next call says so
-        self.capture: int | None = None  # our fd of the worker's output capture (a memfd)
-        self.uid: int | None = None  # the host uid the live worker runs as (sandboxed, as root)
-        self.last_used = time.monotonic()  # end of the last call, for the idle reaper
-
-    def kill(self) -> None:
-        """SIGKILL the worker's process group: bwrap, whose death takes the whole sandbox with it."""
-        proc = self.proc
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def discard(self, why: str | None, *, output_chars: int = 0) -> str:
-        """Kill, reap and forget the worker; remember why for the next call.
-
-        Returns what the current cell had printed, up to output_chars (0: nothing).
-        """
-        if self.proc is None:
-            return ""
-        self.kill()
-        proc, self.proc = self.proc, None
-        proc.wait()
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            pipe.close()
-        printed = ""
-        if self.capture is not None:
-            try:
-                printed = _read_capture(self.capture, output_chars) if output_chars else ""
-            finally:
-                os.close(self.capture)
-                self.capture = None
-        self.uid = None
-        self.buffer.clear()
-        self.sent.clear()
-        self.ended = why
-        return printed
 
 
 class CodeInterpreter:
@@ -216,6 +91,12 @@ class CodeInterpreter:
 
     With `idle_timeout_s`, a daemon thread shuts down sessions unused that long (the next call
     starts a fresh one and says so); close() stops it.
+
+    Budgets are per session where the host gives us cgroups (under `cgroup_root`, normally
+    /sys/fs/cgroup): memory_mb (the work dir's tmpfs pages included), max_processes and cpus for
+    the whole session, whatever it forks. A call that leaves processes running has them killed
+    when it returns; at most `max_sessions` workers live at once, the least recently used one
+    shut down first. Without a cgroup, memory_mb and max_processes are per-process rlimits.
     """
 
     def __init__(
@@ -232,6 +113,9 @@ class CodeInterpreter:
         max_output_chars: int = 20000,
         allow_unsandboxed: bool = False,
         idle_timeout_s: float | None = None,
+        max_sessions: int | None = None,
+        cpus: float | None = None,
+        cgroup_root: Path | str | None = None,
     ):
         self.root = Path(root)
         self.timeout_s = timeout_s
@@ -240,21 +124,23 @@ class CodeInterpreter:
         self.max_output_chars = max_output_chars
         self.allow_unsandboxed = allow_unsandboxed
         self.idle_timeout_s = idle_timeout_s if idle_timeout_s and idle_timeout_s > 0 else None
+        self.max_sessions = max_sessions if max_sessions and max_sessions > 0 else None
+        self.budgets = Budgets(Budget(memory_mb, max_processes, cpus), cgroup_root)
         self._lock = threading.Lock()
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, Session] = {}
         self._probe: tuple[bool, str] | None = None
-        self._spawner = _Spawner()
+        self._spawner = Spawner()
         self._reaper: tuple[threading.Thread, threading.Event] | None = None
 
     # -- availability -------------------------------------------------------------------
 
     def available(self) -> tuple[bool, str]:
-        """(ok, reason): whether execute() can run code, and if not, what to do about it."""
+        """(ok, status): whether execute() can run code and how it is budgeted, or what to do about it."""
         sandbox_ok, reason = self._sandbox_status()
         if sandbox_ok:
-            return True, reason
+            return True, f"{reason}; {self.budgets.status()[1]}"
         if self.allow_unsandboxed:
-            return True, f"{reason}; running code WITHOUT a sandbox because allow_unsandboxed is set"
+            return True, f"{reason}; running code WITHOUT a sandbox because allow_unsandboxed is set; {self.budgets.status()[1]}"
         return False, reason
 
     def _sandbox_status(self) -> tuple[bool, str]:
@@ -314,7 +200,7 @@ class CodeInterpreter:
             finally:
                 session.last_used = time.monotonic()  # before the lock goes: the reaper reads it then
 
-    def _execute(self, session: _Session, sandboxed: bool, code: str, files: dict[str, bytes],
+    def _execute(self, session: Session, sandboxed: bool, code: str, files: dict[str, bytes],
                  timeout: float, deadline: float, cancel) -> ExecResult:
         """execute() under the session's lock."""
         prefix = "" if sandboxed else UNSANDBOXED_NOTE
@@ -326,21 +212,29 @@ class CodeInterpreter:
                 if session.ended:
                     prefix += ENDED_NOTE.format(why=session.ended)
                     restarted, session.ended = True, None
-                self._start(session, sandboxed, deadline, cancel)
+                self._make_room(session, deadline, cancel)
+                try:
+                    unbudgeted = self._start(session, sandboxed, deadline, cancel)
+                finally:
+                    session.starting = False
+                if unbudgeted:
+                    prefix += BUDGET_NOTE.format(why=unbudgeted)
                 self._ensure_reaper()
             reply, blobs = self._call(session, code, files, deadline, cancel)
         except _TimedOut:
             printed = session.discard("timed out", output_chars=self.max_output_chars)
             note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
-            return ExecResult(prefix + _line(printed) + note, timed_out=True, session_restarted=restarted,
+            return ExecResult(prefix + line(printed) + note, timed_out=True, session_restarted=restarted,
                               error=f"timed out after {timeout:g} s")
         except _Cancelled:
             session.discard("was cancelled")
             return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
         except _SessionEnded as exc:
+            if oom_since_call(session):  # the worker itself was the OOM killer's pick
+                return self._out_of_memory(session, prefix, restarted)
             printed = session.discard(str(exc), output_chars=self.max_output_chars)
             return ExecResult(
-                f"{prefix}{_line(printed)}The Python session {exc}; the next call starts a fresh one.\n",
+                f"{prefix}{line(printed)}The Python session {exc}; the next call starts a fresh one.\n",
                 session_restarted=restarted,
                 error=f"session {exc}",
             )
@@ -348,13 +242,27 @@ class CodeInterpreter:
         names = reply["files"]
         for name in names + reply["missing"]:
             session.sent.pop(name, None)  # changed, deleted or not written: send it again next time
-        return ExecResult(
+        result = ExecResult(
             logs=prefix + reply["logs"],
             images=blobs[:n_images],
             files=list(zip(names, blobs[n_images:], strict=True)),
             session_restarted=restarted,
             error=reply["error"],
         )
+        if oom_since_call(session):  # a child was killed, and its memory budget is what the session hit
+            return self._out_of_memory(session, result.logs, restarted, result)
+        end_strays(session)
+        return result
+
+    def _out_of_memory(self, session: Session, logs: str, restarted: bool, result: ExecResult | None = None) -> ExecResult:
+        """End a session whose cgroup ran out of memory: the whole session restarts, and the output says so."""
+        why = out_of_memory(self.memory_mb)
+        printed = session.discard(why, output_chars=0 if result else self.max_output_chars)
+        note = f"The session {why}; the Python session was restarted, so the next call starts without its variables and files.\n"
+        result = result or ExecResult("", session_restarted=restarted)
+        result.logs = line(logs + printed) + note
+        result.error, result.out_of_memory = f"session {why}", True
+        return result
 
     def reset(self, session_key: str) -> None:
         """Kill the key's worker and drop its state; its work dir goes with it."""
@@ -375,34 +283,63 @@ class CodeInterpreter:
         for session in sessions:
             self._end(session)
         self._spawner.stop()
+        self.budgets.close()
 
     # -- internals ----------------------------------------------------------------------
 
-    def _session(self, key: str) -> _Session:
+    def _session(self, key: str) -> Session:
         with self._lock:
             if key not in self._sessions:
-                self._sessions[key] = _Session(key)
+                self._sessions[key] = Session(key)
             return self._sessions[key]
 
-    def _end(self, session: _Session) -> None:
+    def _make_room(self, session: Session, deadline: float, cancel) -> None:
+        """Hold a place for the session's new worker, shutting down the least recently used idle one when all are taken.
+
+        Sessions in a call are never shut down: when every place is busy, wait for one to finish.
+        """
+        if self.max_sessions is None:
+            return
+        while True:
+            with self._lock:
+                live = [s for s in self._sessions.values() if s is not session and (s.proc is not None or s.starting)]
+                if len(live) < self.max_sessions:
+                    session.starting = True
+                    return
+            for victim in sorted(live, key=lambda s: s.last_used):
+                if victim.lock.acquire(blocking=False):
+                    try:
+                        if victim.proc is not None:
+                            self._wipe(victim, EVICTED.format(n=self.max_sessions))
+                    finally:
+                        victim.lock.release()
+                    break
+            else:
+                if cancel is not None and cancel.is_set():
+                    raise _Cancelled
+                if time.monotonic() >= deadline:
+                    raise _TimedOut
+                time.sleep(POLL_SLICE_S)
+
+    def _end(self, session: Session) -> None:
         """Kill first (so an in-flight call returns at once), then reap under the session lock."""
         session.kill()
         with session.lock:
             self._wipe(session, None)
 
-    def _wipe(self, session: _Session, why: str | None) -> None:
+    def _wipe(self, session: Session, why: str | None) -> None:
         """Forget the session's worker (its lock held) and its work dir (which exists only with the sandbox off)."""
         session.discard(why)
         shutil.rmtree(self._bare_dir(session.key), ignore_errors=True)
 
     # -- idle sessions ------------------------------------------------------------------
 
-    def _idle(self, session: _Session) -> bool:
+    def _idle(self, session: Session) -> bool:
         return self.idle_timeout_s is not None and time.monotonic() - session.last_used >= self.idle_timeout_s
 
-    def _retire(self, session: _Session) -> None:
+    def _retire(self, session: Session) -> None:
         """Shut down an idle session (its lock held); the next call starts afresh and says why."""
-        self._wipe(session, f"was shut down after {_duration(self.idle_timeout_s)} without use")
+        self._wipe(session, f"was shut down after {duration(self.idle_timeout_s)} without use")
 
     def _ensure_reaper(self) -> None:
         """Start the idle reaper with the first session (when there is an idle timeout)."""
@@ -445,7 +382,7 @@ class CodeInterpreter:
 
     # -- workers --------------------------------------------------------------------------
 
-    def _claim_uid(self, session: _Session) -> int:
+    def _claim_uid(self, session: Session) -> int:
         """A host uid for the session's worker: from its key's hash, skipping any in use here or on the host."""
         running = uids_in_use(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_SPAN)
         start = int.from_bytes(hashlib.sha256(session.key.encode()).digest()[:8], "big")
@@ -461,11 +398,13 @@ class CodeInterpreter:
     def _bare_dir(self, key: str) -> Path:
         return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
 
-    def _config(self, workdir: str, sandboxed: bool, capture_fd: int) -> str:
+    def _config(self, workdir: str, sandboxed: bool, capture_fd: int, session: Session) -> str:
         limits = {
+            # per process as well: one huge allocation is a MemoryError the cell can catch, not an OOM kill
             "memory_mb": self.memory_mb,
-            # unsandboxed, RLIMIT_NPROC would count every process of the host user
-            "max_processes": self.max_processes if sandboxed else None,
+            # unsandboxed, RLIMIT_NPROC would count every process of the host user; a cgroup's pids.max
+            # counts the session's processes only
+            "max_processes": self.max_processes if sandboxed and session.cgroup is None else None,
             "max_file_mb": self.max_file_mb,
             "max_open_files": self.max_open_files,
         }
@@ -478,22 +417,26 @@ class CodeInterpreter:
                 "max_returned_files": MAX_RETURNED_FILES,
                 "max_images": MAX_IMAGES,
                 "max_returned_bytes": self.max_file_mb * 1024 * 1024,
+                # in its own pid namespace, the worker may kill(-1) what a cell left running
+                "end_strays": sandboxed,
             }
         )
 
-    def _start(self, session: _Session, sandboxed: bool, deadline: float, cancel) -> None:
-        """Launch a worker and wait for its ready message.
+    def _start(self, session: Session, sandboxed: bool, deadline: float, cancel) -> str | None:
+        """Launch a worker in its own cgroup and wait for its ready message; returns why it has no cgroup, if so.
 
         The worker's output capture is a memfd made here and passed down, so after a timeout or
-        crash the parent can still read what the cell printed.
+        crash the parent can still read what the cell printed. A small shell joins the session's
+        cgroup and then becomes bwrap, so every process of the session is born inside it.
         """
         capture = high_fd(os.memfd_create("cell-output"))  # close-on-exec here; passed on purpose
         data: list[tuple[int, str]] = []
+        session.cgroup, unbudgeted = self.budgets.create()
         try:
             if sandboxed:
                 uid = self._claim_uid(session) if os.geteuid() == 0 else None
                 data = data_fds(identity_files(uid)) if uid is not None else []
-                program = worker_program(self._config(SANDBOX_WORKDIR, True, capture), sandboxed=True)
+                program = worker_program(self._config(SANDBOX_WORKDIR, True, capture, session), sandboxed=True)
                 argv = bwrap_command(find_bwrap(), program, disk_quota_mb=self.disk_quota_mb,
                                      max_files=self.max_files, uid=uid, data=data)
                 env, cwd = None, "/"
@@ -502,8 +445,10 @@ class CodeInterpreter:
                 shutil.rmtree(base, ignore_errors=True)  # a fresh worker starts with an empty work dir
                 (base / "data").mkdir(parents=True)
                 (base / "home").mkdir()
-                argv = worker_program(self._config(str(base / "data"), False, capture), sandboxed=False)
+                argv = worker_program(self._config(str(base / "data"), False, capture, session), sandboxed=False)
                 env, cwd = sandbox_env(str(base / "data"), str(base / "home")), str(base / "data")
+            if session.cgroup is not None:
+                argv = join_command(session.cgroup.procs_files, argv)
             session.proc = self._spawner.popen(
                 argv,
                 stdin=subprocess.PIPE,
@@ -517,6 +462,7 @@ class CodeInterpreter:
         except BaseException:
             os.close(capture)
             session.uid = None
+            session.release_cgroup()
             raise
         finally:
             for fd, _ in data:
@@ -531,8 +477,10 @@ class CodeInterpreter:
             detail = session.proc.stderr.read().decode(errors="replace").strip()[-500:]
             session.discard(None)
             raise SandboxUnavailable(f"the code sandbox failed to start: {detail or 'no error output'}") from None
+        adopt(session)
+        return unbudgeted
 
-    def _call(self, session: _Session, code: str, files: dict[str, bytes], deadline: float, cancel):
+    def _call(self, session: Session, code: str, files: dict[str, bytes], deadline: float, cancel):
         """Send one cell with the inputs the worker does not have yet; read the reply."""
         names, blobs = [], []
         for raw_name, data in files.items():
@@ -551,7 +499,7 @@ class CodeInterpreter:
             raise _SessionEnded("broke the worker protocol")
         return reply, blobs
 
-    def _read_message(self, session: _Session, deadline: float, cancel) -> tuple[dict, list[bytes]]:
+    def _read_message(self, session: Session, deadline: float, cancel) -> tuple[dict, list[bytes]]:
         (size,) = struct.unpack(">I", self._read_exact(session, 4, deadline, cancel))
         if size > MAX_HEADER_BYTES:
             raise _SessionEnded("broke the worker protocol")
@@ -581,19 +529,19 @@ class CodeInterpreter:
             if poller.poll(1000 * (min(left, POLL_SLICE_S) if cancel is not None else left)):
                 return
 
-    def _read_exact(self, session: _Session, n: int, deadline: float, cancel) -> bytes:
+    def _read_exact(self, session: Session, n: int, deadline: float, cancel) -> bytes:
         fd = session.proc.stdout.fileno()
         while len(session.buffer) < n:
             self._wait(fd, select.POLLIN, deadline, cancel)
             chunk = os.read(fd, min(max(n - len(session.buffer), 1 << 16), 1 << 24))
             if not chunk:
-                raise _SessionEnded(_ended(session.proc))
+                raise _SessionEnded(ended_reason(session.proc))
             session.buffer += chunk
         data = bytes(session.buffer[:n])
         del session.buffer[:n]
         return data
 
-    def _write(self, session: _Session, data: bytes, deadline: float, cancel) -> None:
+    def _write(self, session: Session, data: bytes, deadline: float, cancel) -> None:
         fd, view = session.proc.stdin.fileno(), memoryview(data)
         while view:
             self._wait(fd, select.POLLOUT, deadline, cancel)
@@ -602,4 +550,4 @@ class CodeInterpreter:
             except BlockingIOError:
                 continue
             except BrokenPipeError:
-                raise _SessionEnded(_ended(session.proc)) from None
+                raise _SessionEnded(ended_reason(session.proc)) from None
