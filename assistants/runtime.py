@@ -268,6 +268,7 @@ class Runtime:
         interpreter = getattr(self, "code_interpreter", None)
         if interpreter is not None:
             interpreter.reset(thread_id)  # its sandbox session (variables, files) goes with the thread
+        self.toolbox.thread_deleted(thread_id)
         return {"id": thread_id, "object": "thread.deleted", "deleted": True}
 
     def list_threads(self, **page: Any) -> dict:

@@ -66,6 +66,12 @@ class ToolBox:
 
     def __init__(self):
         self.handlers: dict[str, Handler] = {}
+        self.thread_hooks: list[Callable[[str], None]] = []  # what tools keep for a thread goes with it
+
+    def thread_deleted(self, thread_id: str) -> None:
+        """Tell the tools a thread was deleted (its sandbox session and output files go)."""
+        for hook in self.thread_hooks:
+            hook(thread_id)
 
     def register(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler

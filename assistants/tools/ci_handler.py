@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from assistants.tools import BuiltinOutcome, ToolContext, empty_details
+from assistants.tools.ci_outputs import OutputKeeper, delete_thread_outputs
 from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,15 @@ def register(rt) -> None:
     interpreter = CodeInterpreter(s.data_dir / "sandboxes", timeout_s=s.code_timeout_s, memory_mb=s.code_memory_mb,
                                   max_processes=s.code_max_processes, disk_quota_mb=s.code_disk_mb,
                                   max_file_mb=min(s.code_disk_mb, 100), allow_unsandboxed=s.allow_unsandboxed_code,
-                                  idle_timeout_s=s.code_idle_minutes * 60)  # <= 0: never
+                                  idle_timeout_s=s.code_idle_minutes * 60,  # <= 0: never
+                                  max_sessions=s.code_max_sessions, cpus=s.code_cpus)
     rt.code_interpreter = interpreter
+
+    def forget_thread(thread_id: str) -> None:
+        interpreter.reset(thread_id)
+        delete_thread_outputs(rt, thread_id)
+
+    rt.toolbox.thread_hooks.append(forget_thread)
     previous_close = getattr(rt, "_close_tools", None)
 
     def close() -> None:
@@ -51,9 +59,9 @@ def register(rt) -> None:
             if meta is None or rt.files is None or meta.get("bytes", 0) > MAX_INPUT_FILE_BYTES:
                 continue
             files[meta["filename"]] = rt.files.content(file_id)
+        thread_id = ctx.thread["id"] if ctx.thread else ctx.run["thread_id"]
         try:
-            result = interpreter.execute(ctx.thread["id"] if ctx.thread else ctx.run["thread_id"], code,
-                                         files=files, cancel=ctx.cancel)
+            result = interpreter.execute(thread_id, code, files=files, cancel=ctx.cancel)
         except SandboxUnavailable as exc:
             msg = f"error: the code interpreter cannot run code here: {exc}"
             return BuiltinOutcome(msg, {"input": code, "outputs": [{"type": "logs", "logs": msg}]}, error=msg)
@@ -61,20 +69,24 @@ def register(rt) -> None:
         notes: list[str] = []
         images: list[str] = []
         annotations: list[dict] = []
-        if result.logs:
-            outputs.append({"type": "logs", "logs": result.logs})
+        keeper = OutputKeeper(rt, thread_id, s.code_output_quota_mb)
         if rt.files is not None:
             for i, png in enumerate(result.images):
-                f = rt.files.create(f"figure-{i + 1}.png", png, "assistants_output")
+                if (f := keeper.keep(f"figure-{i + 1}.png", png)) is None:
+                    continue
                 outputs.append({"type": "image", "image": {"file_id": f["id"]}})
                 images.append(f["id"])
                 notes.append(f"[a figure was produced and will be shown to the user as an image: {f['id']}]")
             for name, data in result.files:
-                f = rt.files.create(name.rsplit("/", 1)[-1], data, "assistants_output")
+                if (f := keeper.keep(name.rsplit("/", 1)[-1], data)) is None:
+                    continue
                 path = f"sandbox:/mnt/data/{name}"
                 annotations.append({"type": "file_path", "text": path, "file_id": f["id"]})
                 notes.append(f"[file written: {path} — link it as {path}]")
-        output = (result.logs or "(no output)") + ("\n" + "\n".join(notes) if notes else "")
+        logs = result.logs + "".join(f"{note}\n" for note in keeper.notes)  # the run log shows what was not kept
+        if logs:
+            outputs.insert(0, {"type": "logs", "logs": logs})
+        output = (logs or "(no output)") + ("\n" + "\n".join(notes) if notes else "")
         return BuiltinOutcome(output, {"input": code, "outputs": outputs}, error=result.error,
                               annotations=annotations, image_file_ids=images)
 

@@ -114,7 +114,7 @@ class CodeInterpreter:
         allow_unsandboxed: bool = False,
         idle_timeout_s: float | None = None,
         max_sessions: int | None = None,
-        cpus: float | None = None,
+        cpus: float | None = 1.0,
         cgroup_root: Path | str | None = None,
     ):
         self.root = Path(root)
