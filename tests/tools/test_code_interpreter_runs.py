@@ -102,3 +102,34 @@ def test_an_idle_session_is_shut_down_and_the_next_run_is_told(tmp_path):
     finally:
         rt.close()
     assert not reaper.is_alive()  # Runtime.close() stops it
+
+
+def test_output_files_count_against_the_threads_quota_and_go_with_the_thread(tmp_path):
+    provider = ScriptedProvider()
+    rt = Runtime(make_settings(tmp_path, code_timeout_s=20, code_output_quota_mb=1),
+                 router=ModelRouter([provider], default_model="fake-model"))
+    try:
+        write = "open('{0}', 'wb').write(b'x' * 600_000)"
+        provider.add({"tool_calls": [("code_interpreter", json.dumps({"code": write.format("one.bin")}))]},
+                     {"tool_calls": [("code_interpreter", json.dumps({"code": write.format("two.bin")}))]},
+                     {"text": "Done."})
+        a, t = start(rt)
+        run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"], timeout=60)
+        assert run["status"] == "completed"
+        kept = rt.files.list(purpose="assistants_output")["data"]
+        assert [f["filename"] for f in kept] == ["one.bin"] and "_thread_id" not in kept[0]
+        steps = rt.list_run_steps(t["id"], run["id"], order="asc")["data"]
+        calls = [s["step_details"]["tool_calls"][0] for s in steps if s["type"] == "tool_calls"]
+        (logs,) = calls[1]["code_interpreter"]["outputs"]  # the run log says why two.bin is missing
+        assert logs["logs"].endswith("[two.bin (0.6 MB) was not kept: this thread's output files would pass their 1.0 MB "
+                                     "quota (0.6 MB kept already; PLAYGROUND_CODE_OUTPUT_QUOTA_MB)]\n")
+        tool_msgs = [m["content"] for m in provider.requests[2]["messages"] if m["role"] == "tool"]
+        assert "two.bin (0.6 MB) was not kept" in tool_msgs[1]  # and so does the model's tool output
+        blob = rt.files.path(kept[0]["id"])
+        other = rt.create_thread(messages=[{"role": "user", "content": "keep mine"}])
+        mine = rt.files.create("mine.txt", b"user upload", "assistants")
+        rt.delete_thread(t["id"])
+        assert rt.files.list(purpose="assistants_output")["data"] == [] and not blob.exists()
+        assert rt.files.get(mine["id"]) and rt.get_thread(other["id"])  # nothing else goes with it
+    finally:
+        rt.close()

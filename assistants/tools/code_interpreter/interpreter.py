@@ -4,7 +4,6 @@ import hashlib
 import json
 import logging
 import os
-import select
 import shutil
 import struct
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from .budget import Budgets, adopt, end_strays, oom_since_call, out_of_memory
 from .cgroup import Budget, join_command
+from .channel import POLL_SLICE_S, Cancelled, SessionEnded, TimedOut, read_message, write
 
 from .sandbox import (
     PROBE_UID,
@@ -31,14 +31,12 @@ from .sandbox import (
     uids_in_use,
     worker_program,
 )
-from .session import Session, Spawner, duration, ended_reason, line, sanitize_name
+from .session import Session, Spawner, duration, line, sanitize_name
 
 log = logging.getLogger(__name__)
 
 MAX_RETURNED_FILES = 50
 MAX_IMAGES = 20
-MAX_HEADER_BYTES = 16 * 1024 * 1024
-POLL_SLICE_S = 0.05  # how often a waiting call looks at its cancel event
 UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this code ran without isolation.\n"
 ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
 EVICTED = "was shut down to make room for another one (at most {n} sessions run at once)"
@@ -64,18 +62,6 @@ class ExecResult:
     session_restarted: bool = False
     error: str | None = None
     out_of_memory: bool = False  # the kernel's OOM killer hit the session's cgroup: it was restarted
-
-
-class _TimedOut(Exception):
-    """The call's deadline passed."""
-
-
-class _Cancelled(Exception):
-    """The caller's cancel event was set."""
-
-
-class _SessionEnded(Exception):
-    """The worker is gone or unusable; the message says why, for the next call's note."""
 
 
 class CodeInterpreter:
@@ -221,15 +207,15 @@ class CodeInterpreter:
                     prefix += BUDGET_NOTE.format(why=unbudgeted)
                 self._ensure_reaper()
             reply, blobs = self._call(session, code, files, deadline, cancel)
-        except _TimedOut:
+        except TimedOut:
             printed = session.discard("timed out", output_chars=self.max_output_chars)
             note = f"Execution timed out after {timeout:g} s and was stopped; the next call starts a fresh session.\n"
             return ExecResult(prefix + line(printed) + note, timed_out=True, session_restarted=restarted,
                               error=f"timed out after {timeout:g} s")
-        except _Cancelled:
+        except Cancelled:
             session.discard("was cancelled")
             return ExecResult(prefix + "Execution was cancelled.\n", session_restarted=restarted, error="cancelled")
-        except _SessionEnded as exc:
+        except SessionEnded as exc:
             if oom_since_call(session):  # the worker itself was the OOM killer's pick
                 return self._out_of_memory(session, prefix, restarted)
             printed = session.discard(str(exc), output_chars=self.max_output_chars)
@@ -316,9 +302,9 @@ class CodeInterpreter:
                     break
             else:
                 if cancel is not None and cancel.is_set():
-                    raise _Cancelled
+                    raise Cancelled
                 if time.monotonic() >= deadline:
-                    raise _TimedOut
+                    raise TimedOut
                 time.sleep(POLL_SLICE_S)
 
     def _end(self, session: Session) -> None:
@@ -470,8 +456,8 @@ class CodeInterpreter:
         session.capture = capture
         os.set_blocking(session.proc.stdin.fileno(), False)
         try:
-            self._read_message(session, deadline, cancel)
-        except _SessionEnded:
+            read_message(session, deadline, cancel, self.max_file_mb * 1024 * 1024)
+        except SessionEnded:
             session.kill()
             session.proc.wait()
             detail = session.proc.stderr.read().decode(errors="replace").strip()[-500:]
@@ -493,61 +479,8 @@ class CodeInterpreter:
         parts = [struct.pack(">I", len(header)), header]
         for blob in blobs:
             parts += [struct.pack(">Q", len(blob)), blob]
-        self._write(session, b"".join(parts), deadline, cancel)
-        reply, blobs = self._read_message(session, deadline, cancel)
+        write(session, b"".join(parts), deadline, cancel)
+        reply, blobs = read_message(session, deadline, cancel, self.max_file_mb * 1024 * 1024)
         if len(blobs) != reply.get("images", 0) + len(reply.get("files", ())):
-            raise _SessionEnded("broke the worker protocol")
+            raise SessionEnded("broke the worker protocol")
         return reply, blobs
-
-    def _read_message(self, session: Session, deadline: float, cancel) -> tuple[dict, list[bytes]]:
-        (size,) = struct.unpack(">I", self._read_exact(session, 4, deadline, cancel))
-        if size > MAX_HEADER_BYTES:
-            raise _SessionEnded("broke the worker protocol")
-        try:
-            header = json.loads(self._read_exact(session, size, deadline, cancel))
-        except ValueError:
-            raise _SessionEnded("broke the worker protocol") from None
-        limit = self.max_file_mb * 1024 * 1024 + MAX_HEADER_BYTES
-        blobs = []
-        for _ in header.get("blobs", ()):
-            (n,) = struct.unpack(">Q", self._read_exact(session, 8, deadline, cancel))
-            if n > limit:
-                raise _SessionEnded("broke the worker protocol")
-            blobs.append(self._read_exact(session, n, deadline, cancel))
-        return header, blobs
-
-    def _wait(self, fd: int, event: int, deadline: float, cancel) -> None:
-        """Block until fd is ready; _TimedOut past the deadline, _Cancelled when cancel is set."""
-        poller = select.poll()
-        poller.register(fd, event)
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _TimedOut
-            if poller.poll(1000 * (min(left, POLL_SLICE_S) if cancel is not None else left)):
-                return
-
-    def _read_exact(self, session: Session, n: int, deadline: float, cancel) -> bytes:
-        fd = session.proc.stdout.fileno()
-        while len(session.buffer) < n:
-            self._wait(fd, select.POLLIN, deadline, cancel)
-            chunk = os.read(fd, min(max(n - len(session.buffer), 1 << 16), 1 << 24))
-            if not chunk:
-                raise _SessionEnded(ended_reason(session.proc))
-            session.buffer += chunk
-        data = bytes(session.buffer[:n])
-        del session.buffer[:n]
-        return data
-
-    def _write(self, session: Session, data: bytes, deadline: float, cancel) -> None:
-        fd, view = session.proc.stdin.fileno(), memoryview(data)
-        while view:
-            self._wait(fd, select.POLLOUT, deadline, cancel)
-            try:
-                view = view[os.write(fd, view[: 1 << 20]) :]
-            except BlockingIOError:
-                continue
-            except BrokenPipeError:
-                raise _SessionEnded(ended_reason(session.proc)) from None
