@@ -247,8 +247,8 @@ def test_a_fork_bomb_does_not_starve_other_sessions(ci):
     bomber = threading.Thread(target=lambda: results.append(ci.execute("starve-a", bomb, timeout_s=4)))
     bomber.start()
     try:
-        assert wait_until(lambda: len(sandbox_pids(uid)) >= 60, 3)  # at its RLIMIT_NPROC (64)
-        # RLIMIT_NPROC counts per uid: with a shared uid this fork would fail with EAGAIN
+        assert wait_until(lambda: len(sandbox_pids(uid)) >= 60, 3)  # at its process limit (64)
+        # the limit counts per session (its cgroup, or RLIMIT_NPROC per uid): shared, this fork would fail with EAGAIN
         assert ci.execute("starve-b", "subprocess.run(['true']).returncode").logs == "0\n"
     finally:
         bomber.join()

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from assistants.tools.code_interpreter import CodeInterpreter
-from assistants.tools.code_interpreter.cgroup import PIDS_OVERHEAD, CgroupHost
+from assistants.tools.code_interpreter import cgroup as cgroup_module
+from assistants.tools.code_interpreter.cgroup import PIDS_OVERHEAD, Budget, CgroupHost
 
 AS_ROOT = os.geteuid() == 0
 MB = 1024 * 1024
@@ -218,3 +219,49 @@ def test_a_read_only_cgroup_root_falls_back(tmp_path):
             interp.close()
     finally:
         subprocess.run(["umount", str(root)], check=True)
+
+
+V2_FILES = ("cgroup.procs", "cgroup.controllers", "cgroup.subtree_control", "memory.max", "memory.swap.max",
+            "memory.oom.group", "memory.events", "memory.peak", "pids.max", "cpu.max")
+
+
+def test_a_v2_tree_gets_the_same_budget(tmp_path, monkeypatch):
+    """This machine runs v1; a directory tree that behaves like cgroupfs on mkdir checks what v2 is told."""
+    def fake_mkdir(path: Path) -> None:
+        path.mkdir()
+        for name in V2_FILES:
+            (path / name).write_text("")
+
+    monkeypatch.setattr(cgroup_module, "make_group", fake_mkdir)
+    root = tmp_path / "v2"
+    root.mkdir()
+    for name in V2_FILES:
+        (root / name).write_text("")
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    host = CgroupHost(root)
+    assert host.setup() == "cgroup v2 (memory, pids, cpu)"
+    (parent,) = host.parents.values()
+    assert (root / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    group = host.create(Budget(memory_mb=256, max_processes=16, cpus=0.5))
+    assert group.procs_files == [parent / "s1" / "cgroup.procs"]
+    limits = {name: (group.main / name).read_text() for name in
+              ("memory.max", "memory.swap.max", "memory.oom.group", "pids.max", "cpu.max")}
+    assert limits == {"memory.max": str(256 * MB), "memory.swap.max": "0", "memory.oom.group": "1",
+                      "pids.max": str(16 + PIDS_OVERHEAD), "cpu.max": "50000 100000"}
+    (group.main / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n")
+    (group.main / "memory.peak").write_text(str(200 * MB))
+    assert group.oom_kills() == 1 and group.peak_bytes() == 200 * MB
+
+
+@pytest.mark.skipif(not Path("/sys/fs/cgroup/unified/cgroup.controllers").exists(), reason="no hybrid v2 mount here")
+def test_a_v2_tree_without_the_memory_controller_falls_back():
+    """The hybrid layout's unified tree is real cgroup v2, but the memory controller belongs to v1."""
+    root = Path("/sys/fs/cgroup/unified")
+    if "memory" in (root / "cgroup.controllers").read_text().split():
+        pytest.skip("memory is delegated to the unified tree here")
+    interp = CodeInterpreter(Path("/nonexistent-unused"), cgroup_root=root)
+    try:
+        assert f"no per-session cgroup (the memory and pids controller(s) are not delegated to {root})" in interp.budgets.status()[1]
+    finally:
+        interp.close()

@@ -215,12 +215,9 @@ class CgroupHost:
         _sweep_stale(base, self.tag)
         parent = base / name
         try:
-            parent.mkdir()
+            make_group(parent)
         except OSError as exc:
             raise CgroupError(f"cannot create a cgroup in {base}: {exc.strerror or exc}") from None
-        if not (parent / "cgroup.procs").exists():  # a plain directory: not a cgroup filesystem
-            parent.rmdir()
-            raise CgroupError(f"{base} is not a cgroup filesystem")
         return parent
 
     def _setup_v1(self, name: str) -> None:
@@ -262,14 +259,15 @@ class CgroupHost:
         dirs = []
         try:
             for parent in self.parents.values():
-                (parent / name).mkdir()
+                make_group(parent / name)
                 dirs.append(parent / name)
             group = SessionCgroup(dirs, dirs[0] if self.version == 2 else self.parents["memory"] / name, self.version)
             self._limit(group, budget)
-        except OSError as exc:
+        except (OSError, CgroupError) as exc:
             for d in dirs:
                 d.rmdir()
-            raise CgroupError(f"cannot set up a session cgroup: {exc.strerror or exc}") from None
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise CgroupError(f"cannot set up a session cgroup: {detail}") from None
         return group
 
     def _limit(self, group: SessionCgroup, budget: Budget) -> None:
@@ -298,6 +296,14 @@ class CgroupHost:
         for parent in self.parents.values():
             _remove_tree(parent)
         self.parents.clear()
+
+
+def make_group(path: Path) -> None:
+    """mkdir a cgroup; CgroupError unless the kernel filled it with control files (a plain directory is none)."""
+    path.mkdir()
+    if not (path / "cgroup.procs").exists():
+        path.rmdir()
+        raise CgroupError(f"{path.parent} is not a cgroup filesystem")
 
 
 def _optional(path: Path, value: str) -> None:
