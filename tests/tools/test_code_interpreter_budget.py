@@ -6,6 +6,7 @@ taking the shared machine's memory.
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -171,6 +172,24 @@ def test_the_least_recently_used_session_makes_room(tmp_path):
             "Note: the previous Python session was shut down to make room for another one (at most 2 sessions run "
             "at once); this is a fresh session, so earlier variables and files are gone.\nFalse\n")
         assert sum(s.proc is not None for s in interp._sessions.values()) == 2
+    finally:
+        interp.close()
+
+
+def test_a_session_in_a_call_is_never_shut_down_to_make_room(tmp_path):
+    interp = CodeInterpreter(tmp_path, max_sessions=1, timeout_s=30)
+    try:
+        interp.execute("busy", "import time")
+        results = []
+        caller = threading.Thread(target=lambda: results.append(interp.execute("busy", "time.sleep(2)\nprint('slept')")))
+        caller.start()
+        time.sleep(0.3)
+        waiting = interp.execute("other", "print(1)", timeout_s=0.5)
+        assert waiting.error == "no free Python session" and waiting.logs == (
+            "Every one of the 1 Python sessions stayed busy for 0.5 s, so this code did not run.\n")
+        caller.join()
+        assert results[0].logs == "slept\n"
+        assert interp.execute("other", "print(2)").logs == "2\n"  # now the idle one makes room
     finally:
         interp.close()
 

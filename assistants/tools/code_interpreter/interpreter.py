@@ -41,6 +41,7 @@ UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this
 ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
 EVICTED = "was shut down to make room for another one (at most {n} sessions run at once)"
 BUDGET_NOTE = "Note: {why}.\n"
+BUSY_NOTE = "Every one of the {n} Python sessions stayed busy for {timeout:g} s, so this code did not run.\n"
 INSTALL_HINT = (
     "install it with `apt-get install bubblewrap`, or opt out of the sandbox with allow_unsandboxed "
     "(the app's PLAYGROUND_ALLOW_UNSANDBOXED_CODE=1)"
@@ -198,7 +199,9 @@ class CodeInterpreter:
                 if session.ended:
                     prefix += ENDED_NOTE.format(why=session.ended)
                     restarted, session.ended = True, None
-                self._make_room(session, deadline, cancel)
+                if not self._make_room(session, deadline, cancel):
+                    busy = BUSY_NOTE.format(n=self.max_sessions, timeout=timeout)
+                    return ExecResult(prefix + busy, error="no free Python session")
                 try:
                     unbudgeted = self._start(session, sandboxed, deadline, cancel)
                 finally:
@@ -279,19 +282,20 @@ class CodeInterpreter:
                 self._sessions[key] = Session(key)
             return self._sessions[key]
 
-    def _make_room(self, session: Session, deadline: float, cancel) -> None:
+    def _make_room(self, session: Session, deadline: float, cancel) -> bool:
         """Hold a place for the session's new worker, shutting down the least recently used idle one when all are taken.
 
-        Sessions in a call are never shut down: when every place is busy, wait for one to finish.
+        Sessions in a call are never shut down: when every place is busy, wait for one to finish
+        (False when none did before the deadline).
         """
         if self.max_sessions is None:
-            return
+            return True
         while True:
             with self._lock:
                 live = [s for s in self._sessions.values() if s is not session and (s.proc is not None or s.starting)]
                 if len(live) < self.max_sessions:
                     session.starting = True
-                    return
+                    return True
             for victim in sorted(live, key=lambda s: s.last_used):
                 if victim.lock.acquire(blocking=False):
                     try:
@@ -304,7 +308,7 @@ class CodeInterpreter:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled
                 if time.monotonic() >= deadline:
-                    raise TimedOut
+                    return False
                 time.sleep(POLL_SLICE_S)
 
     def _end(self, session: Session) -> None:
