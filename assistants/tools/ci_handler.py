@@ -83,7 +83,8 @@ def register(rt) -> None:
                 path = f"sandbox:/mnt/data/{name}"
                 annotations.append({"type": "file_path", "text": path, "file_id": f["id"]})
                 notes.append(f"[file written: {path} — link it as {path}]")
-        logs = result.logs + "".join(f"{note}\n" for note in keeper.notes)  # the run log shows what was not kept
+        # the run log shows the sandbox's status (e.g. no per-session cgroup here) and what was not kept
+        logs = result.notice + result.logs + "".join(f"{note}\n" for note in keeper.notes)
         if logs:
             outputs.insert(0, {"type": "logs", "logs": logs})
         output = (logs or "(no output)") + ("\n" + "\n".join(notes) if notes else "")

@@ -63,6 +63,7 @@ class ExecResult:
     session_restarted: bool = False
     error: str | None = None
     out_of_memory: bool = False  # the kernel's OOM killer hit the session's cgroup: it was restarted
+    notice: str = ""  # the sandbox's own status for the tool's output, e.g. that this session has no cgroup
 
 
 class CodeInterpreter:
@@ -183,9 +184,11 @@ class CodeInterpreter:
         session = self._session(session_key)
         with session.lock:
             try:
-                return self._execute(session, sandboxed, code, files or {}, timeout, deadline, cancel)
+                result = self._execute(session, sandboxed, code, files or {}, timeout, deadline, cancel)
             finally:
                 session.last_used = time.monotonic()  # before the lock goes: the reaper reads it then
+            result.notice, session.notice = session.notice, ""
+            return result
 
     def _execute(self, session: Session, sandboxed: bool, code: str, files: dict[str, bytes],
                  timeout: float, deadline: float, cancel) -> ExecResult:
@@ -206,8 +209,8 @@ class CodeInterpreter:
                     unbudgeted = self._start(session, sandboxed, deadline, cancel)
                 finally:
                     session.starting = False
-                if unbudgeted:
-                    prefix += BUDGET_NOTE.format(why=unbudgeted)
+                if unbudgeted:  # said once per session, next to its output (not in it: the logs stay the code's)
+                    session.notice = BUDGET_NOTE.format(why=unbudgeted)
                 self._ensure_reaper()
             reply, blobs = self._call(session, code, files, deadline, cancel)
         except TimedOut:

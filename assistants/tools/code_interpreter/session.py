@@ -105,6 +105,7 @@ class Session:
         self.capture: int | None = None  # our fd of the worker's output capture (a memfd)
         self.uid: int | None = None  # the host uid the live worker runs as (sandboxed, as root)
         self.last_used = time.monotonic()  # end of the last call, for the idle reaper
+        self.notice = ""  # the sandbox's status for the current call's output (see ExecResult.notice)
         self.starting = False  # a worker is being started: it counts against the session cap already
         self.cgroup: SessionCgroup | None = None  # the live worker's budget, when the host gives us cgroups
         self.keep: set[int] = set()  # host pids of bwrap and the worker: what a call may leave running
