@@ -93,7 +93,8 @@ def test_forked_children_share_one_memory_budget(small):
                                 "so the next call starts without its variables and files.\n")
     session = small._sessions["hog"]
     assert session.cgroup is None and session.peak_bytes is not None
-    assert session.peak_bytes <= 256 * MB  # 6 x 100 MB never held at once: the kernel kept the session in budget
+    # 600 MB asked for, the session held up to its budget and never more: the kernel kept it there
+    assert 200 * MB < session.peak_bytes <= 256 * MB
     after = small.execute("hog", "print('kept' in globals())")
     assert after.session_restarted and after.logs.endswith("False\n")
     assert after.logs.startswith("Note: the previous Python session ran out of its 256 MB memory budget; this is a fresh")
@@ -111,7 +112,7 @@ def test_filling_the_work_dir_counts_against_the_memory_budget(tmp_path):
         fill = "for n in range(8):\n    with open(f'part{n}', 'wb') as f:\n        f.write(b'y' * (50 << 20))"
         result = interp.execute("tmpfs", fill)  # 520 MB of files: within the disk quota, over the memory budget
         assert result.out_of_memory, result.logs
-        assert interp._sessions["tmpfs"].peak_bytes <= 256 * MB
+        assert 200 * MB < interp._sessions["tmpfs"].peak_bytes <= 256 * MB
         assert interp.execute("tmpfs", "import os\nprint(os.listdir('.'))").logs.endswith("[]\n")  # a fresh work dir
     finally:
         interp.close()

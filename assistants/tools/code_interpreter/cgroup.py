@@ -243,7 +243,7 @@ class CgroupHost:
         if missing:
             raise CgroupError(f"the {' and '.join(missing)} controller(s) are not delegated to {base}")
         wanted = ["memory", "pids"] + (["cpu"] if "cpu" in available else [])
-        _enable(base, wanted)
+        _enable(base, wanted, namespace_root=base == self.root)
         parent = self._mkdir_parent(base, name)
         try:
             _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
@@ -314,11 +314,12 @@ def _optional(path: Path, value: str) -> None:
         pass
 
 
-def _enable(base: Path, controllers: list[str]) -> None:
+def _enable(base: Path, controllers: list[str], *, namespace_root: bool = False) -> None:
     """Make controllers available to base's children (v2).
 
-    A v2 group with processes of its own cannot hand controllers down; when this process is the
-    only one in its group, it moves into a leaf group first (what a delegated service does).
+    A v2 group with processes of its own cannot hand controllers down. When this process is the
+    only one in its group (a delegated service), or the group is the root of a container's
+    cgroup namespace, its processes move into a leaf group first, as a container's init does.
     """
     enabled = set((base / "cgroup.subtree_control").read_text().split())
     todo = [c for c in controllers if c not in enabled]
@@ -331,13 +332,16 @@ def _enable(base: Path, controllers: list[str]) -> None:
     except OSError as exc:
         if exc.errno != errno.EBUSY:
             raise CgroupError(f"cannot enable {', '.join(todo)} in {base}: {exc.strerror or exc}") from None
-    if read_pids(base / "cgroup.procs") != {os.getpid()}:
+    residents = read_pids(base / "cgroup.procs")
+    if residents != {os.getpid()} and not namespace_root:
         raise CgroupError(f"cannot enable {', '.join(todo)} in {base}: other processes live in it; run the app in a "
                           "cgroup of its own (systemd: Delegate=yes)")
     leaf = base / "app"
     try:
         leaf.mkdir(exist_ok=True)
         _write(leaf / "cgroup.procs", str(os.getpid()))
+        for pid in residents - {os.getpid()}:
+            _optional(leaf / "cgroup.procs", str(pid))  # one that exited meanwhile is no matter
         _write(base / "cgroup.subtree_control", line)
     except OSError as exc:
         raise CgroupError(f"cannot enable {', '.join(todo)} in {base}: {exc.strerror or exc}") from None
