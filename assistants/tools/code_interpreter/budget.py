@@ -86,21 +86,24 @@ def end_strays(session: Session) -> None:
         if left:
             log.warning("code session %s: %d process(es) survived the kill", session.key, len(left))
     elif session.uid is not None:
-        strays = _pids_of_uid(session.uid) - session.keep
-        for pid in strays:
-            _kill_if_uid(pid, session.uid)
+        for _ in range(20):  # again while a fork loop makes new ones
+            strays = _pids_of_uid(session.uid) - session.keep
+            if not strays:
+                return
+            for pid in strays:
+                _kill_if_uid(pid, session.uid)
 
 
 def _pids_of_uid(uid: int) -> set[int]:
-    """Host pids whose real uid is uid (a /proc scan: only without a cgroup)."""
+    """Host pids running as uid, really, effectively, saved or for files (a /proc scan: only without a cgroup)."""
     found = set()
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and uid in uids_in_use_of(int(entry)):
+        if entry.isdigit() and uid in _uids_of(int(entry)):
             found.add(int(entry))
     return found
 
 
-def uids_in_use_of(pid: int) -> set[int]:
+def _uids_of(pid: int) -> set[int]:
     """The real, effective, saved and filesystem uids of a process (empty when it is gone)."""
     try:
         with open(f"/proc/{pid}/status", "rb") as fh:
@@ -117,7 +120,7 @@ def _kill_if_uid(pid: int, uid: int) -> None:
     except OSError:
         return
     try:
-        if uid in uids_in_use_of(pid):
+        if uid in _uids_of(pid):
             signal.pidfd_send_signal(fd, signal.SIGKILL)
     except OSError:
         pass
