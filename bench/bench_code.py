@@ -1,4 +1,4 @@
-"""Code Interpreter speed: warm `print(1+1)` and a new session's first call, engine side."""
+"""Code Interpreter speed: warm `print(1+1)` and a new session's first call (its cgroup included), engine side."""
 
 import statistics
 import sys
@@ -28,6 +28,7 @@ def bench(quick: bool) -> dict:
             ok, reason = ci.available()  # the one-off sandbox probe is not part of a session's start
             if not ok:
                 return {"code_exec_warm_ms": None, "code_session_cold_ms": None, "code_skipped": reason}
+            budget = "cgroup per session" if ci.budgets.status()[0] else "per-process limits"
             cold = []
             for i in range(3 if quick else 7):
                 key = f"bench-cold-{i}"
@@ -40,6 +41,7 @@ def bench(quick: bool) -> dict:
     return {
         "code_exec_warm_ms": round(statistics.median(warm), 2),
         "code_session_cold_ms": round(statistics.median(cold), 1),
+        "code_budget": budget,  # what the figures include: a cgroup per session, or the fallback
     }
 
 
