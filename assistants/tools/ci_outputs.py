@@ -58,6 +58,8 @@ class OutputKeeper:
 
 def delete_thread_outputs(rt: Any, thread_id: str) -> int:
     """Delete a deleted thread's output files; returns how many went."""
+    if rt.files is None:
+        return 0
     gone = 0
     for f in thread_outputs(rt, thread_id):
         try:
