@@ -123,7 +123,7 @@ class SessionCgroup:
         self.final_peak: int | None = None
 
     def pids(self) -> set[int]:
-        """Processes in the group now (exited ones leave it at once, zombies included)."""
+        """Processes in the group now (one that exited is gone from it at once, even before it is reaped)."""
         return read_pids(self.main / "cgroup.procs")
 
     def oom_kills(self) -> int:
