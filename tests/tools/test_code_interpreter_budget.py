@@ -81,6 +81,21 @@ def test_the_status_names_the_cgroup_budget(small):
 
 
 @needs_cgroups
+def test_the_cpu_budget_throttles_the_whole_session(tmp_path):
+    interp = CodeInterpreter(tmp_path, cpus=0.05, timeout_s=30)
+    try:
+        interp.execute("cpu", "import os, time")
+        group = group_of(interp, "cpu")
+        spin = ("end = time.monotonic() + 1\nif os.fork() == 0:\n    while time.monotonic() < end:\n        pass\n"
+                "    os._exit(0)\nwhile time.monotonic() < end:\n    pass")
+        interp.execute("cpu", spin)
+        stat = dict(line.split()[:2] for line in control(group, "cpu", "cpu.stat").splitlines())
+        assert int(stat["nr_throttled"]) > 0  # two busy processes, 5% of a core between them
+    finally:
+        interp.close()
+
+
+@needs_cgroups
 def test_forked_children_share_one_memory_budget(small):
     # each child alone is far under the per-process limit (RLIMIT_AS 256 MB): only the session's budget stops them
     code = ("import os, time\nkids = []\nfor i in range(6):\n    pid = os.fork()\n    if pid == 0:\n"
