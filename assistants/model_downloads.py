@@ -469,7 +469,6 @@ def _check_names(repo: str, filename: str) -> None:
 
 def _explain(exc: BaseException, d: Download, manager: DownloadManager) -> tuple[str, bool]:
     """A failure -> (a message for a person, whether the partial file is kept for Resume)."""
-    import httpx2
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
                                         RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
 
@@ -500,7 +499,8 @@ def _explain(exc: BaseException, d: Download, manager: DownloadManager) -> tuple
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (f"The disk filled up{where}. Free some space in {manager.models_dir}, then press Resume: "
                 "what was downloaded is kept. Or Discard it."), True
-    if isinstance(exc, (httpx2.HTTPError, LocalEntryNotFoundError, ConnectionError, TimeoutError)):
+    network = type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2")
+    if network or isinstance(exc, (LocalEntryNotFoundError, ConnectionError, TimeoutError)):
         return (f"The connection to the Hugging Face hub was lost{where} ({_first_line(exc)}). Press Resume to "
                 "continue from there once you are back online."), True
     if isinstance(exc, OSError) and "Consistency check failed" in str(exc):

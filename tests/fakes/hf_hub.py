@@ -7,9 +7,9 @@
 - Errors the way the hub sends them: `X-Error-Code` (RepoNotFound, GatedRepo, EntryNotFound, RevisionNotFound) and
   `X-Error-Message`.
 
-Knobs for bad weather: `throttle` (bytes/s), `drop_after` (the next `drops` GETs send that many bytes and hang
-up), `offline` (every file request is hung up on before an answer), `corrupt` (serves other bytes than the sha256
-says), `gated` (repos that need a token).
+Knobs for bad weather: `throttle` (bytes/s); `drop_after` (the next `drops` GETs send that many bytes and hang
+up; with `then_offline` the network stays gone after that); `offline` (every file request is hung up on before an
+answer); `corrupt` (serves other bytes than the sha256 says); `gated` (repos that need a token).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class FakeHub:
     throttle: int | None = None    # bytes per second for file bodies
     drop_after: int | None = None  # hang up after this many body bytes ...
     drops: int = 0                 # ... on this many GETs
+    then_offline: bool = False     # after such a hang-up the network stays gone (sets `offline`)
     offline: bool = False
     corrupt: bool = False
     log: list[dict] = field(default_factory=list)
@@ -181,6 +182,7 @@ def _handler(hub: FakeHub):
                         return  # the client went away (Cancel)
                     sent += len(chunk)
                     if limit is not None and sent >= limit:
+                        hub.offline = hub.offline or hub.then_offline
                         self.wfile.flush()
                         self.close_connection = True
                         self.connection.shutdown(2)  # the connection drops half-way
