@@ -49,7 +49,7 @@ CATALOG: tuple[CatalogModel, ...] = (
         name="Qwen2.5 7B Instruct", repo="bartowski/Qwen2.5-7B-Instruct-GGUF",
         filename="Qwen2.5-7B-Instruct-Q4_K_M.gguf", size_bytes=int(4.68 * GB), ram_bytes=8 * GB,
         licence="Apache-2.0",
-        good_at="Noticeably smarter: multi-step tool use, Code Interpreter maths, longer answers. Needs 16 GB RAM."),
+        good_at="Noticeably smarter: multi-step tool use, Code Interpreter maths, longer answers; slower on CPU."),
 )
 
 

@@ -117,6 +117,7 @@ class DownloadManager:
         self._downloads: dict[str, Download] = {}
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._version = 0                # bumped when a download starts, ends or goes: pages redraw on a change
         self._load_paused()
 
     # ---- what is there -------------------------------------------------------------------------------------
@@ -137,6 +138,11 @@ class DownloadManager:
         with self._lock:
             d = self._downloads.get(model_id)
             return replace(d) if d else None
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a download starts, changes state or is forgotten, or a model is deleted."""
+        return self._version
 
     def any_active(self) -> bool:
         """Whether a download is working right now (the page refreshes itself while one is)."""
@@ -182,6 +188,7 @@ class DownloadManager:
             thread = threading.Thread(target=self._run, args=(model_id, cancel), daemon=True,
                                       name=f"download-{model_id}")
             self._threads[model_id] = thread
+            self._version += 1
         thread.start()
         return self.get(model_id)  # type: ignore[return-value]
 
@@ -203,6 +210,7 @@ class DownloadManager:
                 raise DownloadError(f"{model_id} is still downloading: cancel it first.")
             self._downloads.pop(model_id, None)
             self._cancel.pop(model_id, None)
+            self._version += 1
         self._remove_partial(model_id)
 
     def delete(self, model_id: str) -> None:
@@ -220,6 +228,7 @@ class DownloadManager:
         with self._lock:
             if model_id in self._downloads and not self._downloads[model_id].active:
                 self._downloads.pop(model_id)
+            self._version += 1
 
     def wait(self, model_id: str, timeout: float | None = None) -> Download | None:
         """Block until the download's thread ends (tests and scripts); returns its final state."""
@@ -234,6 +243,8 @@ class DownloadManager:
         with self._lock:
             d = self._downloads.get(model_id)
             if d is not None:
+                if changes.get("state", d.state) != d.state:
+                    self._version += 1
                 for key, value in changes.items():
                     setattr(d, key, value)
 
