@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from assistants.model_catalog import GB, CatalogModel, fits
+from assistants.model_catalog import GB, CatalogModel, fits, ram_gb
 from assistants.model_downloads import Download, InstalledModel, human_bytes
 from components import plain_error
 
@@ -49,8 +49,8 @@ def progress_text(d: Download) -> str:
 def machine_summary(ram_bytes: int | None, free_bytes: int, installed: list[InstalledModel], folder: str) -> None:
     """This machine's RAM, the free disk and what is downloaded, as three tiles."""
     c1, c2, c3 = st.columns(3)
-    c1.metric("RAM", f"{ram_bytes / GB:.0f} GB" if ram_bytes else "unknown", border=True,
-              help="Total memory of the machine the Playground runs on. A model needs about its RAM figure free.")
+    c1.metric("RAM", f"{ram_gb(ram_bytes):.0f} GB" if ram_bytes else "unknown", border=True,
+              help="Memory of the machine the Playground runs on. Each model says how much a machine needs for it.")
     c2.metric("Free disk", human_bytes(free_bytes), border=True, help=f"Free space in {folder}")
     total = human_bytes(sum(m.size_bytes for m in installed))
     c3.metric("Downloaded models", f"{len(installed)} · {total}" if installed else "None yet",
@@ -109,7 +109,7 @@ def catalog_cards(catalog: tuple[CatalogModel, ...], *, ram_bytes: int | None, s
                     head.badge("Fits this machine", icon=":material/check:", color="green")
                 elif fit is False:
                     head.badge(f"Needs {m.ram_bytes / GB:.0f} GB RAM", icon=":material/memory:", color="orange")
-                st.markdown(f"**{human_bytes(m.size_bytes)}** download · **{m.ram_bytes / GB:.0f} GB** RAM · "
+                st.markdown(f"**{human_bytes(m.size_bytes)}** download · needs **{m.ram_bytes / GB:.0f} GB** RAM · "
                             f"{m.licence}")
                 st.markdown(m.good_at)
                 st.caption(f"{m.repo} · {m.filename}")
