@@ -84,8 +84,7 @@ def downloads_panel(downloads: list[Download], key: str) -> tuple[str, str] | No
                 st.success(f"{d.model_id} is in the models folder: pick it in the Playground's model picker.",
                            icon=":material/check_circle:")
             elif d.state == "failed":
-                kept = f" {human_bytes(d.done_bytes)} kept." if d.resumable and d.done_bytes else ""
-                st.error(plain_error(d.error or "The download failed.") + kept, icon=":material/error:")
+                st.error(plain_error(d.error or "The download failed."), icon=":material/error:")
             elif d.state == "cancelled":
                 st.caption("Cancelled; the partial file was removed.")
             st.caption(f"{d.repo} · {d.filename}")
