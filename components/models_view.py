@@ -98,26 +98,29 @@ def catalog_cards(catalog: tuple[CatalogModel, ...], *, ram_bytes: int | None, s
     for start in range(0, len(catalog), 2):
         cols = st.columns(2, gap="medium")
         for col, m in zip(cols, catalog[start:start + 2], strict=False):
-            with col, st.container(border=True, height="stretch", key=f"{key}_{_slug(m.model_id)}"):
-                head = st.container(horizontal=True, vertical_alignment="center", gap="small")
-                head.markdown(f"#### {m.name}", width="content")
-                fit = fits(m, ram_bytes)
-                if m.model_id == suggested:
-                    head.badge("Best fit for this machine", icon=":material/star:", color="blue")
-                elif fit:
-                    head.badge("Fits this machine", icon=":material/check:", color="green")
-                elif fit is False:
-                    head.badge(f"Needs {m.ram_bytes / GB:.0f} GB RAM", icon=":material/memory:", color="orange")
-                st.markdown(f"**{human_bytes(m.size_bytes)}** download · needs **{m.ram_bytes / GB:.0f} GB** RAM · "
-                            f"{m.licence}")
-                st.markdown(m.good_at)
-                st.caption(f"{m.repo} · {m.filename}")
+            # Text on top, the button at the bottom: the buttons of a row line up whatever the text's length.
+            with col, st.container(border=True, height="stretch", vertical_alignment="distribute",
+                                   key=f"{key}_{_slug(m.model_id)}"):
+                with st.container(gap="small"):
+                    head = st.container(horizontal=True, vertical_alignment="center", gap="small")
+                    head.markdown(f"#### {m.name}", width="content")
+                    fit = fits(m, ram_bytes)
+                    if m.model_id == suggested:
+                        head.badge("Best fit for this machine", icon=":material/star:", color="blue")
+                    elif fit:
+                        head.badge("Fits this machine", icon=":material/check:", color="green")
+                    elif fit is False:
+                        head.badge(f"Needs {m.ram_bytes / GB:.0f} GB RAM", icon=":material/memory:", color="orange")
+                    st.markdown(f"**{human_bytes(m.size_bytes)}** download · needs **{m.ram_bytes / GB:.0f} GB** "
+                                f"RAM · {m.licence}")
+                    st.markdown(m.good_at)
+                    st.caption(f"{m.repo} · {m.filename}")
+                slug = _slug(m.model_id)
                 if m.model_id in installed:
-                    st.button("Downloaded", icon=":material/check:", disabled=True, key=f"{key}_have_{_slug(m.model_id)}")
+                    st.button("Downloaded", icon=":material/check:", disabled=True, key=f"{key}_have_{slug}")
                 elif m.model_id in busy:
-                    st.button("Downloading…", icon=":material/downloading:", disabled=True,
-                              key=f"{key}_busy_{_slug(m.model_id)}")
-                elif st.button("Download", icon=":material/download:", key=f"{key}_get_{_slug(m.model_id)}",
+                    st.button("Downloading…", icon=":material/downloading:", disabled=True, key=f"{key}_busy_{slug}")
+                elif st.button("Download", icon=":material/download:", key=f"{key}_get_{slug}",
                                type="primary" if m.model_id == suggested else "secondary"):
                     chosen = m
     return chosen
