@@ -68,17 +68,17 @@ have = {m.model_id for m in installed}
 # whether this or another tab started or finished something, and then redraws the whole page.
 @st.fragment(run_every=1.0 if active else 3.0)
 def live_downloads() -> None:
+    downloads = manager.downloads()
+    if downloads:
+        st.subheader("Downloads")
+        # Drawn before anything can rerun the page, so a click on Cancel or Resume is never lost to a redraw.
+        action = downloads_panel(downloads, key="models_dl")
+        if action:
+            _act(*action)
+            st.rerun()
     if manager.version != state["models_seen"]:
         if {m.model_id for m in manager.installed()} != have:
             get_runtime().list_models(refresh=True)  # a model arrived: the model picker lists it at once
-        st.rerun()
-    downloads = manager.downloads()
-    if not downloads:
-        return
-    st.subheader("Downloads")
-    action = downloads_panel(downloads, key="models_dl")
-    if action:
-        _act(*action)
         st.rerun()
 
 
