@@ -22,6 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one process per models folder there
+    fcntl = None  # type: ignore[assignment]
+
 from assistants.model_catalog import model_id_for
 
 PARTIAL_DIR = ".downloads"     # inside the models folder: same filesystem, so the final rename is atomic
@@ -204,10 +209,15 @@ class DownloadManager:
 
     def discard(self, model_id: str) -> None:
         """Forget a finished, failed or cancelled download and remove its partial file."""
+        d = self.get(model_id)
+        if d is not None and d.active:
+            raise DownloadError(f"{model_id} is still downloading: cancel it first.")
+        thread = self._threads.get(model_id)
+        if thread is not None:
+            thread.join(5)  # it has reported its end; let it let go of the partial file's lock
+        if self._busy_elsewhere(model_id):
+            raise DownloadError(f"{model_id} is being downloaded by another Playground process.")
         with self._lock:
-            d = self._downloads.get(model_id)
-            if d is not None and d.active:
-                raise DownloadError(f"{model_id} is still downloading: cancel it first.")
             self._downloads.pop(model_id, None)
             self._cancel.pop(model_id, None)
             self._version += 1
@@ -263,6 +273,8 @@ class DownloadManager:
         if not self.partial_dir.is_dir():
             return
         for meta in self.partial_dir.glob("*.json"):
+            if self._busy_elsewhere(meta.stem):
+                continue  # another process is downloading it right now
             try:
                 info = json.loads(meta.read_text())
                 model_id = meta.stem
@@ -274,9 +286,44 @@ class DownloadManager:
                 done_bytes=done, total_bytes=info.get("size"), resumable=True, started_at=meta.stat().st_mtime,
                 error=f"Interrupted after {human_bytes(done)}: the Playground stopped while it was downloading.")
 
+    def _hold(self, model_id: str):
+        """Lock the model's partial file against other processes sharing this folder (None: one holds it)."""
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.partial_dir / f"{model_id}.lock", "a+")
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                return None
+        return f
+
+    def _busy_elsewhere(self, model_id: str) -> bool:
+        if not (self.partial_dir / f"{model_id}.lock").exists():
+            return False
+        held = self._hold(model_id)
+        if held is not None:
+            held.close()
+        return held is None
+
     def _run(self, model_id: str, cancel: threading.Event) -> None:
         d = self.get(model_id)
         assert d is not None
+        lock = self._hold(model_id)
+        if lock is None:
+            self._update(model_id, state="failed", resumable=False, finished_at=time.time(), error=(
+                f"{model_id} is being downloaded by another Playground process that shares this models folder."))
+            return
+        try:
+            self._run_locked(d, cancel)
+        finally:
+            if not self._part(model_id).exists():
+                # Nothing left to protect: remove the lock file too (while holding it), so the folder ends clean.
+                (self.partial_dir / f"{model_id}.lock").unlink(missing_ok=True)
+            lock.close()
+
+    def _run_locked(self, d: Download, cancel: threading.Event) -> None:
+        model_id = d.model_id
         try:
             self._download(d, cancel)
         except _Cancelled:

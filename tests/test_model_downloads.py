@@ -238,6 +238,20 @@ def test_one_download_at_a_time_per_model(manager, hub):
     assert not manager.any_active()
 
 
+def test_two_processes_sharing_the_folder_never_write_the_same_partial_file(manager, hub, tmp_path):
+    hub.throttle = 20_000_000
+    manager.start(REPO, FILE)
+    other = DownloadManager(manager.models_dir, endpoint=hub.url)  # as another Playground process would
+    other.start(REPO, FILE)
+    d = finish(other)
+    assert d.state == "failed" and "another Playground process" in d.error
+    with pytest.raises(DownloadError, match="another Playground process"):
+        other.discard(MODEL_ID)
+    assert manager.get(MODEL_ID).active
+    manager.cancel(MODEL_ID)
+    assert finish(manager).state == "cancelled"
+
+
 def test_the_downloaded_file_is_a_gguf_llama_cpp_loads(manager, hub):
     manager.start(REPO, FILE)
     assert finish(manager).state == "done"
