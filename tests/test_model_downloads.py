@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from assistants import model_downloads
+from assistants import hub_fetch
 from assistants.model_catalog import CATALOG, fits, model_id_for, suggest
 from assistants.model_downloads import DownloadError, DownloadManager, human_bytes
 from assistants.providers.embedded import model_path
@@ -114,21 +114,21 @@ def test_network_gone_keeps_the_partial_file_and_resume_continues_it(manager, hu
 
 
 def test_disk_full_mid_download_keeps_what_was_fetched(manager, hub, gguf, monkeypatch):
-    real_write = model_downloads._Progress.write
+    real_write = hub_fetch._Progress.write
 
     def write(self, chunk):
         if self._f.tell() + len(chunk) > gguf.size // 2:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(self, chunk)
 
-    monkeypatch.setattr(model_downloads._Progress, "write", write)
+    monkeypatch.setattr(hub_fetch._Progress, "write", write)
     manager.start(REPO, FILE)
     d = finish(manager)
     assert d.state == "failed" and d.resumable and "disk filled up" in d.error and "Resume" in d.error
     assert 0 < d.done_bytes <= gguf.size // 2
     assert not list(manager.models_dir.glob("*.gguf"))
 
-    monkeypatch.setattr(model_downloads._Progress, "write", real_write)
+    monkeypatch.setattr(hub_fetch._Progress, "write", real_write)
     manager.start(REPO, FILE)
     assert finish(manager).state == "done"
     assert hub.gets()[-1]["range"] == f"bytes={d.done_bytes}-"
