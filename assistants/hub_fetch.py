@@ -284,8 +284,8 @@ def explain(exc: BaseException, job: FetchJob, total: int | None) -> tuple[str, 
     if isinstance(exc, DownloadError):
         return str(exc), exc.keep_partial
     if isinstance(exc, GatedRepoError):
-        return (f"{job.repo} is gated: accept its conditions on its Hugging Face page with your account, then set "
-                f"HF_TOKEN to a token of that account and restart the Playground.{said}"), False
+        return (f"{job.repo} is gated: accept its conditions on its Hugging Face page with your account, put "
+                f"HF_TOKEN=<a token of that account> in .env (or the environment), then download again.{said}"), False
     if isinstance(exc, RepositoryNotFoundError):
         return (f"The Hugging Face hub has no repository “{job.repo}” that this Playground may read: check the "
                 f"spelling, or, if it is private, set HF_TOKEN.{said}"), False
@@ -299,7 +299,10 @@ def explain(exc: BaseException, job: FetchJob, total: int | None) -> tuple[str, 
             return f"The hub refused the token (401 Unauthorized): check HF_TOKEN.{said}", False
         if status == 403:
             return f"The hub refused access to {job.repo}/{job.filename} (403 Forbidden).{said}", False
-        if status == 416 or (status and status >= 500):
+        if status == 416:
+            return ("The hub could not continue the partial download (416 Range Not Satisfiable); it was removed: "
+                    f"download it again.{said}"), False
+        if status and status >= 500:
             return f"The hub answered {status}{where}. Press Resume to try again.{said}", True
         return f"The hub answered {status} for {job.repo}/{job.filename}.{said}", False
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -183,13 +183,12 @@ class DownloadManager:
         thread = self._threads.get(model_id)
         if thread is not None:
             thread.join(5)  # it has reported its end; let it let go of the partial file's lock
-        if self._busy_elsewhere(model_id):
-            raise DownloadError(f"{model_id} is being downloaded by another Playground process.")
         with self._lock:
             self._downloads.pop(model_id, None)
             self._cancel.pop(model_id, None)
             self._version += 1
-        self._remove_partial(model_id)
+        if not self._busy_elsewhere(model_id):  # another process's partial file is not ours to remove
+            self._remove_partial(model_id)
 
     def delete(self, model_id: str) -> None:
         """Delete a downloaded model from the models folder."""

@@ -41,11 +41,11 @@ def _act(action: str, model_id: str) -> None:
         state["models_flash"] = ("error", str(exc))
 
 
-def _start(repo: str, filename: str) -> None:
+def _start(repo: str, filename: str, error_key: str = "models_flash") -> None:
     try:
         manager.start(repo, filename)
     except DownloadError as exc:
-        state["models_flash"] = ("error", str(exc))
+        state[error_key] = ("error", str(exc))
 
 
 st.title("Models")
@@ -100,8 +100,10 @@ if chosen is not None:
 st.subheader("Any Hugging Face model")
 asked = custom_download("models_custom")
 if asked is not None:
-    _start(*asked)
+    _start(*asked, error_key="models_custom_error")  # shown under the form, where the user is looking
     st.rerun()
+if custom_error := state.pop("models_custom_error", None):
+    st.error(custom_error[1], icon=":material/error:")
 
 st.subheader("Downloaded")
 if not installed:

@@ -98,6 +98,9 @@ def test_a_repo_that_does_not_exist_says_so(page):
     page.get_by_role("textbox", name="File").fill("model-Q4_K_M.gguf")
     page.locator("[data-testid=stForm]").get_by_role("button", name="Download").click()
     page.get_by_text(re.compile("no repository “nobody/No-Such-Model-GGUF”")).wait_for(timeout=20_000)
+    page.get_by_role("textbox", name="File").fill("model.safetensors")
+    page.locator("[data-testid=stForm]").get_by_role("button", name="Download").click()
+    page.get_by_text("is not a GGUF file name").wait_for(timeout=20_000)
 
 
 def test_delete_a_downloaded_model_after_confirming(page, app):
