@@ -50,9 +50,12 @@ def page(app):
         browser.close()
 
 
+def slug(model) -> str:
+    return "".join(c if c.isalnum() else "_" for c in model.model_id)
+
+
 def card(page, model):
-    slug = "".join(c if c.isalnum() else "_" for c in model.model_id)
-    return page.locator(f".st-key-models_card_{slug}")
+    return page.locator(f".st-key-models_card_{slug(model)}")
 
 
 def test_download_a_catalog_model_with_a_live_progress_bar(page, app):
@@ -73,12 +76,19 @@ def test_download_a_catalog_model_with_a_live_progress_bar(page, app):
     page.screenshot(path=str(SHOTS / "models.png"))
     assert card(page, FIRST).get_by_role("button", name="Downloading…").is_disabled()
 
+    # Another tab sees the same download (one manager per process, not per browser session).
+    other = page.context.browser.new_page(viewport=VIEWPORT)
+    other.goto(page.url)
+    idle(other)
+    other.locator(".st-key-models_dl_" + slug(FIRST)).wait_for(timeout=20_000)
+    other.close()
+
     page.get_by_text(f"{FIRST.model_id} is in the models folder").wait_for(timeout=60_000)
     idle(page)
     assert (models_dir / f"{FIRST.model_id}.gguf").stat().st_size == 98_362_432
     assert not list(models_dir.glob("*.part")) and not list((models_dir / ".downloads").glob("*.part"))
     assert card(page, FIRST).get_by_role("button", name="Downloaded").is_disabled()
-    assert page.locator(".st-key-models_have_" + "".join(c if c.isalnum() else "_" for c in FIRST.model_id)).count()
+    assert page.locator(f".st-key-models_have_{slug(FIRST)}").count()
 
 
 def test_cancel_a_download(page, app):
@@ -105,8 +115,7 @@ def test_a_repo_that_does_not_exist_says_so(page):
 
 def test_delete_a_downloaded_model_after_confirming(page, app):
     _, models_dir = app
-    slug = "".join(c if c.isalnum() else "_" for c in FIRST.model_id)
-    page.locator(f".st-key-models_have_{slug}").get_by_role("button", name="Delete").click()
+    page.locator(f".st-key-models_have_{slug(FIRST)}").get_by_role("button", name="Delete").click()
     idle(page)
     page.get_by_text(f"Delete the model {FIRST.model_id}?").wait_for()
     assert (models_dir / f"{FIRST.model_id}.gguf").exists()
