@@ -276,7 +276,8 @@ def check_names(repo: str, filename: str) -> None:
 def explain(exc: BaseException, job: FetchJob, total: int | None) -> tuple[str, bool]:
     """A failure -> (a message for a person, whether the partial file is kept for Resume)."""
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+                                        OfflineModeIsEnabled, RemoteEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
 
     done = job.part.stat().st_size if job.part.exists() else 0
     where = f" after {human_bytes(done)}" + (f" of {human_bytes(total)}" if total else "")
@@ -308,6 +309,9 @@ def explain(exc: BaseException, job: FetchJob, total: int | None) -> tuple[str, 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (f"The disk filled up{where}. Free some space in {job.models_dir}, then press Resume: "
                 "what was downloaded is kept. Or Discard it."), True
+    if isinstance(exc, OfflineModeIsEnabled):
+        return ("Downloads are switched off on this machine: HF_HUB_OFFLINE is set. Unset it and restart the "
+                "Playground to download models."), True
     network = type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2")
     if network or isinstance(exc, (LocalEntryNotFoundError, ConnectionError, TimeoutError)):
         return (f"The connection to the Hugging Face hub was lost{where} ({_first_line(exc)}). Press Resume to "

@@ -202,6 +202,15 @@ def test_gated_repo_needs_hf_token_and_hf_endpoint_is_honoured(hub, gguf, tmp_pa
     assert hub.gets()[-1]["authorization"] == f"Bearer {hub.token}"
 
 
+def test_hf_hub_offline_says_so(manager, hub, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    manager.start(REPO, FILE)
+    d = finish(manager)
+    assert d.state == "failed" and "HF_HUB_OFFLINE is set" in d.error and hub.log == []
+
+
 def test_bad_names_are_refused_before_asking_the_hub(manager, hub):
     for repo, filename, words in [
         ("not a repo", FILE, "owner/name"),
