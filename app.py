@@ -41,6 +41,7 @@ pages = [
     st.Page("pages/assistants.py", title="Assistants", icon=":material/smart_toy:"),
     st.Page("pages/threads.py", title="Threads", icon=":material/chat:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/models.py", title="Models", icon=":material/download:"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
 st.navigation(pages, position="top").run()
