@@ -120,7 +120,7 @@ def test_no_cors_is_ever_granted(http, origin):
 @pytest.mark.parametrize(("host", "status"), [
     ("evil.example", 403), ("evil.example:80", 403), ("127.0.0.1.nip.io", 403), ("localhost.evil.example", 403),
     ("localhost", 200), ("localhost:1", 200), ("127.0.0.1", 200), ("[::1]:8000", 200), ("app.localhost", 200),
-    ("127.0.0.2:9", 200),
+    ("127.0.0.2:9", 200), ("0.0.0.0:8000", 403),  # browsers used to route 0.0.0.0 to localhost
 ])
 def test_dns_rebinding_host_names_are_refused_without_keys(http, host, status):
     response = http.get("/assistants", headers={"Host": host})
