@@ -14,26 +14,47 @@ MAX_DEPTH = 64
 
 
 def check(value: Any, param: str = "") -> None:
-    """A BadRequest naming the first non-finite number, or where nesting passes MAX_DEPTH; None when fine."""
-    stack = [(value, param, 0)]
+    """A BadRequest naming a non-finite number, or where nesting passes MAX_DEPTH; None when fine."""
+    if isinstance(value, float):
+        _refuse_number(value, param)
+    if not isinstance(value, (dict, list)):
+        return
+    # Paths are linked (parent, key) pairs, spelled out only for the error: most bodies have none.
+    stack: list[tuple[Any, tuple | None, int]] = [(value, None, 0)]
     while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            literal = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
-            raise BadRequest(
-                f"Invalid value for '{where or 'body'}': {literal} is not a JSON number (numbers too large for a "
-                "double, such as 1e999, read as Infinity). Send a finite number, or null.",
-                param=where or None, code="invalid_number")
-        if not isinstance(item, (dict, list)):
-            continue
+        item, node, depth = stack.pop()
         if depth >= MAX_DEPTH:
+            where = _spell(param, node)
             raise BadRequest(
                 f"'{where or 'body'}' is nested more than {MAX_DEPTH} levels deep. Flatten the object: no parameter "
                 "of this API needs that many levels.", param=where or None, code="nesting_too_deep")
-        children = [(f"{where}.{k}" if where else str(k), v) for k, v in item.items()] if isinstance(item, dict) \
-            else [(f"{where}[{i}]", v) for i, v in enumerate(item)]
-        # Reversed so the first offender in document order is the one reported.
-        stack.extend((v, path, depth + 1) for path, v in reversed(children))
+        for key, child in (item.items() if isinstance(item, dict) else enumerate(item)):
+            if type(child) is float:
+                if not math.isfinite(child):
+                    _refuse_number(child, _spell(param, (node, key)))
+            elif isinstance(child, (dict, list)):
+                stack.append((child, (node, key), depth + 1))
+
+
+def _refuse_number(number: float, where: str) -> None:
+    if math.isfinite(number):
+        return
+    literal = "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+    raise BadRequest(
+        f"Invalid value for '{where or 'body'}': {literal} is not a JSON number (numbers too large for a double, "
+        "such as 1e999, read as Infinity). Send a finite number, or null.", param=where or None, code="invalid_number")
+
+
+def _spell(param: str, node: tuple | None) -> str:
+    """`tools[0].function.parameters` from the linked path."""
+    keys = []
+    while node is not None:
+        node, key = node
+        keys.append(key)
+    out = param
+    for key in reversed(keys):
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
 
 
 def finite(value: Any) -> Any:
