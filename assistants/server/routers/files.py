@@ -25,7 +25,7 @@ async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
     def too_large(size: int, _limit: int) -> TooLarge:
         return _too_large(rt, f"the upload is {size:,} bytes or more")
 
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("multipart/form-data"):
         raise BadRequest("Upload files as multipart/form-data with the fields 'file' and 'purpose'.", param="file")
     # Parsed as it arrives with a running count: a chunked or lying upload stops at the limit, and the parser
