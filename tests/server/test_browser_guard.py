@@ -248,7 +248,8 @@ attack();
 
 
 @pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None, reason="needs Debian's Chromium")
-def test_a_hostile_page_in_chromium_cannot_create_or_read_anything(open_api, http):
+@pytest.mark.parametrize("page_host", ["localhost", "127.0.0.1"], ids=["cross-site", "same-site-other-port"])
+def test_a_hostile_page_in_chromium_cannot_create_or_read_anything(open_api, http, page_host):
     playwright_api = pytest.importorskip("playwright.sync_api")
     from tests.browser import launch
 
@@ -260,7 +261,7 @@ def test_a_hostile_page_in_chromium_cannot_create_or_read_anything(open_api, htt
             browser = launch(p)
             try:
                 page = browser.new_page()
-                page.goto(f"http://localhost:{attacker.server_port}/")  # another loopback origin, as a dev server
+                page.goto(f"http://{page_host}:{attacker.server_port}/")  # a local dev server, a saved page...
                 page.wait_for_function("window.done === true", timeout=30_000)
                 page.wait_for_timeout(1500)  # the form submission lands in the iframe
                 results = page.evaluate("window.results")
