@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from assistants import jsonsafe
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest
 from assistants.ids import now
@@ -45,7 +46,7 @@ def export_assistants(assistants: list[dict]) -> str:
     """One or many assistants as a JSON document that `parse_import` reads back."""
     doc = {"object": EXPORT_OBJECT, "version": EXPORT_VERSION, "kind": "assistants", "exported_at": now(),
            "assistants": [portable(a) for a in assistants]}
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return jsonsafe.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def export_filename(assistants: list[dict]) -> str:
@@ -193,7 +194,7 @@ def load_thread(rt, thread_id: str) -> dict:
 def thread_json(bundle: dict) -> str:
     """A thread bundle as a JSON document."""
     doc = {"object": EXPORT_OBJECT, "version": EXPORT_VERSION, "kind": "thread", "exported_at": now(), **bundle}
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return jsonsafe.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def thread_markdown(bundle: dict, assistant_names: dict[str, str] | None = None) -> str:
@@ -238,8 +239,11 @@ def _when(ts: int | None) -> str:
 
 
 # -- the Threads page's summary -------------------------------------------------------------------
+# json_valid guards every json_extract: a row written with NaN or Infinity (before the API refused them) is not
+# JSON to SQLite, and one such row would otherwise fail the whole page. Such a row's fields read as NULL.
 _SUMMARY_SQL = """
-WITH page AS (SELECT seq, id, created_at, json_extract(data, '$.metadata.assistant_id') AS meta_assistant
+WITH page AS (SELECT seq, id, created_at, json_extract(iif(json_valid(data), data, NULL), '$.metadata.assistant_id')
+                     AS meta_assistant
               FROM threads ORDER BY seq DESC LIMIT :limit),
 msg AS (
     SELECT thread_id, COUNT(*) AS n, MAX(created_at) AS last_at FROM messages
@@ -252,13 +256,14 @@ run AS (
            MAX(MAX(created_at), COALESCE(MAX(json_extract(data, '$.completed_at')), 0),
                COALESCE(MAX(json_extract(data, '$.failed_at')), 0),
                COALESCE(MAX(json_extract(data, '$.cancelled_at')), 0)) AS last_at
-    FROM runs WHERE thread_id IN (SELECT id FROM page) GROUP BY thread_id)
+    FROM (SELECT thread_id, created_at, iif(json_valid(data), data, NULL) AS data FROM runs)
+    WHERE thread_id IN (SELECT id FROM page) GROUP BY thread_id)
 SELECT p.id, p.created_at,
        COALESCE(msg.n, 0), COALESCE(run.n, 0),
        COALESCE(run.prompt, 0), COALESCE(run.completion, 0), COALESCE(run.total, 0),
        MAX(p.created_at, COALESCE(msg.last_at, 0), COALESCE(run.last_at, 0)),
-       COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, json_extract(a.data, '$.name'),
-       (SELECT json_extract(m.data, '$.content[0].text.value') FROM messages m
+       COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, json_extract(iif(json_valid(a.data), a.data, NULL), '$.name'),
+       (SELECT json_extract(iif(json_valid(m.data), m.data, NULL), '$.content[0].text.value') FROM messages m
          WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1)
 FROM page p
 LEFT JOIN msg ON msg.thread_id = p.id
@@ -285,8 +290,8 @@ def thread_summaries(store, limit: int = 1000) -> list[dict]:
 
 def latest_thread(store, assistant_id: str) -> str | None:
     """The newest thread the Playground opened for this assistant (its `metadata.assistant_id`)."""
-    row = store.conn().execute("SELECT id FROM threads WHERE json_extract(data, '$.metadata.assistant_id') = ? "
-                               "ORDER BY seq DESC LIMIT 1", (assistant_id,)).fetchone()
+    row = store.conn().execute("SELECT id FROM threads WHERE json_extract(iif(json_valid(data), data, NULL), "
+                               "'$.metadata.assistant_id') = ? ORDER BY seq DESC LIMIT 1", (assistant_id,)).fetchone()
     return row[0] if row else None
 
 

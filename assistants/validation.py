@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from assistants import jsonsafe
 from assistants.errors import BadRequest
 
 BUILTIN_TOOLS = ("code_interpreter", "file_search")
@@ -63,6 +64,7 @@ def tools(value: Any, param: str = "tools") -> list[dict]:
         raise BadRequest(f"{param} must be an array of tool objects.", param=param)
     if len(value) > 128:
         raise BadRequest(f"{param} can hold at most 128 tools.", param=param)
+    jsonsafe.check(value, param)  # schemas are stored as given: no NaN or Infinity may hide in them
     out, names = [], set()
     for i, tool in enumerate(value):
         where = f"{param}[{i}]"
@@ -118,6 +120,7 @@ def tools(value: Any, param: str = "tools") -> list[dict]:
 def response_format(value: Any, param: str = "response_format") -> Any:
     if value is None or value == "auto":
         return "auto"
+    jsonsafe.check(value, param)
     if not isinstance(value, dict) or value.get("type") not in ("text", "json_object", "json_schema"):
         raise BadRequest(f"{param} must be 'auto' or an object with type 'text', 'json_object' or 'json_schema'.", param=param)
     if value["type"] == "json_schema":
@@ -135,6 +138,7 @@ def tool_resources(value: Any, param: str = "tool_resources") -> dict | None:
         return None
     if not isinstance(value, dict):
         raise BadRequest(f"{param} must be an object.", param=param)
+    jsonsafe.check(value, param)  # inline vector_stores pass through to the vector-store service
     out: dict = {}
     ci = value.get("code_interpreter")
     if ci is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from assistants import validation
+from assistants import jsonsafe, validation
 from assistants.errors import BadRequest
 from assistants.pricing import FILE_SEARCH_FREE_GB, file_search_storage_cost, format_usd
 from components import plain_error
@@ -64,9 +64,10 @@ def draft_from_assistant(a: dict) -> dict:
         "model": a.get("model") or "",
         "code_interpreter": any(t["type"] == "code_interpreter" for t in tools),
         "file_search": any(t["type"] == "file_search" for t in tools),
-        "functions": [json.dumps(t["function"], indent=2, ensure_ascii=False) for t in tools if t["type"] == "function"],
+        # jsonsafe: a NaN stored before the API refused them shows as null, which saves, not as NaN, which would not.
+        "functions": [jsonsafe.dumps(t["function"], indent=2, ensure_ascii=False) for t in tools if t["type"] == "function"],
         "format": kind,
-        "schema": json.dumps(fmt["json_schema"], indent=2, ensure_ascii=False) if kind == "json_schema" else "",
+        "schema": jsonsafe.dumps(fmt["json_schema"], indent=2, ensure_ascii=False) if kind == "json_schema" else "",
         "temperature": float(a["temperature"] if a.get("temperature") is not None else 1.0),
         "top_p": float(a["top_p"] if a.get("top_p") is not None else 1.0),
         "vector_store_ids": list((resources.get("file_search") or {}).get("vector_store_ids") or []),

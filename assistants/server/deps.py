@@ -6,11 +6,12 @@ import hmac
 import inspect
 import ipaddress
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fastapi import Request
 
+from assistants import jsonsafe
 from assistants.errors import APIError, BadRequest, Unauthorized, Unsupported
 from assistants.runtime import Runtime
 
@@ -20,8 +21,8 @@ POLL_AFTER_MS = "25"
 POLL_HEADERS = {"openai-poll-after-ms": POLL_AFTER_MS}
 
 
-class Forbidden(APIError, status=403, type="invalid_request_error"):
-    """The request may not be answered at all (not a key problem)."""
+class TooLarge(APIError, status=413, type="invalid_request_error"):
+    """The request body passed a size limit; nothing of it was kept."""
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -40,20 +41,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _host_name(header: str) -> str:
-    if header.startswith("["):
-        return header[1:].split("]", 1)[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
-
-
 def authorize(request: Request) -> None:
-    """Bearer key check against settings.api_keys; with no keys, only requests addressed to localhost."""
+    """Bearer key check against settings.api_keys; with no keys there is nothing to check (see guard.py)."""
     keys = get_runtime(request).settings.api_keys
     if not keys:
-        # Without keys the server is bound to loopback; refusing other Host names stops DNS-rebinding pages.
-        if not is_loopback(_host_name(request.headers.get("host", "localhost"))):
-            raise Forbidden("This server has no API keys configured (PLAYGROUND_API_KEYS), so it only answers "
-                            "requests addressed to localhost.", code="host_not_allowed")
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
@@ -67,35 +58,48 @@ def authorize(request: Request) -> None:
 
 
 async def json_body(request: Request) -> dict:
-    """The request's JSON object (empty body -> {}); 400 when too large, malformed or not an object."""
+    """The request's JSON object (empty body -> {}); 413 when too large, 400 when malformed or not an object."""
     limit = getattr(request.app.state, "max_body_bytes", MAX_JSON_BYTES)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = b"".join([chunk async for chunk in limited_body(request, limit, _too_large)])
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
     except UnicodeDecodeError:
         raise BadRequest("The request body is not UTF-8 encoded JSON.", code="invalid_json") from None
+    except RecursionError:  # the C parser's own depth guard, hit long before the server's stack is at risk
+        raise BadRequest(f"The JSON body is nested far too deeply; at most {jsonsafe.MAX_DEPTH} levels are accepted.",
+                         code="nesting_too_deep") from None
     except ValueError as exc:
         raise BadRequest(f"We could not parse the JSON body of your request ({exc}). The body must be a JSON object; "
                          "check quoting and commas.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest(f"The request body must be a JSON object, not {type(body).__name__}.", code="invalid_json")
+    # Python's parser takes NaN, Infinity and 1e999; stored, they would break every list that shows them.
+    jsonsafe.check(body)
     return body
 
 
-def _too_large(size: int, limit: int) -> BadRequest:
-    return BadRequest(f"The request body is too large ({size} bytes or more); the limit is {limit} bytes. "
-                      "Upload big content as a file instead.", code="request_too_large")
+async def limited_body(request: Request, limit: int, too_large: Callable[[int, int], APIError]) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with `too_large(size, limit)` once more than `limit` bytes arrive.
+
+    A declared Content-Length over the limit is refused before reading; a missing or lying one is caught
+    while reading, so a chunked upload never gets further than the limit.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(int(declared), limit)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size, limit)
+        yield chunk
+
+
+def _too_large(size: int, limit: int) -> TooLarge:
+    return TooLarge(f"The request body is too large ({size} bytes or more); the limit is {limit} bytes. "
+                    "Upload big content as a file instead.", code="request_too_large")
 
 
 def page_params(request: Request) -> dict:

@@ -6,10 +6,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from assistants.errors import APIError
+from assistants.server.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
+from assistants import jsonsafe
 from assistants.runs.engine import indexed_outputs
 from assistants.runs.events import DONE, Subscription
 
@@ -23,7 +23,7 @@ _STOP = object()
 
 def encode(event: str, data: dict | None) -> bytes:
     """One SSE frame; JSON never holds a raw newline, so one `data:` line is enough."""
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    payload = jsonsafe.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 

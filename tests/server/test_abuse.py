@@ -66,23 +66,24 @@ def test_malformed_or_non_object_json_is_400(raw, body):
     assert error_of(response)["code"] == "invalid_json"
 
 
-def test_too_large_body_is_400(raw):
+def test_too_large_body_is_413(raw):
     big = json.dumps({"model": "gpt-4o-mini", "instructions": "x" * (9 * 1024 * 1024)})
     response = raw.post("/assistants", content=big, headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and error_of(response)["code"] == "request_too_large"
+    assert response.status_code == 413 and error_of(response)["code"] == "request_too_large"
 
     def chunks():  # no Content-Length: the limit holds while reading
         for _ in range(10):
             yield b" " * (1024 * 1024)
 
     response = raw.post("/assistants", content=chunks(), headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and error_of(response)["code"] == "request_too_large"
+    assert response.status_code == 413 and error_of(response)["code"] == "request_too_large"
 
 
-def test_too_large_upload_is_400_naming_file(client):
-    with pytest.raises(openai.BadRequestError) as err:
+def test_too_large_upload_is_413_naming_file(client):
+    with pytest.raises(openai.APIStatusError) as err:
         client.files.create(file=("big.txt", b"x" * (3 * 1024 * 1024)), purpose="assistants")
-    assert err.value.body["param"] == "file"
+    assert err.value.status_code == 413 and err.value.body["param"] == "file"
+    assert "upload limit is 1 MB" in err.value.message and "Nothing was stored" in err.value.message
 
 
 @pytest.mark.parametrize(("call", "param"), [

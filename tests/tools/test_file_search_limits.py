@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +183,64 @@ def test_csv_dialect_sniffing_stays_fast_on_pathological_text():
     assert extract_text("quotes.csv", data)
     assert time.monotonic() - start < 2
     assert extract_text("semi.csv", b"name;city\nAda;London\nLin;Paris\n") == "name, city\nname: Ada, city: London\nname: Lin, city: Paris"
+
+
+# A process that reads slow.pdf through the real reader child, then waits; the test SIGKILLs it mid-read.
+_PARENT = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("parse", sys.argv[1])
+parse = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(parse)
+if sys.argv[3] == "polling":  # as on a system without prctl: the child must notice by itself
+    parse._CHILD_CODE = "import ctypes; ctypes.CDLL = lambda *a, **k: object()\\n" + parse._CHILD_CODE
+parse.extract_text("slow.pdf", open(sys.argv[2], "rb").read(), timeout_s=600)
+"""
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (whoever adopted it may not reap it at once)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the reader process")
+@pytest.mark.parametrize("how", ["prctl", "polling"])
+def test_a_reader_dies_with_its_parent_even_when_the_parent_is_killed(tmp_path, how):
+    document = tmp_path / "slow.pdf"
+    document.write_bytes(slow_pdf())
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, parse.__file__, str(document), how])
+    child = None
+    try:
+        deadline = time.monotonic() + 30
+        while child is None:
+            assert parent.poll() is None and time.monotonic() < deadline, "the reader child never started"
+            child = next(iter(_children_of(parent.pid)), None)
+            time.sleep(0.05)
+        time.sleep(1.0)  # the reader is well into the document now (it needs over ten seconds)
+        assert _running(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(child), f"reader {child} kept running after its parent was killed"
+    finally:
+        parent.kill()
+        parent.wait()
+        if child is not None and _running(child):
+            os.kill(child, signal.SIGKILL)

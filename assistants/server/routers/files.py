@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from assistants.errors import BadRequest, Unsupported
 from assistants.runtime import Runtime
-from assistants.server.deps import get_runtime, page_params, service
+from assistants.server.deps import TooLarge, get_runtime, limited_body, page_params, service
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -21,14 +21,19 @@ FORM_SLACK = 1024 * 1024  # multipart framing and the purpose field on top of th
 async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
     files = service(rt, "files")
     limit = rt.settings.max_upload_mb * 1024 * 1024
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + FORM_SLACK:
-        raise BadRequest(f"The file is too large: the upload is {int(declared)} bytes and the limit is "
-                         f"{rt.settings.max_upload_mb} MB (PLAYGROUND_MAX_UPLOAD_MB).", param="file", code="file_too_large")
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+
+    def too_large(size: int, _limit: int) -> TooLarge:
+        return _too_large(rt, f"the upload is {size:,} bytes or more")
+
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith("multipart/form-data"):
         raise BadRequest("Upload files as multipart/form-data with the fields 'file' and 'purpose'.", param="file")
+    # Parsed as it arrives with a running count: a chunked or lying upload stops at the limit, and the parser
+    # closes (and so deletes) its spooled part when the count raises.
+    parser = MultiPartParser(request.headers, limited_body(request, limit + FORM_SLACK, too_large),
+                             max_files=1, max_fields=16)
     try:
-        form = await request.form(max_files=1, max_fields=16)
+        form = await parser.parse()
     except MultiPartException as exc:
         raise BadRequest(f"The multipart body could not be read: {exc.message}", param="file") from None
     try:
@@ -45,9 +50,21 @@ async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
             raise BadRequest("Missing required parameter: 'purpose'.", param="purpose")
         await upload.seek(0)
         # The service reads the spooled upload itself, block by block up to its limit, not all into memory.
-        return await run_in_threadpool(files.create, upload.filename or "upload", upload.file, purpose)
+        try:
+            return await run_in_threadpool(files.create, upload.filename or "upload", upload.file, purpose)
+        except BadRequest as exc:
+            if exc.code == "file_too_large":  # the file alone passed the limit, within the form's slack
+                raise _too_large(rt, "the file alone is larger than that") from None
+            raise
     finally:
         await form.close()
+
+
+def _too_large(rt: Runtime, what: str) -> TooLarge:
+    mb = rt.settings.max_upload_mb
+    return TooLarge(f"File is too large: the upload limit is {mb} MB ({mb * 1024 * 1024:,} bytes) and {what}. "
+                    "Nothing was stored. Split the file, or raise PLAYGROUND_MAX_UPLOAD_MB on the server.",
+                    param="file", code="file_too_large")
 
 
 @router.get("")

@@ -126,14 +126,15 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("_file_search_parse", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module._child_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+module._child_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 """
 
 
 def _extract_in_child(ext: str, data: bytes, max_chars: int, timeout_s: float) -> str:
     """extract_text in a fresh Python process, killed once timeout_s seconds have passed."""
     what = ext[1:].upper()
-    command = [sys.executable, "-P", "-c", _CHILD_CODE, __file__, f"document{ext}", str(max_chars), str(PARSE_MEMORY_MB)]
+    command = [sys.executable, "-P", "-c", _CHILD_CODE, __file__, f"document{ext}", str(max_chars), str(PARSE_MEMORY_MB),
+               str(os.getpid())]
     try:
         child = subprocess.Popen(
             command,
@@ -174,10 +175,12 @@ def _kill(child: subprocess.Popen) -> None:
         child.kill()
 
 
-def _child_main(filename: str, max_chars: int, memory_mb: int = PARSE_MEMORY_MB) -> None:
+def _child_main(filename: str, max_chars: int, memory_mb: int = PARSE_MEMORY_MB, parent: int | None = None) -> None:
     """The child's side: the file on stdin, "text" or "error" and a newline, then the text or reason on stdout."""
     import resource
 
+    if parent is not None:
+        _die_with(parent)
     logging.disable(logging.WARNING)  # pypdf's warnings about damaged files would only fill a pipe
     data = sys.stdin.buffer.read()
     limit = memory_mb * 1024 * 1024
@@ -190,6 +193,38 @@ def _child_main(filename: str, max_chars: int, memory_mb: int = PARSE_MEMORY_MB)
         status, body = b"error", f"needs more than {memory_mb} MB of memory to read (too complex or malformed?)"
     sys.stdout.buffer.write(status + b"\n" + body.encode("utf-8", "surrogatepass"))
     sys.stdout.buffer.flush()
+
+
+PR_SET_PDEATHSIG = 1
+PARENT_POLL_S = 0.5
+
+
+def _die_with(parent: int) -> None:
+    """End this reader when the process that started it dies (even by SIGKILL), instead of parsing on for nobody.
+
+    Linux kills it the moment the parent goes (PR_SET_PDEATHSIG; "parent" is the thread that started it, which
+    waits on it until it ends); elsewhere a thread notices within PARENT_POLL_S that it was re-parented.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl: not Linux
+        armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if armed:
+        return
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _too_long(n: int, max_chars: int) -> str:
