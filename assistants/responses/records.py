@@ -1,0 +1,72 @@
+"""The one table the Responses API needs: response id -> its thread, run segment, request echo and final object.
+
+The store is being reworked into an interface, so this SQL lives here behind five functions until it moves
+there. The table is created on first use (CREATE TABLE IF NOT EXISTS), not by a numbered migration.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS responses (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+    "created_at INTEGER NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL, waiting_calls TEXT NOT NULL DEFAULT '', "
+    "data TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS responses_run ON responses(run_id)",
+    "CREATE INDEX IF NOT EXISTS responses_thread ON responses(thread_id, seq)",
+)
+_ready: set[int] = set()
+_lock = threading.Lock()
+
+
+def _conn(store: Any):
+    key = id(store)
+    if key not in _ready:
+        with _lock, store.write() as c:
+            for sql in _SCHEMA:
+                c.execute(sql)
+            _ready.add(key)
+    return store
+
+
+def save(store: Any, record: dict) -> dict:
+    """Insert or replace a record (its `waiting_calls` are the function call ids its run still waits for)."""
+    _conn(store)
+    waiting = " ".join(record.get("waiting_calls") or [])
+    with store.write() as c:
+        c.execute("INSERT INTO responses (id, created_at, thread_id, run_id, waiting_calls, data) VALUES (?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT(id) DO UPDATE SET thread_id = excluded.thread_id, run_id = excluded.run_id, "
+                  "waiting_calls = excluded.waiting_calls, data = excluded.data",
+                  (record["id"], int(record["created_at"]), record["thread_id"], record["run_id"], waiting,
+                   json.dumps(record, separators=(",", ":"), ensure_ascii=False)))
+    return record
+
+
+def get(store: Any, response_id: str) -> dict | None:
+    _conn(store)
+    row = store.conn().execute("SELECT data FROM responses WHERE id = ?", (response_id,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def delete(store: Any, response_id: str) -> bool:
+    _conn(store)
+    with store.write() as c:
+        return c.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
+
+
+def waiting_for(store: Any, call_id: str) -> dict | None:
+    """The newest record whose run waits for the function call `call_id`."""
+    _conn(store)
+    row = store.conn().execute("SELECT data FROM responses WHERE instr(' ' || waiting_calls || ' ', ?) > 0 "
+                               "ORDER BY seq DESC", (f" {call_id} ",)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def latest_on_thread(store: Any, thread_id: str) -> dict | None:
+    """The newest response made on a thread (a conversation's last response)."""
+    _conn(store)
+    row = store.conn().execute("SELECT data FROM responses WHERE thread_id = ? ORDER BY seq DESC LIMIT 1",
+                               (thread_id,)).fetchone()
+    return json.loads(row[0]) if row else None
