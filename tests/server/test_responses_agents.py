@@ -1,0 +1,52 @@
+"""The OpenAI Agents SDK (`openai-agents`) pointed at our server: an agent with a function tool, plain and streamed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+agents = pytest.importorskip("agents")
+from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool  # noqa: E402
+from openai import AsyncOpenAI  # noqa: E402
+
+CALLS: list[str] = []
+
+
+@function_tool
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    CALLS.append(city)
+    return f"sunny in {city}"
+
+
+def _agent(api) -> Agent:
+    client = AsyncOpenAI(base_url=api.base_url, api_key=api.key, max_retries=0)
+    return Agent(name="Weather", instructions="Answer with the weather.", tools=[get_weather],
+                 model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+
+
+def test_agent_with_a_function_tool(api, fake):
+    CALLS.clear()
+    fake.add({"tool_calls": [("get_weather", '{"city": "Lima"}')]}, {"text": "It is sunny in Lima."})
+    result = Runner.run_sync(_agent(api), "Weather in Lima?", run_config=RunConfig(tracing_disabled=True))
+    assert result.final_output == "It is sunny in Lima." and CALLS == ["Lima"]
+    tool_msg = fake.requests[-1]["messages"][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"] == "sunny in Lima"
+    assert fake.requests[-1]["messages"][0] == {"role": "system", "content": "Answer with the weather."}
+
+
+def test_agent_streamed_run(api, fake):
+    CALLS.clear()
+    fake.add({"tool_calls": [("get_weather", '{"city": "Kyiv"}')]}, {"text": "Sunny in Kyiv today."})
+
+    async def main() -> tuple[list[str], str]:
+        result = Runner.run_streamed(_agent(api), "Weather in Kyiv?", run_config=RunConfig(tracing_disabled=True))
+        deltas = []
+        async for event in result.stream_events():
+            if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
+                deltas.append(event.data.delta)
+        return deltas, result.final_output
+
+    deltas, final = asyncio.run(main())
+    assert "".join(deltas) == "Sunny in Kyiv today." and final == "Sunny in Kyiv today." and CALLS == ["Kyiv"]
