@@ -17,8 +17,10 @@ CLOSING = {"completed": "response.completed", "incomplete": "response.incomplete
 class Translator:
     """Turns one response's run events into Responses events; `finish` builds the final response from the store."""
 
-    def __init__(self, start: dict, thread_id: str, include: list[str], finish: Callable[[], dict]):
+    def __init__(self, start: dict, thread_id: str, include: list[str], finish: Callable[[], dict],
+                 queries: Callable[[], dict] = dict):
         self.start = start
+        self.queries = queries
         self.thread_id = thread_id
         self.include = include
         self.finish = finish
@@ -74,8 +76,10 @@ class Translator:
         if name in ("thread.message.completed", "thread.message.incomplete"):
             return self._message_done(data)
         if name == "thread.run.step.created" and data["step_details"]["type"] == "tool_calls":
-            return [e for item in call_items({**data, "status": "in_progress"}, self.thread_id, self.include)
-                    for e in self._call_started(item)]
+            step = {**data, "status": "in_progress"}
+            searched = any(c["type"] == "file_search" for c in data["step_details"]["tool_calls"])
+            items = call_items(step, self.thread_id, self.include, self.queries() if searched else None)
+            return [e for item in items for e in self._call_started(item)]
         if name == "thread.run.step.delta":
             calls = ((data.get("delta") or {}).get("step_details") or {}).get("tool_calls") or []
             return [e for call in calls for e in self._builtin_done(call)]
@@ -136,6 +140,8 @@ class Translator:
         index = entry[0]
         step = {"status": "completed", "step_details": {"tool_calls": [call]}}
         item = call_items(step, self.thread_id, self.include)[0]
+        if item["type"] == "file_search_call":
+            item["queries"] = entry[1]["queries"]
         ids = {"item_id": item["id"], "output_index": index}
         kind = "file_search_call" if call["type"] == "file_search" else "code_interpreter_call"
         return [self._event(f"response.{kind}.completed", **ids),

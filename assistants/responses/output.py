@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from assistants.errors import APIError
@@ -12,6 +13,7 @@ ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt", "invalid
                "image_parse_error", "image_content_policy_violation", "invalid_image_mode", "image_file_too_large",
                "unsupported_image_media_type", "empty_image_file", "failed_to_download_image", "image_file_not_found"}
 RESULTS = "file_search_call.results"
+CI_OUTPUTS = "code_interpreter_call.outputs"
 FS_INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
 
 
@@ -42,7 +44,23 @@ def _annotation(a: dict, filename) -> dict:
     return {"type": "file_path", "file_id": a["file_path"]["file_id"], "index": a.get("start_index", 0)}
 
 
-def call_items(step: dict, thread_id: str, include: list[str]) -> list[dict]:
+def search_queries(rt: Any, run_id: str) -> dict[str, list[str]]:
+    """file_search call id -> the queries the model sent, read from the run's model-call log."""
+    out: dict[str, list[str]] = {}
+    for record in rt.model_calls(run_id):
+        for choice in (record.get("response") or {}).get("choices") or []:
+            for call in (choice.get("message") or {}).get("tool_calls") or []:
+                if call["function"]["name"] == "file_search":
+                    try:
+                        query = json.loads(call["function"]["arguments"]).get("query")
+                    except (ValueError, AttributeError):
+                        query = None
+                    queries = query if isinstance(query, list) else [query]
+                    out[call["id"]] = [q for q in queries if isinstance(q, str)]
+    return out
+
+
+def call_items(step: dict, thread_id: str, include: list[str], queries: dict | None = None) -> list[dict]:
     """A tool_calls step's calls as output items; a function call the engine already answered (a bad name) is left out.
 
     Only a step still open (in_progress) can hold calls waiting for the caller; its built-in calls have run by then.
@@ -65,7 +83,7 @@ def call_items(step: dict, thread_id: str, include: list[str]) -> list[dict]:
                 results = [{"file_id": r.get("file_id"), "filename": r.get("file_name"), "score": r.get("score"),
                             "text": "".join(c.get("text", "") for c in r.get("content") or []), "attributes": {}}
                            for r in fs.get("results") or []]
-            items.append({"type": "file_search_call", "id": "fs_" + call["id"], "queries": list(fs.get("_queries") or []),
+            items.append({"type": "file_search_call", "id": "fs_" + call["id"], "queries": (queries or {}).get(call["id"], []),
                           "status": status, "results": results})
         elif kind == "code_interpreter":
             ci = call.get("code_interpreter") or {}
@@ -76,7 +94,8 @@ def call_items(step: dict, thread_id: str, include: list[str]) -> list[dict]:
                 elif out.get("type") == "image":
                     outputs.append({"type": "image", "url": f"/v1/files/{out['image']['file_id']}/content"})
             items.append({"type": "code_interpreter_call", "id": "ci_" + call["id"], "code": ci.get("input") or "",
-                          "container_id": container_id(thread_id), "status": status, "outputs": outputs})
+                          "container_id": container_id(thread_id), "status": status,
+                          "outputs": outputs if CI_OUTPUTS in include else None})
     return items
 
 
@@ -95,6 +114,9 @@ def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict
         return names[file_id]
 
     items, prompt, completion = [], 0, 0
+    searched = any(c["type"] == "file_search" for s in steps if s["type"] == "tool_calls"
+                   for c in s["step_details"]["tool_calls"])
+    queries = search_queries(rt, run_id) if searched else {}
     for step in steps:
         usage = step.get("usage") or {}
         prompt += usage.get("prompt_tokens", 0)
@@ -107,7 +129,7 @@ def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict
                 continue
             items.append(message_item(msg, filename))
         else:
-            items.extend(call_items(step, thread_id, include))
+            items.extend(call_items(step, thread_id, include, queries))
     return items, usage_of(prompt, completion)
 
 

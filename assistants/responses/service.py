@@ -12,7 +12,7 @@ from assistants.ids import new_id
 from assistants.responses import conversations, records
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Request, parse
-from assistants.responses.output import error_of, response_object, segment_output, usage_of
+from assistants.responses.output import error_of, response_object, search_queries, segment_output, usage_of
 from assistants.runtime import list_every
 
 ASSISTANT_NAME = "Responses API"
@@ -60,7 +60,8 @@ class ResponsesService:
         record, sub = self._start(req)
         finish = lambda: self.finalize(record["id"], record)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
-        translator = Translator(start, record["thread_id"], req.include, finish)
+        translator = Translator(start, record["thread_id"], req.include, finish,
+                                lambda: search_queries(self.rt, record["run_id"]))
         if req.stream:
             return translator.run(sub)
         if req.background:

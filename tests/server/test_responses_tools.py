@@ -1,0 +1,74 @@
+"""Built-in tools through /v1/responses: file_search and code_interpreter output items, images in the input."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+
+import pydantic
+import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+
+STREAM_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+
+
+def test_file_search_call_with_results_and_citation(client, fake):
+    f = client.files.create(file=("notes.txt", io.BytesIO(b"The sky over the harbour is blue."), "text/plain"),
+                            purpose="assistants")
+    vs = client.vector_stores.create(name="kb")
+    client.vector_stores.files.create_and_poll(file_id=f.id, vector_store_id=vs.id)
+    fake.add({"tool_calls": [("file_search", '{"query": "sky colour"}')]}, {"text": "It is blue 【0†notes.txt】."})
+    tool = {"type": "file_search", "vector_store_ids": [vs.id], "max_num_results": 3}
+    r = client.responses.create(model="gpt-4o-mini", input="What colour is the sky?", tools=[tool],
+                                include=["file_search_call.results"])
+    assert [o.type for o in r.output] == ["file_search_call", "message"]
+    call = r.output[0]
+    assert call.status == "completed" and call.queries == ["sky colour"]
+    assert call.results[0].filename == "notes.txt" and "blue" in call.results[0].text
+    note = r.output[1].content[0].annotations[0]
+    assert note.type == "file_citation" and note.file_id == f.id and note.filename == "notes.txt"
+    assert "blue" in next(m for m in fake.requests[-1]["messages"] if m["role"] == "tool")["content"]
+    fake.add({"tool_calls": [("file_search", '{"query": "harbour"}')]}, {"text": "Blue."})
+    plain = client.responses.create(model="gpt-4o-mini", input="again", tools=[tool])
+    assert plain.output[0].type == "file_search_call" and plain.output[0].results is None  # not included
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_code_interpreter_call_streams_code_and_outputs(api, client, fake):
+    data = client.files.create(file=("data.csv", io.BytesIO(b"x\n1\n2\n3\n"), "text/plain"), purpose="assistants")
+    code = "import pandas as pd\nprint(pd.read_csv('/mnt/data/data.csv').x.sum())"
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": code}))]}, {"text": "The sum is 6."})
+    tool = {"type": "code_interpreter", "container": {"type": "auto", "file_ids": [data.id]}}
+    events = []
+    with client.responses.stream(model="gpt-4o-mini", input="Sum x", tools=[tool],
+                                 include=["code_interpreter_call.outputs"]) as stream:
+        for event in stream:
+            events.append(event)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    for name in ("response.code_interpreter_call.in_progress", "response.code_interpreter_call_code.delta",
+                 "response.code_interpreter_call_code.done", "response.code_interpreter_call.interpreting",
+                 "response.code_interpreter_call.completed"):
+        assert name in kinds
+    call = final.output[0]
+    assert call.type == "code_interpreter_call" and call.code == code and call.status == "completed"
+    assert call.outputs[0].type == "logs" and call.outputs[0].logs.strip() == "6"
+    assert call.container_id.startswith("cntr_") and final.output_text == "The sum is 6."
+    for event in events:
+        STREAM_EVENT.validate_python(event.model_dump(mode="json", exclude_unset=True, warnings=False))
+    Response.model_validate(client.get(f"/responses/{final.id}", cast_to=object))
+
+
+def test_image_input_reaches_the_model(client, fake):
+    image = {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "low"}
+    r = client.responses.create(model="gpt-4o-mini", input=[
+        {"role": "user", "content": [{"type": "input_text", "text": "What is this?"}, image]}])
+    assert r.status == "completed"
+    parts = fake.requests[-1]["messages"][-1]["content"]
+    assert parts[0]["text"].startswith("What is this?")
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    items = client.responses.input_items.list(r.id).data
+    assert items[0].content[1].type == "input_image"
