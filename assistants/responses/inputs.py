@@ -277,8 +277,9 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise BadRequest(f"{where}.vector_store_ids must be a non-empty list of vector store ids.",
                          param=f"{where}.vector_store_ids")
-    if len(ids) > 2:
-        raise BadRequest(f"{where}.vector_store_ids can name at most 2 vector stores.", param=f"{where}.vector_store_ids")
+    if len(ids) > 1:  # the thread carries them, and a thread takes one vector store
+        raise BadRequest(f"{where}.vector_store_ids can name one vector store on this server (OpenAI allows two).",
+                         param=f"{where}.vector_store_ids")
     for vs_id in ids:
         if rt.store.get("vector_stores", vs_id) is None:
             raise BadRequest(f"Vector store '{vs_id}' does not exist (or was deleted).",

@@ -234,3 +234,54 @@ def test_an_assistants_thread_is_a_conversation(client, fake):
     assert [m["content"] for m in fake.requests[-1]["messages"]] == ["from the old API", "and the new one"]
     assert r.conversation.id == "conv_" + thread.id.removeprefix("thread_")
     time.sleep(0)
+
+
+def test_unknown_call_id_after_a_finished_response(client, fake):
+    first = client.responses.create(model="gpt-4o-mini", input="hello")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input=[
+            {"type": "function_call_output", "call_id": "call_unknown", "output": "x"}])
+    assert err.value.body["param"] == "input[0].call_id"
+
+
+def test_a_waiting_response_needs_every_output(client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "A"}'), ("get_weather", '{"city": "B"}')]}, {"text": "both"})
+    r = client.responses.create(model="gpt-4o-mini", input="A and B?", tools=[WEATHER])
+    calls = [o for o in r.output if o.type == "function_call"]
+    assert len(calls) == 2
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="gpt-4o-mini", previous_response_id=r.id, input=[
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "1"}])
+    assert calls[1].call_id in err.value.body["message"]
+    follow = client.responses.create(model="gpt-4o-mini", previous_response_id=r.id, input=[
+        {"type": "function_call_output", "call_id": c.call_id, "output": "1"} for c in calls])
+    assert follow.output_text == "both"
+
+
+def test_a_failing_backend_fails_the_response(client, fake):
+    fake.add({"status": 500, "message": "backend exploded"})
+    r = client.responses.create(model="gpt-4o-mini", input="boom")
+    assert r.status == "failed" and r.error.code == "server_error" and "exploded" in r.error.message
+    fake.add({"status": 500})
+    events = list(client.responses.create(model="gpt-4o-mini", input="boom", stream=True))
+    assert events[-1].type == "response.failed" and events[-1].response.status == "failed"
+
+
+def test_a_reply_cut_by_max_output_tokens_is_incomplete(client, fake):
+    fake.add({"text": "cut short", "finish": "length"})
+    r = client.responses.create(model="gpt-4o-mini", input="long story", max_output_tokens=16)
+    assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
+    assert r.output[0].status == "incomplete"
+
+
+def test_store_false_function_round_trip_replays_history(api, client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Nuuk"}')]}, {"text": "Cold"})
+    threads = api.rt.store.count("threads")
+    history = [{"role": "user", "content": "Nuuk?"}]
+    r = client.responses.create(model="gpt-4o-mini", input=history, tools=[WEATHER], store=False)
+    call = r.output[0]
+    history += [call.model_dump(exclude_none=True),
+                {"type": "function_call_output", "call_id": call.call_id, "output": "-20C"}]
+    follow = client.responses.create(model="gpt-4o-mini", input=history, tools=[WEATHER], store=False)
+    assert follow.output_text == "Cold"
+    assert api.rt.store.count("threads") == threads  # nothing of a store=false exchange stays
