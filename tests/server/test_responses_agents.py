@@ -50,3 +50,43 @@ def test_agent_streamed_run(api, fake):
 
     deltas, final = asyncio.run(main())
     assert "".join(deltas) == "Sunny in Kyiv today." and final == "Sunny in Kyiv today." and CALLS == ["Kyiv"]
+
+
+def test_agent_with_file_search_tool(api, fake):
+    import io
+
+    from agents import FileSearchTool
+
+    sdk = api.client()
+    f = sdk.files.create(file=("faq.txt", io.BytesIO(b"Opening hours are nine to five."), "text/plain"),
+                         purpose="assistants")
+    vs = sdk.vector_stores.create(name="faq")
+    sdk.vector_stores.files.create_and_poll(file_id=f.id, vector_store_id=vs.id)
+    client = AsyncOpenAI(base_url=api.base_url, api_key=api.key, max_retries=0)
+    agent = Agent(name="FAQ", instructions="Answer from the files.",
+                  tools=[FileSearchTool(vector_store_ids=[vs.id], max_num_results=3, include_search_results=True)],
+                  model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+    fake.add({"tool_calls": [("file_search", '{"query": "opening hours"}')]}, {"text": "Nine to five."})
+    result = Runner.run_sync(agent, "When are you open?", run_config=RunConfig(tracing_disabled=True))
+    assert result.final_output == "Nine to five."
+    tool_msg = next(m for m in fake.requests[-1]["messages"] if m["role"] == "tool")
+    assert "nine to five" in tool_msg["content"]
+
+
+def test_agent_with_code_interpreter_tool(api, fake):
+    import json
+    import shutil
+
+    from agents import CodeInterpreterTool
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("needs bubblewrap")
+    client = AsyncOpenAI(base_url=api.base_url, api_key=api.key, max_retries=0)
+    agent = Agent(name="Calc", instructions="Use Python.",
+                  tools=[CodeInterpreterTool(tool_config={"type": "code_interpreter", "container": {"type": "auto"}})],
+                  model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(2**10)"}))]}, {"text": "1024"})
+    result = Runner.run_sync(agent, "2^10?", run_config=RunConfig(tracing_disabled=True))
+    assert result.final_output == "1024"
+    tool_msg = next(m for m in fake.requests[-1]["messages"] if m["role"] == "tool")
+    assert tool_msg["content"].startswith("1024")
