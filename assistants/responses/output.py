@@ -15,6 +15,7 @@ ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt", "invalid
 RESULTS = "file_search_call.results"
 CI_OUTPUTS = "code_interpreter_call.outputs"
 FS_INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+EVERYTHING = [RESULTS, CI_OUTPUTS]
 
 
 def container_id(thread_id: str) -> str:
@@ -42,6 +43,18 @@ def _annotation(a: dict, filename) -> dict:
         return {"type": "file_citation", "file_id": file_id, "filename": filename(file_id) if filename else file_id,
                 "index": a.get("end_index", 0)}
     return {"type": "file_path", "file_id": a["file_path"]["file_id"], "index": a.get("start_index", 0)}
+
+
+def shaped(response: dict, include: list[str]) -> dict:
+    """The response with tool results only where `include` asks for them (the stored copy keeps everything)."""
+    out = []
+    for item in response["output"]:
+        if item["type"] == "file_search_call" and RESULTS not in include:
+            item = {**item, "results": None}
+        elif item["type"] == "code_interpreter_call" and CI_OUTPUTS not in include:
+            item = {**item, "outputs": None}
+        out.append(item)
+    return {**response, "output": out}
 
 
 def search_queries(rt: Any, run_id: str) -> dict[str, list[str]]:
@@ -102,7 +115,7 @@ def call_items(step: dict, thread_id: str, include: list[str], queries: dict | N
 def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict], dict]:
     """The output items and token usage of the run steps that belong to this response."""
     thread_id, run_id = record["thread_id"], record["run_id"]
-    steps = _steps(rt, thread_id, run_id)[record.get("step_offset", 0):]
+    steps = run_steps(rt, thread_id, run_id)[record.get("step_offset", 0):]
     names: dict[str, str] = {}
 
     def filename(file_id: str) -> str:
@@ -133,7 +146,8 @@ def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict
     return items, usage_of(prompt, completion)
 
 
-def _steps(rt: Any, thread_id: str, run_id: str) -> list[dict]:
+def run_steps(rt: Any, thread_id: str, run_id: str) -> list[dict]:
+    """Every step of a run, oldest first (file-search chunk text included)."""
     steps, after = [], None
     while True:
         page = rt.list_run_steps(thread_id, run_id, include=[FS_INCLUDE], limit=100, order="asc", after=after)

@@ -12,7 +12,8 @@ from assistants.ids import new_id
 from assistants.responses import conversations, records
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Request, parse
-from assistants.responses.output import error_of, response_object, search_queries, segment_output, usage_of
+from assistants.responses.output import (EVERYTHING, error_of, response_object, search_queries, segment_output,
+                                         run_steps, shaped, usage_of)
 from assistants.runtime import list_every
 
 ASSISTANT_NAME = "Responses API"
@@ -58,7 +59,7 @@ class ResponsesService:
         """The response (stream=False), or its events (stream=True); background answers at once and runs on."""
         req = parse(body, self.rt)
         record, sub = self._start(req)
-        finish = lambda: self.finalize(record["id"], record)  # noqa: E731
+        finish = lambda: shaped(self.finalize(record["id"], record), req.include)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
         translator = Translator(start, record["thread_id"], req.include, finish,
                                 lambda: search_queries(self.rt, record["run_id"]))
@@ -77,7 +78,7 @@ class ResponsesService:
         thread_id, waiting, conversation = self._target(req)
         record = {"id": new_id("resp"), "created_at": int(time.time()), "thread_id": thread_id, "run_id": "",
                   "step_offset": 0, "conversation_id": conversation, "store": req.store, "echo": req.echo,
-                  "include": req.include, "input_items": [], "final": None, "waiting_calls": []}
+                  "input_items": [], "final": None, "waiting_calls": []}
         if waiting is not None:
             return self._continue(req, record, waiting)
         return self._new_run(req, record)
@@ -134,7 +135,7 @@ class ResponsesService:
             if item.type == "message" and not stateless:
                 raise BadRequest(f"Response '{waiting['id']}' is waiting for function call outputs; send only "
                                  "function_call_output items until it has them.", param=f"input[{i}]")
-        steps = self.rt.list_run_steps(waiting["thread_id"], waiting["run_id"], limit=100)["data"]
+        steps = run_steps(self.rt, waiting["thread_id"], waiting["run_id"])
         record.update(thread_id=waiting["thread_id"], run_id=waiting["run_id"], step_offset=len(steps),
                       input_items=[{**i.echo, "id": new_id("fco")} for i in req.items
                                    if i.type == "function_call_output" and i.echo["call_id"] in pending])
@@ -223,7 +224,7 @@ class ResponsesService:
         status = run["status"]
         if status in ("queued", "in_progress", "cancelling"):
             return response_object(record, "queued" if status == "queued" else "in_progress", [], None)
-        output, usage = segment_output(self.rt, record, record.get("include") or [])
+        output, usage = segment_output(self.rt, record, EVERYTHING)
         waiting = [c["id"] for c in ((run.get("required_action") or {}).get("submit_tool_outputs") or {})
                    .get("tool_calls", [])] if status == "requires_action" else []
         reason = INCOMPLETE_REASON.get((run.get("incomplete_details") or {}).get("reason"), "max_output_tokens")
@@ -250,9 +251,9 @@ class ResponsesService:
             except APIError:
                 pass
 
-    def get(self, response_id: str) -> dict:
+    def get(self, response_id: str, include: list[str] | None = None) -> dict:
         self._record(response_id)
-        return self.finalize(response_id)
+        return shaped(self.finalize(response_id), include or [])
 
     def delete(self, response_id: str) -> dict:
         record = self._record(response_id)

@@ -34,6 +34,8 @@ def test_file_search_call_with_results_and_citation(client, fake):
     fake.add({"tool_calls": [("file_search", '{"query": "harbour"}')]}, {"text": "Blue."})
     plain = client.responses.create(model="gpt-4o-mini", input="again", tools=[tool])
     assert plain.output[0].type == "file_search_call" and plain.output[0].results is None  # not included
+    later = client.responses.retrieve(plain.id, include=["file_search_call.results"])
+    assert later.output[0].results[0].filename == "notes.txt"
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from assistants.responses import service
 from assistants.runtime import Runtime
-from assistants.server.deps import get_runtime, json_body, page_params
+from assistants.server.deps import get_runtime, includes, json_body, page_params
 
 router = APIRouter(prefix="/responses", tags=["responses"])
 
@@ -37,8 +37,8 @@ def _frames(events: Iterator[dict]) -> Iterator[bytes]:
 
 
 @router.get("/{response_id}")
-def retrieve_response(response_id: str, rt: Runtime = Depends(get_runtime)):
-    return service(rt).get(response_id)
+def retrieve_response(response_id: str, request: Request, rt: Runtime = Depends(get_runtime)):
+    return service(rt).get(response_id, includes(request))
 
 
 @router.delete("/{response_id}")
@@ -52,6 +52,6 @@ def cancel_response(response_id: str, rt: Runtime = Depends(get_runtime)):
 
 
 @router.get("/{response_id}/input_items")
-def list_input_items(response_id: str, request: Request, page: dict = Depends(page_params),
+def list_input_items(response_id: str, page: dict = Depends(page_params),
                      rt: Runtime = Depends(get_runtime)):
     return service(rt).input_items(response_id, **page)
