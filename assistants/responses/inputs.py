@@ -287,6 +287,9 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
     if tool.get("filters") is not None:
         raise Unsupported(f"{where}.filters is not supported by this server yet (attribute filters work on "
                           "/v1/vector_stores/{id}/search).", param=f"{where}.filters", code="unsupported_parameter")
+    ranking = tool.get("ranking_options")
+    if ranking is not None and not isinstance(ranking, dict):  # validation.tools would trip over it
+        raise BadRequest(f"{where}.ranking_options must be an object.", param=f"{where}.ranking_options")
     inner = {k: tool[k] for k in ("max_num_results", "ranking_options") if tool.get(k) is not None}
     checked = v.tools([{"type": "file_search", "file_search": inner}], where)[0]
     return checked, list(ids)
