@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterator
 
 from assistants.responses.output import call_items, message_item
 from assistants.runs.events import DONE
+
+log = logging.getLogger(__name__)
 
 # Run events after which the response is over (a run waiting for function outputs ends its response too).
 FINAL = {"thread.run.requires_action", "thread.run.completed", "thread.run.incomplete", "thread.run.failed",
@@ -48,7 +51,15 @@ class Translator:
                 self._event("response.in_progress", response={**self.start, "status": "in_progress"})]
 
     def run(self, events: Iterator[tuple[str, dict | None]]) -> Iterator[dict]:
-        """Every Responses event for the run's events, ending with the response's final event."""
+        """Every Responses event for the run's events, ending with the response's final event (or `error`)."""
+        try:
+            yield from self._run(events)
+        except Exception as exc:  # a bug here must end the stream with an error event, not cut it
+            log.exception("responses stream failed")
+            yield self._event("error", code="server_error", param=None,
+                              message=f"The response stream failed: {type(exc).__name__}: {exc}")
+
+    def _run(self, events: Iterator[tuple[str, dict | None]]) -> Iterator[dict]:
         if not self.started:
             yield from self.opening()
         for name, data in events:

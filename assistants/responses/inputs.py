@@ -76,6 +76,10 @@ def parse(body: dict, rt: Any) -> Request:
     system = [_text_of(i.echo) for i in items if i.type == "message" and i.echo["role"] in ("system", "developer")]
     run_tools, resources, echo_tools = _tools(body.get("tools"), rt)
     choice, echo_choice = _tool_choice(body.get("tool_choice"))
+    if isinstance(choice, dict):
+        wanted = choice["function"]["name"] if choice["type"] == "function" else choice["type"]
+        if wanted not in {t["function"]["name"] if t["type"] == "function" else t["type"] for t in run_tools}:
+            raise BadRequest(f"tool_choice names '{wanted}', which is not one of the tools.", param="tool_choice")
     fmt, echo_text = _text(body.get("text"))
     include = _include(body.get("include"))
     max_out = v.positive_int(body.get("max_output_tokens"), "max_output_tokens", 16)

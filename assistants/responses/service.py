@@ -69,8 +69,9 @@ class ResponsesService:
             threading.Thread(target=lambda: [None for _ in translator.run(sub)], name=f"bg-{record['id']}",
                              daemon=True).start()
             return start
-        for _ in translator.run(sub):
-            pass
+        for event in translator.run(sub):
+            if event["type"] == "error":
+                raise APIError(event["message"], code="server_error")
         return translator.final
 
     def _start(self, req: Request) -> tuple[dict, Any]:

@@ -285,3 +285,17 @@ def test_store_false_function_round_trip_replays_history(api, client, fake):
     follow = client.responses.create(model="gpt-4o-mini", input=history, tools=[WEATHER], store=False)
     assert follow.output_text == "Cold"
     assert api.rt.store.count("threads") == threads  # nothing of a store=false exchange stays
+
+
+def test_a_failure_while_streaming_ends_with_an_error_event(client, fake, monkeypatch):
+    from assistants.responses.service import ResponsesService
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("finalize broke")
+
+    monkeypatch.setattr(ResponsesService, "finalize", broken)
+    events = list(client.responses.create(model="gpt-4o-mini", input="x", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "error"
+    assert "finalize broke" in events[-1].message
+    with pytest.raises(openai.InternalServerError):
+        client.responses.create(model="gpt-4o-mini", input="x")
