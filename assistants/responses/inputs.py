@@ -11,6 +11,7 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, Unsupported
+from assistants.responses import prompts
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
@@ -51,6 +52,7 @@ class Request:
     previous_response_id: str | None
     conversation: str | None
     outputs: dict[str, str] = field(default_factory=dict)  # function_call_output: call_id -> output
+    assistant_id: str | None = None  # a prompt's assistant; None: the shared Responses API assistant
 
 
 def parse(body: dict, rt: Any) -> Request:
@@ -58,10 +60,8 @@ def parse(body: dict, rt: Any) -> Request:
     for key in body:
         if key not in FIELDS:
             raise BadRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
-    if body.get("prompt") is not None:
-        raise Unsupported("prompt (reusable prompts) is not supported by this server yet; send model, instructions "
-                          "and tools instead.", param="prompt", code="unsupported_parameter")
-    model = v.string(body.get("model"), "model", 256, required=True)
+    prompt = prompts.resolve(body.get("prompt"), rt)
+    model = v.string(body.get("model"), "model", 256, required=prompt is None) or prompt.assistant["model"]
     try:
         rt.router.resolve(model)
     except APIError as exc:
@@ -72,9 +72,13 @@ def parse(body: dict, rt: Any) -> Request:
         raise BadRequest("Mutually exclusive parameters: Ensure you are only providing one of: 'previous_response_id' "
                          "or 'conversation'.", param="conversation", code="mutually_exclusive_parameters")
     instructions = v.string(body.get("instructions"), "instructions", 256_000)
+    if instructions is None and prompt is not None:
+        instructions = prompt.instructions
     items = _items(body.get("input"), rt)
     system = [_text_of(i.echo) for i in items if i.type == "message" and i.echo["role"] in ("system", "developer")]
     run_tools, resources, echo_tools = _tools(body.get("tools"), rt)
+    if prompt is not None and body.get("tools") is None:  # the assistant's tools, with its own resources
+        run_tools, echo_tools = list(prompt.assistant.get("tools") or []), prompts.echo_tools(prompt.assistant)
     choice, echo_choice = _tool_choice(body.get("tool_choice"))
     if isinstance(choice, dict):
         wanted = choice["function"]["name"] if choice["type"] == "function" else choice["type"]
@@ -100,13 +104,20 @@ def parse(body: dict, rt: Any) -> Request:
             "top_p": 1.0 if top_p is None else top_p, "max_output_tokens": max_out, "parallel_tool_calls": parallel,
             "metadata": metadata, "truncation": truncation, "previous_response_id": previous,
             "background": _flag(body, "background", False)}
+    if prompt is not None:
+        echo["prompt"] = prompt.echo
+        if temperature is None:
+            echo["temperature"] = prompt.assistant.get("temperature", 1.0)
+        if top_p is None:
+            echo["top_p"] = prompt.assistant.get("top_p", 1.0)
     for key in IGNORED:
         if body.get(key) is not None and key in ("user", "prompt_cache_key", "safety_identifier", "service_tier",
                                                   "reasoning"):
             echo[key] = body[key]
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
-                   echo["background"], _flag(body, "stream", False), previous, conversation, outputs)
+                   echo["background"], _flag(body, "stream", False), previous, conversation, outputs,
+                   prompt.assistant["id"] if prompt else None)
 
 
 def _flag(body: dict, key: str, default: bool) -> bool:

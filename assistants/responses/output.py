@@ -187,6 +187,6 @@ def response_object(record: dict, status: str, output: list[dict], usage: dict |
         "previous_response_id": echo.get("previous_response_id"), "temperature": echo.get("temperature"),
         "text": echo.get("text"), "tool_choice": echo.get("tool_choice", "auto"), "tools": echo.get("tools") or [],
         "top_p": echo.get("top_p"), "truncation": echo.get("truncation", "disabled"), "usage": usage,
-        **{k: echo[k] for k in ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning")
+        **{k: echo[k] for k in ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning", "prompt")
            if k in echo},
     }

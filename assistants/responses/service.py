@@ -149,7 +149,7 @@ class ResponsesService:
     def _new_run(self, req: Request, record: dict) -> tuple[dict, Any]:
         messages = self._messages(req)
         run_body = {k: v for k, v in req.run.items() if v is not None}
-        assistant_id = self._assistant_id(req.model)
+        assistant_id = req.assistant_id or self._assistant_id(req.model)
         thread_id = record["thread_id"]
         created = thread_id is None
         if created:

@@ -299,3 +299,20 @@ def test_a_failure_while_streaming_ends_with_an_error_event(client, fake, monkey
     assert "finalize broke" in events[-1].message
     with pytest.raises(openai.InternalServerError):
         client.responses.create(model="gpt-4o-mini", input="x")
+
+
+def test_a_playground_assistant_as_a_reusable_prompt(client, fake):
+    fn = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    a = client.beta.assistants.create(model="gpt-4o-mini", instructions="You help {{customer}} with {{topic}}.",
+                                      tools=[fn], temperature=0.3)
+    fake.add({"tool_calls": [("lookup", "{}")]})
+    r = client.responses.create(prompt={"id": a.id, "variables": {"customer": "Ada", "topic": "billing"}}, input="hi")
+    sent = fake.requests[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "You help Ada with billing."}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["lookup"] and sent["temperature"] == 0.3
+    assert r.prompt.id == a.id and r.model == "gpt-4o-mini" and r.instructions == "You help Ada with billing."
+    assert r.output[0].type == "function_call" and r.tools[0].name == "lookup"
+    strict(Response, raw(client, f"/responses/{r.id}"))
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(prompt={"id": "asst_missing"}, input="hi")
+    assert err.value.body["param"] == "prompt.id"
