@@ -61,7 +61,11 @@ def parse(body: dict, rt: Any) -> Request:
         if key not in FIELDS:
             raise BadRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
     prompt = prompts.resolve(body.get("prompt"), rt)
-    model = v.string(body.get("model"), "model", 256, required=prompt is None) or prompt.assistant["model"]
+    model = v.string(body.get("model"), "model", 256, required=prompt is None)
+    if model is None:
+        model = prompt.assistant["model"]
+    if not model:
+        raise BadRequest("model must not be empty.", param="model")
     try:
         rt.router.resolve(model)
     except APIError as exc:
