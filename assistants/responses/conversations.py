@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from assistants.errors import BadRequest, NotFound
-from assistants.responses.output import message_item
+from assistants.responses.output import call_items, message_item, run_steps
+from assistants.responses.paging import page
+from assistants.runtime import list_every
 
 
 def conversation_id(thread_id: str) -> str:
@@ -80,23 +82,71 @@ def create_items(rt: Any, conv_id: str, *, items: Any) -> dict:
             "last_id": views[-1]["id"] if views else None, "has_more": False}
 
 
-def list_items(rt: Any, conv_id: str, **page: Any) -> dict:
-    result = rt.list_messages(thread_of(rt, conv_id), **page)
-    result["data"] = [item_view(m) for m in result["data"]]
-    return result
+def all_items(rt: Any, thread_id: str) -> list[dict]:
+    """The thread as conversation items, oldest first: messages, and each run's tool calls before its reply.
+
+    Function calls and their outputs come from the run steps; a run's calls are placed before the reply they
+    led to, and the calls of a run that never replied come last.
+    """
+    messages = list_every(rt.list_messages, thread_id=thread_id)[::-1]
+    runs = list_every(rt.list_runs, thread_id=thread_id)[::-1]
+    pending = {run["id"]: run_steps(rt, thread_id, run["id"]) for run in runs}
+    items: list[dict] = []
+
+    def calls_before(run_id: str, message_id: str | None) -> None:
+        steps = pending.get(run_id) or []
+        while steps:
+            step = steps.pop(0)
+            details = step["step_details"]
+            if details["type"] == "message_creation":
+                if details["message_creation"]["message_id"] == message_id:
+                    return
+                continue
+            items.extend(_tool_items(step, thread_id))
+
+    for msg in messages:
+        if msg["role"] == "assistant" and msg.get("run_id"):
+            calls_before(msg["run_id"], msg["id"])
+        items.append(item_view(msg))
+    for run_id in pending:
+        calls_before(run_id, None)
+    return items
+
+
+def _tool_items(step: dict, thread_id: str) -> list[dict]:
+    """A tool_calls step as items: built-in calls, function calls and the outputs they were given."""
+    out = []
+    for call in step["step_details"]["tool_calls"]:
+        if call["type"] != "function":
+            out.extend(call_items({"status": "completed", "step_details": {"tool_calls": [call]}}, thread_id, []))
+            continue
+        fn = call["function"]
+        out.append({"type": "function_call", "id": "fc_" + call["id"], "call_id": call["id"], "name": fn["name"],
+                    "arguments": fn.get("arguments") or "", "status": "completed"})
+        if fn.get("output") is not None:
+            out.append({"type": "function_call_output", "id": "fco_" + call["id"], "call_id": call["id"],
+                        "output": fn["output"], "status": "completed"})
+    return out
+
+
+def list_items(rt: Any, conv_id: str, *, limit: int = 20, order: str = "desc", after: str | None = None,
+               before: str | None = None) -> dict:
+    return page(all_items(rt, thread_of(rt, conv_id)), limit=limit, order=order, after=after, before=before)
 
 
 def retrieve_item(rt: Any, conv_id: str, item_id: str) -> dict:
-    thread_id = thread_of(rt, conv_id)
-    try:
-        return item_view(rt.get_message(thread_id, item_id))
-    except NotFound:
-        raise NotFound(f"Item with id '{item_id}' not found.", param="item_id", code="not_found") from None
+    found = next((i for i in all_items(rt, thread_of(rt, conv_id)) if i["id"] == item_id), None)
+    if found is None:
+        raise NotFound(f"Item with id '{item_id}' not found.", param="item_id", code="not_found")
+    return found
 
 
 def delete_item(rt: Any, conv_id: str, item_id: str) -> dict:
-    """Removes the item; answers with the conversation, as OpenAI does."""
+    """Removes a message item; answers with the conversation, as OpenAI does. Tool call items stay with their run."""
     thread_id = thread_of(rt, conv_id)
+    if not item_id.startswith("msg_"):
+        raise BadRequest(f"Item '{item_id}' is a tool call of a run; only message items can be deleted here.",
+                         param="item_id")
     try:
         rt.delete_message(thread_id, item_id)
     except NotFound:

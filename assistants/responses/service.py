@@ -12,6 +12,7 @@ from assistants.ids import new_id
 from assistants.responses import conversations, records
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Request, parse
+from assistants.responses.paging import page
 from assistants.responses.output import (EVERYTHING, error_of, response_object, search_queries, segment_output,
                                          run_steps, shaped, usage_of)
 from assistants.runtime import list_every
@@ -287,25 +288,3 @@ class ResponsesService:
                     before: str | None = None) -> dict:
         items = list(self._record(response_id)["input_items"])
         return page(items, limit=limit, order=order, after=after, before=before)
-
-
-def page(items: list[dict], *, limit: int = 20, order: str = "desc", after: str | None = None,
-         before: str | None = None) -> dict:
-    """A list page over items held in creation order, answering like OpenAI's list endpoints."""
-    if not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise BadRequest("limit must be an integer between 1 and 100.", param="limit")
-    if order not in ("asc", "desc"):
-        raise BadRequest("order must be 'asc' or 'desc'.", param="order")
-    ordered = items if order == "asc" else items[::-1]
-    ids = [i["id"] for i in ordered]
-    for cursor, name in ((after, "after"), (before, "before")):
-        if cursor and cursor not in ids:
-            raise BadRequest(f"The '{name}' cursor '{cursor}' is not an item of this list.", param=name)
-    if after:
-        ordered = ordered[ids.index(after) + 1:]
-    if before:
-        ordered = ordered[:[i["id"] for i in ordered].index(before)]
-    data = ordered[:limit]
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": len(ordered) > limit}
-

@@ -316,3 +316,20 @@ def test_a_playground_assistant_as_a_reusable_prompt(client, fake):
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(prompt={"id": "asst_missing"}, input="hi")
     assert err.value.body["param"] == "prompt.id"
+
+
+def test_conversation_items_show_function_calls_and_outputs(client, fake):
+    conv = client.conversations.create()
+    fake.add({"tool_calls": [("get_weather", '{"city": "Bern"}')]}, {"text": "Mild in Bern"})
+    r = client.responses.create(model="gpt-4o-mini", conversation=conv.id, input="Bern?", tools=[WEATHER])
+    call = r.output[0]
+    client.responses.create(model="gpt-4o-mini", conversation=conv.id, tools=[WEATHER], input=[
+        {"type": "function_call_output", "call_id": call.call_id, "output": "12C"}])
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert [i.type for i in items] == ["message", "function_call", "function_call_output", "message"]
+    assert items[1].call_id == call.call_id and items[2].output == "12C" and items[3].content[0].text == "Mild in Bern"
+    for item in raw(client, f"/conversations/{conv.id}/items")["data"]:
+        ITEM.validate_python(item)
+    assert client.conversations.items.retrieve(items[2].id, conversation_id=conv.id).output == "12C"
+    page = client.conversations.items.list(conv.id, order="asc", limit=2, after=items[0].id)
+    assert [i.id for i in page.data] == [items[1].id, items[2].id] and page.has_more
