@@ -53,6 +53,7 @@ class Request:
     conversation: str | None
     outputs: dict[str, str] = field(default_factory=dict)  # function_call_output: call_id -> output
     assistant_id: str | None = None  # a prompt's assistant; None: the shared Responses API assistant
+    fork_from: dict | None = None  # the earlier response a branch starts from (set when planning)
 
 
 def parse(body: dict, rt: Any) -> Request:

@@ -95,9 +95,8 @@ class ResponsesService:
                                  param="previous_response_id", code="previous_response_not_found")
             latest = records.latest_on_thread(self.rt.store, prev["thread_id"])
             if latest and latest["id"] != prev["id"] and latest.get("store", True):
-                raise BadRequest(f"Response '{prev['id']}' is not the latest response of its conversation; branching "
-                                 f"from an earlier response is not supported yet (continue from '{latest['id']}').",
-                                 param="previous_response_id", code="unsupported_parameter")
+                req.fork_from = prev  # an earlier response: the new one branches off on a thread of its own
+                return None, None, None
             return prev["thread_id"], self._waiting(prev), prev.get("conversation_id")
         if req.conversation:
             thread_id = conversations.thread_of(self.rt, req.conversation, "conversation")
@@ -148,7 +147,7 @@ class ResponsesService:
         return record, sub
 
     def _new_run(self, req: Request, record: dict) -> tuple[dict, Any]:
-        messages = self._messages(req)
+        messages = self._history(req.fork_from) + self._messages(req) if req.fork_from else self._messages(req)
         run_body = {k: v for k, v in req.run.items() if v is not None}
         assistant_id = req.assistant_id or self._assistant_id(req.model)
         thread_id = record["thread_id"]
@@ -165,14 +164,14 @@ class ResponsesService:
             if created:
                 self.rt.delete_thread(thread_id)
             raise
-        mine = self._new_messages(thread_id, len(messages))
-        echoes, taken = [], iter(mine)
-        for item in req.items:
-            if item.message is not None:
-                echoes.append({**item.echo, "id": next(taken, {"id": new_id("msg")})["id"]})
-            else:
-                echoes.append({**item.echo, "id": item.echo.get("id") or new_id("fco" if item.type.endswith("output")
-                                                                                 else "fc")})
+        stored = [i.message is not None or i.type != "message" for i in req.items]  # which items became messages
+        taken = iter(self._new_messages(thread_id, sum(stored)))
+        echoes = []
+        for item, has_message in zip(req.items, stored, strict=True):
+            msg_id = next(taken, {"id": new_id("msg")})["id"] if has_message else new_id("msg")
+            if item.type != "message":  # a replayed call keeps its own id; its text message is an implementation detail
+                msg_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
+            echoes.append({**item.echo, "id": msg_id})
         record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes)
         records.save(self.rt.store, record)
         return record, sub
@@ -195,6 +194,26 @@ class ResponsesService:
                     raise BadRequest(f"No tool call found for function call output with call_id {call_id}.",
                                      param=f"input[{i}].call_id", code="invalid_value")
                 out.append({"role": "user", "content": f"[output of function call {call_id}]\n{item.echo['output'] or '(empty)'}"})
+        return out
+
+    def _history(self, prev: dict) -> list[dict]:
+        """The messages of `prev`'s thread up to the end of `prev`, to start a branch from (as text and images)."""
+        last = prev.get("last_message_id")
+        if not last:
+            raise BadRequest(f"Response '{prev['id']}' is not the latest of its conversation, and branching from it "
+                             "is not possible (it predates branching support).", param="previous_response_id")
+        out = []
+        for msg in list_every(self.rt.list_messages, thread_id=prev["thread_id"])[::-1]:
+            parts = []
+            for block in msg.get("content") or []:
+                if block["type"] == "text" and block["text"]["value"]:
+                    parts.append({"type": "text", "text": block["text"]["value"]})
+                elif block["type"] in ("image_url", "image_file") and msg["role"] == "user":
+                    parts.append(block)
+            if parts:
+                out.append({"role": msg["role"], "content": parts})
+            if msg["id"] == last:
+                return out
         return out
 
     def _new_messages(self, thread_id: str, count: int) -> list[dict]:
@@ -237,7 +256,8 @@ class ResponsesService:
         final = response_object(record, final_status, output, usage or usage_of(0, 0), error=error,
                                 incomplete=reason if final_status == "incomplete" else None,
                                 completed_at=int(time.time()))
-        record.update(final=final, waiting_calls=waiting)
+        newest = self.rt.list_messages(record["thread_id"], limit=1, order="desc")["data"]
+        record.update(final=final, waiting_calls=waiting, last_message_id=newest[0]["id"] if newest else None)
         if record.get("store", True) or waiting:
             records.save(self.rt.store, record)  # store=false keeps a record only while its run waits for outputs
         else:

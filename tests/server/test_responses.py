@@ -333,3 +333,16 @@ def test_conversation_items_show_function_calls_and_outputs(client, fake):
     assert client.conversations.items.retrieve(items[2].id, conversation_id=conv.id).output == "12C"
     page = client.conversations.items.list(conv.id, order="asc", limit=2, after=items[0].id)
     assert [i.id for i in page.data] == [items[1].id, items[2].id] and page.has_more
+
+
+def test_branching_from_an_earlier_response(client, fake):
+    first = client.responses.create(model="gpt-4o-mini", input="Pick a colour.")
+    client.responses.create(model="gpt-4o-mini", input="Red, then.", previous_response_id=first.id)
+    branch = client.responses.create(model="gpt-4o-mini", input="Blue, then.", previous_response_id=first.id)
+    assert branch.output_text == "echo: Blue, then."
+    contents = [m["content"] for m in fake.requests[-1]["messages"]]
+    assert contents == ["Pick a colour.", "echo: Pick a colour.", "Blue, then."]
+    assert client.responses.input_items.list(branch.id).data[0].content[0].text == "Blue, then."
+    after = client.responses.create(model="gpt-4o-mini", input="Sure?", previous_response_id=branch.id)
+    assert [m["content"] for m in fake.requests[-1]["messages"]][-3:] == ["Blue, then.", "echo: Blue, then.", "Sure?"]
+    assert after.status == "completed"
