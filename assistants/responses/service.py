@@ -152,17 +152,21 @@ class ResponsesService:
         assistant_id = req.assistant_id or self._assistant_id(req.model)
         thread_id = record["thread_id"]
         created = thread_id is None
+        before = None
         if created:
             thread = self.rt.create_thread(messages=messages, tool_resources=req.resources or None)
             thread_id = thread["id"]
         elif req.resources:
+            before = self.rt.get_thread(thread_id).get("tool_resources") or {}
             self.rt.update_thread(thread_id, tool_resources=req.resources)
         try:
             extra = {} if created else {"additional_messages": messages}
             sub = self.rt.create_run(thread_id, stream=True, assistant_id=assistant_id, **run_body, **extra)
-        except BaseException:
+        except BaseException:  # a refused run leaves the thread as it was
             if created:
                 self.rt.delete_thread(thread_id)
+            elif before is not None:
+                self.rt.update_thread(thread_id, tool_resources=before)
             raise
         stored = [i.message is not None or i.type != "message" for i in req.items]  # which items became messages
         taken = iter(self._new_messages(thread_id, sum(stored)))

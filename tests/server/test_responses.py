@@ -346,3 +346,16 @@ def test_branching_from_an_earlier_response(client, fake):
     after = client.responses.create(model="gpt-4o-mini", input="Sure?", previous_response_id=branch.id)
     assert [m["content"] for m in fake.requests[-1]["messages"]][-3:] == ["Blue, then.", "echo: Blue, then.", "Sure?"]
     assert after.status == "completed"
+
+
+def test_a_refused_response_leaves_the_conversation_as_it_was(api, client, fake):
+    vs = client.vector_stores.create(name="kb2")
+    conv = client.conversations.create(items=[{"role": "user", "content": "hi"}])
+    fake.add({"text": "slow", "delay": 2})
+    busy = client.responses.create(model="gpt-4o-mini", conversation=conv.id, input="wait", background=True)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="gpt-4o-mini", conversation=conv.id, input="now",
+                                tools=[{"type": "file_search", "vector_store_ids": [vs.id]}])
+    thread = api.rt.get_thread("thread_" + conv.id.removeprefix("conv_"))
+    assert "file_search" not in (thread["tool_resources"] or {})
+    client.responses.cancel(busy.id)
