@@ -102,10 +102,9 @@ class ResponsesService:
             thread_id = conversations.thread_of(self.rt, req.conversation, "conversation")
             latest = records.latest_on_thread(self.rt.store, thread_id)
             return thread_id, self._waiting(latest), conversations.conversation_id(thread_id)
-        if req.outputs:
-            first = next(iter(req.outputs))
-            found = records.waiting_for(self.rt.store, first)
-            if found is not None and self._waiting(found) is not None:
+        for call_id in reversed(list(req.outputs)):  # a replayed history: its newest outputs answer a waiting run
+            found = self._waiting(records.waiting_for(self.rt.store, call_id))
+            if found is not None:
                 return found["thread_id"], found, found.get("conversation_id")
         return None, None, None
 

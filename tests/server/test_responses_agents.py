@@ -90,3 +90,15 @@ def test_agent_with_code_interpreter_tool(api, fake):
     assert result.final_output == "1024"
     tool_msg = next(m for m in fake.requests[-1]["messages"] if m["role"] == "tool")
     assert tool_msg["content"].startswith("1024")
+
+
+def test_agent_calling_its_tool_twice_keeps_one_run(api, fake):
+    CALLS.clear()
+    fake.add({"tool_calls": [("get_weather", '{"city": "Quito"}')]}, {"tool_calls": [("get_weather", '{"city": "Lima"}')]},
+             {"text": "Both sunny."})
+    runs_before = api.rt.store.count("runs")
+    result = Runner.run_sync(_agent(api), "Quito and Lima?", run_config=RunConfig(tracing_disabled=True))
+    assert result.final_output == "Both sunny." and CALLS == ["Quito", "Lima"]
+    assert api.rt.store.count("runs") == runs_before + 1  # the replayed history continued the same run
+    tools = [m for m in fake.requests[-1]["messages"] if m["role"] == "tool"]
+    assert [t["content"] for t in tools] == ["sunny in Quito", "sunny in Lima"]
