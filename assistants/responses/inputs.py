@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistants import validation as v
-from assistants.errors import APIError, BadRequest, Unsupported
+from assistants.errors import APIError, BadRequest, NotFound, Unsupported
 from assistants.responses import prompts
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
@@ -242,11 +242,22 @@ def _image(part: dict, where: str, rt: Any) -> tuple[dict, dict]:
                 {"type": "image_url", "image_url": {"url": url, "detail": detail}})
     if not isinstance(file_id, str):
         raise BadRequest(f"{where} needs image_url or file_id.", param=f"{where}.image_url")
-    if rt.files is None or rt.store.get("files", file_id) is None:
+    if not _exists(rt.files, file_id):
         raise BadRequest(f"The image file '{file_id}' does not exist; upload it first (purpose 'vision').",
                          param=f"{where}.file_id")
     return ({"type": "input_image", "detail": detail, "file_id": file_id, "image_url": None},
             {"type": "image_file", "image_file": {"file_id": file_id, "detail": detail}})
+
+
+def _exists(service: Any, obj_id: str) -> bool:
+    """Whether the files / vector stores service knows the id (False when the service is not installed)."""
+    if service is None:
+        return False
+    try:
+        service.get(obj_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _text_of(echo: dict) -> str:
@@ -301,7 +312,7 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
         raise BadRequest(f"{where}.vector_store_ids can name one vector store on this server (OpenAI allows two).",
                          param=f"{where}.vector_store_ids")
     for vs_id in ids:
-        if rt.store.get("vector_stores", vs_id) is None:
+        if not _exists(rt.vector_stores, vs_id):
             raise BadRequest(f"Vector store '{vs_id}' does not exist (or was deleted).",
                              param=f"{where}.vector_store_ids", code="vector_store_not_found")
     if tool.get("filters") is not None:
@@ -327,7 +338,7 @@ def _container(value: Any, where: str, rt: Any) -> list[str]:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 20:
         raise BadRequest(f"{where}.file_ids must be a list of at most 20 file ids.", param=f"{where}.file_ids")
     for file_id in ids:
-        if rt.files is None or rt.store.get("files", file_id) is None:
+        if not _exists(rt.files, file_id):
             raise BadRequest(f"File '{file_id}' does not exist.", param=f"{where}.file_ids")
     return list(ids)
 
