@@ -21,8 +21,9 @@ class Translator:
     """Turns one response's run events into Responses events; `finish` builds the final response from the store."""
 
     def __init__(self, start: dict, thread_id: str, include: list[str], finish: Callable[[], dict],
-                 queries: Callable[[], dict] = dict):
+                 queries: Callable[[], dict] = dict, filename: Callable[[str], str] | None = None):
         self.start = start
+        self.filename = filename
         self.queries = queries
         self.thread_id = thread_id
         self.include = include
@@ -113,7 +114,7 @@ class Translator:
         entry = self.open.pop(data["id"], None)
         if entry is None:
             return []
-        index, item = entry[0], message_item(data)
+        index, item = entry[0], message_item(data, self.filename)
         part = item["content"][0]
         return [self._event("response.output_text.done", item_id=data["id"], output_index=index, content_index=0,
                             text=part["text"], logprobs=[]),

@@ -30,19 +30,39 @@ def message_item(msg: dict, filename=None) -> dict:
         if block["type"] == "text":
             text = block["text"]["value"]
             parts.append({"type": "output_text", "text": text, "logprobs": [],
-                          "annotations": [_annotation(a, filename) for a in block["text"].get("annotations") or []]})
+                          "annotations": [_annotation(a, filename, msg.get("thread_id", ""))
+                                          for a in block["text"].get("annotations") or []]})
     if not parts:
         parts.append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
     status = msg.get("status") if msg.get("status") in ("in_progress", "completed", "incomplete") else "completed"
     return {"id": msg["id"], "type": "message", "role": "assistant", "status": status, "content": parts}
 
 
-def _annotation(a: dict, filename) -> dict:
+def _annotation(a: dict, filename, thread_id: str) -> dict:
+    """A Message annotation as a Responses one; a file the code wrote is cited in its container (the thread)."""
     if a["type"] == "file_citation":
         file_id = a["file_citation"]["file_id"]
         return {"type": "file_citation", "file_id": file_id, "filename": filename(file_id) if filename else file_id,
                 "index": a.get("end_index", 0)}
-    return {"type": "file_path", "file_id": a["file_path"]["file_id"], "index": a.get("start_index", 0)}
+    file_id = a["file_path"]["file_id"]
+    return {"type": "container_file_citation", "container_id": container_id(thread_id), "file_id": file_id,
+            "filename": filename(file_id) if filename else file_id, "start_index": a.get("start_index", 0),
+            "end_index": a.get("end_index", 0)}
+
+
+def filenames(rt: Any):
+    """A cached file id -> file name lookup (the id itself when the file is gone)."""
+    names: dict[str, str] = {}
+
+    def filename(file_id: str) -> str:
+        if file_id not in names:
+            try:
+                names[file_id] = rt.files.get(file_id)["filename"]
+            except (APIError, AttributeError):
+                names[file_id] = file_id
+        return names[file_id]
+
+    return filename
 
 
 def shaped(response: dict, include: list[str]) -> dict:
@@ -116,16 +136,7 @@ def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict
     """The output items and token usage of the run steps that belong to this response."""
     thread_id, run_id = record["thread_id"], record["run_id"]
     steps = run_steps(rt, thread_id, run_id)[record.get("step_offset", 0):]
-    names: dict[str, str] = {}
-
-    def filename(file_id: str) -> str:
-        if file_id not in names:
-            try:
-                names[file_id] = rt.files.get(file_id)["filename"]
-            except (APIError, AttributeError):
-                names[file_id] = file_id
-        return names[file_id]
-
+    filename = filenames(rt)
     items, prompt, completion = [], 0, 0
     searched = any(c["type"] == "file_search" for s in steps if s["type"] == "tool_calls"
                    for c in s["step_details"]["tool_calls"])

@@ -12,9 +12,9 @@ from assistants.ids import new_id
 from assistants.responses import conversations, records
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Request, parse
+from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
+                                         search_queries, segment_output, shaped, usage_of)
 from assistants.responses.paging import page
-from assistants.responses.output import (EVERYTHING, error_of, response_object, search_queries, segment_output,
-                                         run_steps, shaped, usage_of)
 from assistants.runtime import list_every
 
 ASSISTANT_NAME = "Responses API"
@@ -63,7 +63,7 @@ class ResponsesService:
         finish = lambda: shaped(self.finalize(record["id"], record), req.include)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
         translator = Translator(start, record["thread_id"], req.include, finish,
-                                lambda: search_queries(self.rt, record["run_id"]))
+                                lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt))
         if req.stream:
             return translator.run(sub)
         if req.background:

@@ -74,3 +74,16 @@ def test_image_input_reaches_the_model(client, fake):
     assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
     items = client.responses.input_items.list(r.id).data
     assert items[0].content[1].type == "input_image"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_file_the_code_wrote_is_a_container_file_citation(client, fake):
+    code = "open('/mnt/data/out.csv', 'w').write('a,b\\n1,2\\n')\nprint('written')"
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": code}))]},
+             {"text": "Download [out.csv](sandbox:/mnt/data/out.csv)."})
+    r = client.responses.create(model="gpt-4o-mini", input="write a csv", tools=[{"type": "code_interpreter"}])
+    note = r.output[-1].content[0].annotations[0]
+    assert note.type == "container_file_citation" and note.filename == "out.csv"
+    assert note.container_id == r.output[0].container_id
+    assert r.output_text[note.start_index:note.end_index] == "sandbox:/mnt/data/out.csv"
+    assert client.files.content(note.file_id).read() == b"a,b\n1,2\n"
