@@ -11,7 +11,7 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, NotFound, Unsupported
-from assistants.responses import prompts
+from assistants.responses import filters, prompts
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
@@ -316,8 +316,7 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
             raise BadRequest(f"Vector store '{vs_id}' does not exist (or was deleted).",
                              param=f"{where}.vector_store_ids", code="vector_store_not_found")
     if tool.get("filters") is not None:
-        raise Unsupported(f"{where}.filters is not supported by this server yet (attribute filters work on "
-                          "/v1/vector_stores/{id}/search).", param=f"{where}.filters", code="unsupported_parameter")
+        filters.check(tool["filters"], f"{where}.filters")
     ranking = tool.get("ranking_options")
     if ranking is not None and not isinstance(ranking, dict):  # validation.tools would trip over it
         raise BadRequest(f"{where}.ranking_options must be an object.", param=f"{where}.ranking_options")

@@ -70,3 +70,11 @@ def latest_on_thread(store: Any, thread_id: str) -> dict | None:
     row = store.conn().execute("SELECT data FROM responses WHERE thread_id = ? ORDER BY seq DESC LIMIT 1",
                                (thread_id,)).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def first_of_run(store: Any, run_id: str) -> dict | None:
+    """The response that started a run (its request decided the run's tools)."""
+    _conn(store)
+    row = store.conn().execute("SELECT data FROM responses WHERE run_id = ? ORDER BY seq ASC LIMIT 1",
+                               (run_id,)).fetchone()
+    return json.loads(row[0]) if row else None

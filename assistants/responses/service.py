@@ -9,7 +9,7 @@ from typing import Any
 
 from assistants.errors import APIError, BadRequest, NotFound
 from assistants.ids import new_id
-from assistants.responses import conversations, records
+from assistants.responses import conversations, filters, records
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
@@ -35,6 +35,7 @@ class ResponsesService:
         self.rt = rt
         self._assistant: str | None = None
         self._lock = threading.Lock()
+        filters.install(rt)
 
     # -- the assistant every response's run names -------------------------------------------------------
     def _assistant_id(self, model: str) -> str:

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 
+import openai
 import pydantic
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
@@ -87,3 +88,24 @@ def test_a_file_the_code_wrote_is_a_container_file_citation(client, fake):
     assert note.container_id == r.output[0].container_id
     assert r.output_text[note.start_index:note.end_index] == "sandbox:/mnt/data/out.csv"
     assert client.files.content(note.file_id).read() == b"a,b\n1,2\n"
+
+
+def test_file_search_filters_keep_matching_files(client, fake):
+    vs = client.vector_stores.create(name="teams")
+    for team in ("red", "blue"):
+        f = client.files.create(file=(f"{team}.txt", io.BytesIO(f"The {team} team meets on Mondays.".encode()),
+                                      "text/plain"), purpose="assistants")
+        client.vector_stores.files.create_and_poll(file_id=f.id, vector_store_id=vs.id, attributes={"team": team})
+    tool = {"type": "file_search", "vector_store_ids": [vs.id], "filters": {"type": "eq", "key": "team", "value": "blue"}}
+    fake.add({"tool_calls": [("file_search", '{"query": "team meets Mondays"}')]}, {"text": "Mondays."})
+    r = client.responses.create(model="gpt-4o-mini", input="When?", tools=[tool], include=["file_search_call.results"])
+    assert [x.filename for x in r.output[0].results] == ["blue.txt"]
+    assert "red" not in next(m for m in fake.requests[-1]["messages"] if m["role"] == "tool")["content"]
+    assert r.tools[0].filters.value == "blue"
+    fake.add({"tool_calls": [("file_search", '{"query": "team meets Mondays"}')]}, {"text": "Mondays."})
+    plain = client.responses.create(model="gpt-4o-mini", input="When?", include=["file_search_call.results"],
+                                    tools=[{"type": "file_search", "vector_store_ids": [vs.id]}])
+    assert sorted(x.filename for x in plain.output[0].results) == ["blue.txt", "red.txt"]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="gpt-4o-mini", input="x", tools=[{**tool, "filters": {"type": "like", "key": "t"}}])
+    assert err.value.body["param"] == "tools[0].filters"
