@@ -11,7 +11,7 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, NotFound, Unsupported
-from assistants.responses import filters, prompts
+from assistants.responses import files, filters, prompts
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
@@ -216,10 +216,13 @@ def _message(raw: dict, where: str, rt: Any) -> Item:
             echo, block = _image(part, here, rt)
             echo_parts.append(echo)
             blocks.append(block)
+        elif kind == "input_file" and role in ("user", "system", "developer"):
+            echo, text = files.read(part, here, rt)
+            echo_parts.append(echo)
+            blocks.append({"type": "text", "text": text})
         elif kind in ("input_image", "input_file"):
-            raise Unsupported(f"{here}: {kind} parts are not supported here yet"
-                              + (" (images only in user messages)." if kind == "input_image" else "."),
-                              param=f"{here}.type", code="unsupported_parameter")
+            raise Unsupported(f"{here}: {kind} parts go in user messages.", param=f"{here}.type",
+                              code="unsupported_parameter")
         else:
             raise BadRequest(f"{here}.type must be input_text, output_text or input_image.", param=f"{here}.type")
     echo = {"type": "message", "role": role, "content": echo_parts, "status": "completed"}

@@ -109,3 +109,21 @@ def test_file_search_filters_keep_matching_files(client, fake):
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(model="gpt-4o-mini", input="x", tools=[{**tool, "filters": {"type": "like", "key": "t"}}])
     assert err.value.body["param"] == "tools[0].filters"
+
+
+def test_input_file_parts_reach_the_model_as_text(client, fake):
+    f = client.files.create(file=("menu.md", io.BytesIO(b"# Menu\nSoup of the day: tomato."), "text/plain"),
+                            purpose="user_data")
+    inline = base64.b64encode(b"Opening hours: 9 to 5.").decode()
+    r = client.responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "Summarise."}, {"type": "input_file", "file_id": f.id},
+        {"type": "input_file", "filename": "hours.txt", "file_data": f"data:text/plain;base64,{inline}"}]}])
+    assert r.status == "completed"
+    sent = fake.requests[-1]["messages"][-1]["content"]
+    assert "Soup of the day: tomato." in sent and "Opening hours: 9 to 5." in sent
+    echoed = client.responses.input_items.list(r.id).data[0].content
+    assert [p.type for p in echoed] == ["input_text", "input_file", "input_file"] and echoed[1].filename == "menu.md"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
+            {"type": "input_file", "file_url": "https://example.com/a.pdf"}]}])
+    assert err.value.body["param"] == "input[0].content[0].file_url"
