@@ -15,7 +15,7 @@ from assistants.runtime import Runtime
 from assistants.server import errors
 from assistants.server.deps import MAX_JSON_BYTES, authorize, is_loopback
 from assistants.server.routers import assistants, files, messages, models, runs, steps, threads, vector_stores
-from assistants.server.routers import conversations, responses
+from assistants.server.routers import containers, conversations, responses
 
 # Every runtime call blocks, so it runs in the thread pool; a poller may hold a thread for a while.
 THREAD_POOL_SIZE = 128
@@ -48,6 +48,7 @@ def create_app(runtime: Runtime | None = None, *, max_body_bytes: int = MAX_JSON
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(responses.router, prefix="/v1", dependencies=guarded)
     app.include_router(conversations.router, prefix="/v1", dependencies=guarded)
+    app.include_router(containers.router, prefix="/v1", dependencies=guarded)
     return app
 
 

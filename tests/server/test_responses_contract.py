@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -9,6 +10,8 @@ import httpx2
 import openai
 import pydantic
 import pytest
+from openai.types import ContainerRetrieveResponse
+from openai.types.containers import FileListResponse, FileRetrieveResponse
 from openai.types.conversations import Conversation, ConversationDeletedResource, ConversationItem
 from openai.types.responses import Response, ResponseItem
 from openai.types.shared import ErrorObject
@@ -26,6 +29,10 @@ RESPONSES_ROUTES = [
     ("GET", f"/conversations/{ID}/items", ConversationItem, True),
     ("GET", f"/conversations/{ID}/items/{ID}", ConversationItem, False),
     ("DELETE", f"/conversations/{ID}/items/{ID}", Conversation, False),
+    ("GET", f"/containers/{ID}", ContainerRetrieveResponse, False),
+    ("GET", f"/containers/{ID}/files", FileListResponse, True),
+    ("GET", f"/containers/{ID}/files/{ID}", FileRetrieveResponse, False),
+    ("GET", f"/containers/{ID}/files/{ID}/content", None, False),
 ]
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
 
@@ -35,6 +42,14 @@ def check(model, obj: dict) -> None:
     parsed = pydantic.TypeAdapter(model).validate_python(obj)
     extra = set(obj) - set(type(parsed).model_fields)
     assert not extra, f"{type(parsed).__name__} has undeclared fields {extra}"
+
+
+def container_of(api, response_id: str) -> str:
+    """The container (code session) of a response's thread."""
+    from assistants.responses import records
+    from assistants.responses.output import container_id
+
+    return container_id(records.get(api.rt.store, response_id)["thread_id"])
 
 
 def route_of(method: str, path: str):
@@ -82,8 +97,23 @@ def test_every_responses_route_answers_in_its_openai_type(api, fake):
     client.conversations.items.delete(made.data[0].id, conversation_id=conv.id)
     client.conversations.delete(conv.id)
 
+    data = api.client().files.create(file=("d.csv", io.BytesIO(b"x\n1\n"), "text/plain"), purpose="assistants")
+    fake.add({"text": "no code needed"})
+    ci = client.responses.create(model="gpt-4o-mini", input="hi", tools=[
+        {"type": "code_interpreter", "container": {"type": "auto", "file_ids": [data.id]}}])
+    cid = container_of(api, ci.id)
+    client.containers.retrieve(cid)
+    listed = client.containers.files.list(cid)
+    assert [f.path for f in listed.data] == ["/mnt/data/d.csv"] and listed.data[0].source == "user"
+    client.containers.files.retrieve(data.id, container_id=cid)
+    assert client.containers.files.content.retrieve(data.id, container_id=cid).read() == b"x\n1\n"
+    with pytest.raises(openai.NotFoundError):
+        client.containers.retrieve("cntr_missing")
+
     for route, status, body in seen:
         _, _, model, is_page = route
+        if status == 200 and model is None:
+            continue  # file content, or the delete answer the SDK does not parse
         payload = json.loads(body)
         if status >= 400:
             assert set(payload) == {"error"}

@@ -88,6 +88,10 @@ def test_a_file_the_code_wrote_is_a_container_file_citation(client, fake):
     assert note.container_id == r.output[0].container_id
     assert r.output_text[note.start_index:note.end_index] == "sandbox:/mnt/data/out.csv"
     assert client.files.content(note.file_id).read() == b"a,b\n1,2\n"
+    files = client.containers.files.list(note.container_id).data
+    assert [(f.path, f.source) for f in files] == [("/mnt/data/out.csv", "assistant")]
+    got = client.containers.files.content.retrieve(note.file_id, container_id=note.container_id).read()
+    assert got == b"a,b\n1,2\n"
 
 
 def test_file_search_filters_keep_matching_files(client, fake):
