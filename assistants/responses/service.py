@@ -247,8 +247,9 @@ class ResponsesService:
             run = {"status": "failed", "last_error": {"code": "server_error", "message": "The run of this response is gone "
                                                       "(its conversation was deleted)."}}
         status = run["status"]
-        if status in ("queued", "in_progress", "cancelling"):
-            return response_object(record, "queued" if status == "queued" else "in_progress", [], None)
+        if status in ("queued", "in_progress", "cancelling"):  # what it has made so far, nothing kept yet
+            partial = segment_output(self.rt, record, EVERYTHING)[0] if record["run_id"] else []
+            return response_object(record, "queued" if status == "queued" else "in_progress", partial, None)
         output, usage = segment_output(self.rt, record, EVERYTHING)
         waiting = [c["id"] for c in ((run.get("required_action") or {}).get("submit_tool_outputs") or {})
                    .get("tool_calls", [])] if status == "requires_action" else []

@@ -359,3 +359,14 @@ def test_a_refused_response_leaves_the_conversation_as_it_was(api, client, fake)
     thread = api.rt.get_thread("thread_" + conv.id.removeprefix("conv_"))
     assert "file_search" not in (thread["tool_resources"] or {})
     client.responses.cancel(busy.id)
+
+
+def test_a_background_response_shows_its_progress(client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Riga"}')]})
+    fake.add({"text": "slow", "delay": 2})
+    first = client.responses.create(model="gpt-4o-mini", input="Riga?", tools=[WEATHER])
+    r = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, background=True, input=[
+        {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "rain"}])
+    seen = client.responses.retrieve(r.id)
+    assert seen.status in ("queued", "in_progress") and seen.usage is None
+    assert client.responses.cancel(r.id).status == "cancelled"
