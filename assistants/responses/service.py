@@ -19,6 +19,7 @@ from assistants.runtime import list_every
 
 ASSISTANT_NAME = "Responses API"
 ASSISTANT_TAG = {"playground": "responses-api"}
+SETTLE_POLL_S = 0.25
 ENDED = ("completed", "failed", "cancelled", "incomplete", "expired")
 INCOMPLETE_REASON = {"max_completion_tokens": "max_output_tokens", "max_tokens": "max_output_tokens",
                      "max_prompt_tokens": "max_output_tokens", "content_filter": "content_filter"}
@@ -64,7 +65,8 @@ class ResponsesService:
         finish = lambda: shaped(self.finalize(record["id"], record), req.include)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
         translator = Translator(start, record["thread_id"], req.include, finish,
-                                lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt))
+                                lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt),
+                                lambda: self._settle_later(record["id"]))
         if req.stream:
             return translator.run(sub)
         if req.background:
@@ -75,6 +77,24 @@ class ResponsesService:
             if event["type"] == "error":
                 raise APIError(event["message"], code="server_error")
         return translator.final
+
+    def _settle_later(self, response_id: str) -> None:
+        """Keep (or, for store=false, drop) a response whose stream was left, once its run is over."""
+
+        def wait() -> None:
+            record = records.get(self.rt.store, response_id)
+            deadline = time.monotonic() + self.rt.settings.run_expires_s
+            while record is not None and time.monotonic() < deadline:
+                try:
+                    status = self.rt.get_run(record["thread_id"], record["run_id"])["status"]
+                except APIError:
+                    status = "failed"
+                if status not in ("queued", "in_progress", "cancelling"):
+                    self.finalize(response_id)
+                    return
+                time.sleep(SETTLE_POLL_S)
+
+        threading.Thread(target=wait, name=f"settle-{response_id}", daemon=True).start()
 
     def _start(self, req: Request) -> tuple[dict, Any]:
         """Store the record and start (or continue) the run; nothing is stored when a check fails."""

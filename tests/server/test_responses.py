@@ -370,3 +370,16 @@ def test_a_background_response_shows_its_progress(client, fake):
     seen = client.responses.retrieve(r.id)
     assert seen.status in ("queued", "in_progress") and seen.usage is None
     assert client.responses.cancel(r.id).status == "cancelled"
+
+
+def test_a_stream_left_early_still_settles_its_response(api, client, fake):
+    threads = api.rt.store.count("threads")
+    fake.add({"text": "a b c d", "chunk_delay": 0.2})
+    body = {"model": "gpt-4o-mini", "input": "go", "stream": True, "store": False}
+    with httpx2.stream("POST", f"{api.base_url}/responses", json=body, timeout=30,
+                       headers={"Authorization": f"Bearer {api.key}"}) as response:
+        next(response.iter_lines())  # the first event, then hang up
+    deadline = time.monotonic() + 10
+    while api.rt.store.count("threads") != threads and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert api.rt.store.count("threads") == threads  # store=false: the thread went once the run ended
