@@ -21,10 +21,8 @@ class Translator:
     """Turns one response's run events into Responses events; `finish` builds the final response from the store."""
 
     def __init__(self, start: dict, thread_id: str, include: list[str], finish: Callable[[], dict],
-                 queries: Callable[[], dict] = dict, filename: Callable[[str], str] | None = None,
-                 abandoned: Callable[[], None] | None = None):
+                 queries: Callable[[], dict] = dict, filename: Callable[[str], str] | None = None):
         self.start = start
-        self.abandoned = abandoned
         self.filename = filename
         self.queries = queries
         self.thread_id = thread_id
@@ -57,10 +55,6 @@ class Translator:
         """Every Responses event for the run's events, ending with the response's final event (or `error`)."""
         try:
             yield from self._run(events)
-        except GeneratorExit:  # the client went away: the run goes on, and someone must still settle the response
-            if self.final is None and self.abandoned is not None:
-                self.abandoned()
-            raise
         except Exception as exc:  # a bug here must end the stream with an error event, not cut it
             log.exception("responses stream failed")
             yield self._event("error", code="server_error", param=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from assistants.runtime import list_every
 
 ASSISTANT_NAME = "Responses API"
 ASSISTANT_TAG = {"playground": "responses-api"}
-SETTLE_POLL_S = 0.25
 ENDED = ("completed", "failed", "cancelled", "incomplete", "expired")
 INCOMPLETE_REASON = {"max_completion_tokens": "max_output_tokens", "max_tokens": "max_output_tokens",
                      "max_prompt_tokens": "max_output_tokens", "content_filter": "content_filter"}
@@ -65,36 +65,23 @@ class ResponsesService:
         finish = lambda: shaped(self.finalize(record["id"], record), req.include)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
         translator = Translator(start, record["thread_id"], req.include, finish,
-                                lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt),
-                                lambda: self._settle_later(record["id"]))
-        if req.stream:
-            return translator.run(sub)
-        if req.background:
-            threading.Thread(target=lambda: [None for _ in translator.run(sub)], name=f"bg-{record['id']}",
-                             daemon=True).start()
-            return start
+                                lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt))
+        if req.stream or req.background:
+            # The run's events are translated on a thread of their own, so the response is settled (kept, or
+            # dropped for store=false) when its run ends even if the client stops listening.
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+            def translate() -> None:
+                for event in translator.run(sub):
+                    inbox.put(event)
+                inbox.put(None)
+
+            threading.Thread(target=translate, name=f"resp-{record['id']}", daemon=True).start()
+            return iter(inbox.get, None) if req.stream else start
         for event in translator.run(sub):
             if event["type"] == "error":
                 raise APIError(event["message"], code="server_error")
         return translator.final
-
-    def _settle_later(self, response_id: str) -> None:
-        """Keep (or, for store=false, drop) a response whose stream was left, once its run is over."""
-
-        def wait() -> None:
-            record = records.get(self.rt.store, response_id)
-            deadline = time.monotonic() + self.rt.settings.run_expires_s
-            while record is not None and time.monotonic() < deadline:
-                try:
-                    status = self.rt.get_run(record["thread_id"], record["run_id"])["status"]
-                except APIError:
-                    status = "failed"
-                if status not in ("queued", "in_progress", "cancelling"):
-                    self.finalize(response_id)
-                    return
-                time.sleep(SETTLE_POLL_S)
-
-        threading.Thread(target=wait, name=f"settle-{response_id}", daemon=True).start()
 
     def _start(self, req: Request) -> tuple[dict, Any]:
         """Store the record and start (or continue) the run; nothing is stored when a check fails."""
