@@ -12,7 +12,7 @@ from assistants.errors import APIError, BadRequest, NotFound
 from assistants.ids import new_id
 from assistants.responses import conversations, filters, records
 from assistants.responses.events import Translator
-from assistants.responses.inputs import Request, parse
+from assistants.responses.inputs import Item, Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
                                          search_queries, segment_output, shaped, usage_of)
 from assistants.responses.paging import page
@@ -105,16 +105,27 @@ class ResponsesService:
             if latest and latest["id"] != prev["id"] and latest.get("store", True):
                 req.fork_from = prev  # an earlier response: the new one branches off on a thread of its own
                 return None, None, None
-            return prev["thread_id"], self._waiting(prev), prev.get("conversation_id")
+            return prev["thread_id"], self._waiting_or_recalled(prev, req), prev.get("conversation_id")
         if req.conversation:
             thread_id = conversations.thread_of(self.rt, req.conversation, "conversation")
             latest = records.latest_on_thread(self.rt.store, thread_id)
-            return thread_id, self._waiting(latest), conversations.conversation_id(thread_id)
+            return thread_id, self._waiting_or_recalled(latest, req), conversations.conversation_id(thread_id)
         for call_id in reversed(list(req.outputs)):  # a replayed history: its newest outputs answer a waiting run
             found = self._waiting(records.waiting_for(self.rt.store, call_id))
             if found is not None:
                 return found["thread_id"], found, found.get("conversation_id")
         return None, None, None
+
+    def _waiting_or_recalled(self, record: dict | None, req: Request) -> dict | None:
+        """The record if its run waits for outputs; if that run gave up waiting (expired, cancelled), its calls
+        are put before the outputs in the input, so they reach the model as text on a new run instead."""
+        waiting = self._waiting(record)
+        if waiting is not None or not record or not record.get("waiting_calls") or not req.outputs:
+            return waiting
+        calls = [o for o in (record.get("final") or {}).get("output") or []
+                 if o["type"] == "function_call" and o["call_id"] in record["waiting_calls"]]
+        req.items[:0] = [Item("function_call", dict(call)) for call in calls]
+        return None
 
     def _waiting(self, record: dict | None) -> dict | None:
         """The record if its run still waits for function outputs."""

@@ -383,3 +383,18 @@ def test_a_stream_left_early_still_settles_its_response(api, client, fake):
     while api.rt.store.count("threads") != threads and time.monotonic() < deadline:
         time.sleep(0.1)
     assert api.rt.store.count("threads") == threads  # store=false: the thread went once the run ended
+
+
+def test_function_outputs_after_the_run_gave_up_waiting_reach_the_model_as_text(api, client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Baku"}')]}, {"text": "Windy."})
+    r = client.responses.create(model="gpt-4o-mini", input="Baku?", tools=[WEATHER])
+    call = r.output[0]
+    from assistants.responses import records
+
+    rec = records.get(api.rt.store, r.id)
+    api.rt.cancel_run(rec["thread_id"], rec["run_id"])  # as if it had expired while the caller worked
+    follow = client.responses.create(model="gpt-4o-mini", previous_response_id=r.id, tools=[WEATHER], input=[
+        {"type": "function_call_output", "call_id": call.call_id, "output": "windy, 30 km/h"}])
+    assert follow.output_text == "Windy."
+    texts = [m["content"] for m in fake.requests[-1]["messages"]]
+    assert any("get_weather" in t for t in texts) and "windy, 30 km/h" in texts[-1]
