@@ -102,3 +102,21 @@ def test_agent_calling_its_tool_twice_keeps_one_run(api, fake):
     assert api.rt.store.count("runs") == runs_before + 1  # the replayed history continued the same run
     tools = [m for m in fake.requests[-1]["messages"] if m["role"] == "tool"]
     assert [t["content"] for t in tools] == ["sunny in Quito", "sunny in Lima"]
+
+
+def test_agent_runs_in_a_conversation_and_by_previous_response_id(api, fake):
+    CALLS.clear()
+    conv = api.client().conversations.create()
+    fake.add({"tool_calls": [("get_weather", '{"city": "Oslo"}')]}, {"text": "Snow in Oslo."})
+    first = Runner.run_sync(_agent(api), "Oslo?", conversation_id=conv.id, run_config=RunConfig(tracing_disabled=True))
+    assert first.final_output == "Snow in Oslo." and CALLS == ["Oslo"]
+    fake.add({"text": "You asked about Oslo."})
+    again = Runner.run_sync(_agent(api), "What did I ask?", conversation_id=conv.id,
+                            run_config=RunConfig(tracing_disabled=True))
+    assert again.final_output == "You asked about Oslo."
+    history = [m.get("content") for m in fake.requests[-1]["messages"]]
+    assert "Oslo?" in history and "Snow in Oslo." in history and history[-1] == "What did I ask?"
+    fake.add({"text": "Still Oslo."})
+    chained = Runner.run_sync(_agent(api), "Sure?", previous_response_id=again.last_response_id,
+                              run_config=RunConfig(tracing_disabled=True))
+    assert chained.final_output == "Still Oslo." and fake.requests[-1]["messages"][-1]["content"] == "Sure?"
