@@ -131,3 +131,22 @@ def test_input_file_parts_reach_the_model_as_text(client, fake):
         client.responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
             {"type": "input_file", "file_url": "https://example.com/a.pdf"}]}])
     assert err.value.body["param"] == "input[0].content[0].file_url"
+
+
+def test_file_search_streams_its_call_events(client, fake):
+    f = client.files.create(file=("a.txt", io.BytesIO(b"Ferries leave at noon."), "text/plain"), purpose="assistants")
+    vs = client.vector_stores.create(name="ferries")
+    client.vector_stores.files.create_and_poll(file_id=f.id, vector_store_id=vs.id)
+    fake.add({"tool_calls": [("file_search", '{"query": "ferries"}')]}, {"text": "At noon."})
+    with client.responses.stream(model="gpt-4o-mini", input="When?", include=["file_search_call.results"],
+                                 tools=[{"type": "file_search", "vector_store_ids": [vs.id]}]) as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    order = ["response.output_item.added", "response.file_search_call.in_progress", "response.file_search_call.searching",
+             "response.file_search_call.completed", "response.output_item.done"]
+    assert kinds[2:7] == order
+    done = events[6].item
+    assert done.type == "file_search_call" and done.queries == ["ferries"] and done.results[0].filename == "a.txt"
+    assert kinds[-1] == "response.completed" and events[-1].response.output[0].id == done.id
+    for event in events:
+        STREAM_EVENT.validate_python(event.model_dump(mode="json", exclude_unset=True, warnings=False))
