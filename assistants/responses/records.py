@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from typing import Any
 
 _SCHEMA = (
@@ -17,17 +18,16 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS responses_run ON responses(run_id)",
     "CREATE INDEX IF NOT EXISTS responses_thread ON responses(thread_id, seq)",
 )
-_ready: set[int] = set()
+_ready: weakref.WeakSet = weakref.WeakSet()  # stores whose database has the table (weak: a new store may reuse an id)
 _lock = threading.Lock()
 
 
 def _conn(store: Any):
-    key = id(store)
-    if key not in _ready:
+    if store not in _ready:
         with _lock, store.write() as c:
             for sql in _SCHEMA:
                 c.execute(sql)
-            _ready.add(key)
+            _ready.add(store)
     return store
 
 
