@@ -398,3 +398,20 @@ def test_function_outputs_after_the_run_gave_up_waiting_reach_the_model_as_text(
     assert follow.output_text == "Windy."
     texts = [m["content"] for m in fake.requests[-1]["messages"]]
     assert any("get_weather" in t for t in texts) and "windy, 30 km/h" in texts[-1]
+
+
+def test_concurrent_responses_all_complete(api, fake):
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [api.client() for _ in range(10)]
+
+    def one(i: int) -> str:
+        kwargs = {"stream": True} if i % 2 else {}
+        result = clients[i].responses.create(model="gpt-4o-mini", input=f"n{i}", **kwargs)
+        if kwargs:
+            return list(result)[-1].response.output_text
+        return result.output_text
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(one, range(10)))
+    assert answers == [f"echo: n{i}" for i in range(10)]
