@@ -160,7 +160,10 @@ class ResponsesService:
                                    if i.type == "function_call_output" and i.echo["call_id"] in pending])
         outputs = [{"tool_call_id": c, "output": req.outputs[c]} for c in pending]
         sub = self.rt.submit_tool_outputs(waiting["thread_id"], waiting["run_id"], tool_outputs=outputs, stream=True)
-        records.save(self.rt.store, {**waiting, "waiting_calls": []})
+        if waiting.get("store", True):
+            records.save(self.rt.store, {**waiting, "waiting_calls": []})
+        else:  # store=false was kept only while its run waited for these outputs
+            records.delete(self.rt.store, waiting["id"])
         records.save(self.rt.store, record)
         return record, sub
 

@@ -285,6 +285,9 @@ def test_store_false_function_round_trip_replays_history(api, client, fake):
     follow = client.responses.create(model="gpt-4o-mini", input=history, tools=[WEATHER], store=False)
     assert follow.output_text == "Cold"
     assert api.rt.store.count("threads") == threads  # nothing of a store=false exchange stays
+    from assistants.responses import records
+
+    assert records.get(api.rt.store, r.id) is None and records.get(api.rt.store, follow.id) is None
 
 
 def test_a_failure_while_streaming_ends_with_an_error_event(client, fake, monkeypatch):
