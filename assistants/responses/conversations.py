@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistants import validation as v
 from assistants.errors import BadRequest, NotFound
+from assistants.ids import new_id
+from assistants.responses import records
 from assistants.responses.output import call_items, message_item, run_steps
 from assistants.responses.paging import page
 from assistants.runtime import list_every
@@ -37,9 +40,15 @@ def view(thread: dict) -> dict:
 
 
 def create(rt: Any, *, items: Any = None, metadata: Any = None) -> dict:
-    """A new conversation, optionally with its first items (messages only)."""
-    messages = [_message(item, f"items[{i}]") for i, item in enumerate(_list(items, "items"))]
-    return view(rt.create_thread(messages=messages, metadata=metadata))
+    """A new conversation, optionally with its first items."""
+    prepared = [_prepare(item, f"items[{i}]") for i, item in enumerate(_list(items, "items"))]
+    thread = rt.create_thread(messages=[m for m, _ in prepared], metadata=metadata)
+    if any(extra for _, extra in prepared):
+        made = list_every(rt.list_messages, thread_id=thread["id"])[::-1]
+        for msg, (_, extra) in zip(made, prepared, strict=False):
+            if extra:
+                records.save_item(rt.store, thread["id"], msg["id"], extra)
+    return view(thread)
 
 
 def retrieve(rt: Any, conv_id: str) -> dict:
@@ -75,9 +84,13 @@ def item_view(msg: dict) -> dict:
 
 def create_items(rt: Any, conv_id: str, *, items: Any) -> dict:
     thread_id = thread_of(rt, conv_id)
-    messages = [_message(item, f"items[{i}]") for i, item in enumerate(_list(items, "items", required=True))]
-    made = [rt.create_message(thread_id, **m) for m in messages]
-    views = [item_view(m) for m in made]
+    prepared = [_prepare(item, f"items[{i}]") for i, item in enumerate(_list(items, "items", required=True))]
+    views = []
+    for message, extra in prepared:
+        made = rt.create_message(thread_id, **message)
+        if extra:
+            records.save_item(rt.store, thread_id, made["id"], extra)
+        views.append(extra or item_view(made))
     return {"object": "list", "data": views, "first_id": views[0]["id"] if views else None,
             "last_id": views[-1]["id"] if views else None, "has_more": False}
 
@@ -104,10 +117,11 @@ def all_items(rt: Any, thread_id: str) -> list[dict]:
                 continue
             items.extend(_tool_items(step, thread_id))
 
+    added = records.items_of(rt.store, thread_id)
     for msg in messages:
         if msg["role"] == "assistant" and msg.get("run_id"):
             calls_before(msg["run_id"], msg["id"])
-        items.append(item_view(msg))
+        items.append(added.get(msg["id"]) or item_view(msg))
     for run_id in pending:
         calls_before(run_id, None)
     return items
@@ -142,15 +156,18 @@ def retrieve_item(rt: Any, conv_id: str, item_id: str) -> dict:
 
 
 def delete_item(rt: Any, conv_id: str, item_id: str) -> dict:
-    """Removes a message item; answers with the conversation, as OpenAI does. Tool call items stay with their run."""
+    """Removes an item; answers with the conversation, as OpenAI does. A run's own tool calls stay with their run."""
     thread_id = thread_of(rt, conv_id)
-    if not item_id.startswith("msg_"):
-        raise BadRequest(f"Item '{item_id}' is a tool call of a run; only message items can be deleted here.",
-                         param="item_id")
+    added = {item["id"]: msg_id for msg_id, item in records.items_of(rt.store, thread_id).items()}
+    message_id = added.get(item_id, item_id)
+    if not message_id.startswith("msg_"):
+        raise BadRequest(f"Item '{item_id}' is a tool call of a run; only items added to the conversation can be "
+                         "deleted.", param="item_id")
     try:
-        rt.delete_message(thread_id, item_id)
+        rt.delete_message(thread_id, message_id)
     except NotFound:
         raise NotFound(f"Item with id '{item_id}' not found.", param="item_id", code="not_found") from None
+    records.delete_item(rt.store, message_id)
     return view(rt.get_thread(thread_id))
 
 
@@ -164,10 +181,38 @@ def _list(value: Any, param: str, required: bool = False) -> list:
     return value
 
 
+def _prepare(item: Any, where: str) -> tuple[dict, dict | None]:
+    """(the thread message for an item, the item itself when the message only stands for it)."""
+    kind = item.get("type", "message") if isinstance(item, dict) else None
+    if kind == "message":
+        return _message(item, where), None
+    if kind == "function_call":
+        call_id = v.string(item.get("call_id"), f"{where}.call_id", 128, required=True)
+        name = v.string(item.get("name"), f"{where}.name", 64, required=True)
+        arguments = v.string(item.get("arguments"), f"{where}.arguments", 1_000_000) or ""
+        extra = {"type": "function_call", "id": _item_id(item, "fc", call_id), "call_id": call_id, "name": name,
+                 "arguments": arguments, "status": "completed"}
+        return {"role": "assistant", "content": f"[called function {name}({arguments}), call id {call_id}]"}, extra
+    if kind == "function_call_output":
+        call_id = v.string(item.get("call_id"), f"{where}.call_id", 128, required=True)
+        output = item.get("output")
+        if isinstance(output, list):
+            output = "\n".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
+        if not isinstance(output, str):
+            raise BadRequest(f"{where}.output must be a string.", param=f"{where}.output")
+        extra = {"type": "function_call_output", "id": _item_id(item, "fco", call_id), "call_id": call_id,
+                 "output": output, "status": "completed"}
+        return {"role": "user", "content": f"[output of function call {call_id}]\n{output or '(empty)'}"}, extra
+    raise BadRequest(f"{where}.type must be message, function_call or function_call_output.", param=f"{where}.type")
+
+
+def _item_id(item: dict, prefix: str, call_id: str) -> str:
+    given = item.get("id")
+    return given if isinstance(given, str) and given else f"{prefix}_{call_id.removeprefix('call_')}_{new_id('x')[2:10]}"
+
+
 def _message(item: Any, where: str) -> dict:
     """A message item for the thread: user or assistant text (and user images)."""
-    if not isinstance(item, dict) or item.get("type", "message") != "message":
-        raise BadRequest(f"{where} must be a message item; other item types cannot be added yet.", param=f"{where}.type")
     role = item.get("role")
     if role not in ("user", "assistant"):
         raise BadRequest(f"{where}.role must be 'user' or 'assistant' here (system and developer messages belong in "

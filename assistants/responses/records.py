@@ -1,7 +1,8 @@
-"""The one table the Responses API needs: response id -> its thread, run segment, request echo and final object.
+"""The tables the Responses API needs: `responses` (response id -> its thread, run segment, request echo and final
+object) and `conversation_items` (conversation items that are not plain messages).
 
-The store is being reworked into an interface, so this SQL lives here behind five functions until it moves
-there. The table is created on first use (CREATE TABLE IF NOT EXISTS), not by a numbered migration.
+The store is being reworked into an interface, so this SQL lives here behind a few functions until it moves
+there. The tables are created on first use (CREATE TABLE IF NOT EXISTS), not by a numbered migration.
 """
 
 from __future__ import annotations
@@ -78,3 +79,41 @@ def first_of_run(store: Any, run_id: str) -> dict | None:
     row = store.conn().execute("SELECT data FROM responses WHERE run_id = ? ORDER BY seq ASC LIMIT 1",
                                (run_id,)).fetchone()
     return json.loads(row[0]) if row else None
+
+
+# -- conversation items that are not plain messages ----------------------------------------------------------
+# A function call or output added to a conversation is stored as a thread message (so the model reads it, as
+# text) plus its original item here, which is what the conversation lists for that message.
+_ITEMS_SCHEMA = ("CREATE TABLE IF NOT EXISTS conversation_items (message_id TEXT PRIMARY KEY, thread_id TEXT NOT NULL, "
+                 "item_id TEXT NOT NULL, data TEXT NOT NULL)",
+                 "CREATE INDEX IF NOT EXISTS conversation_items_thread ON conversation_items(thread_id)")
+_items_ready: weakref.WeakSet = weakref.WeakSet()
+
+
+def _items(store: Any):
+    if store not in _items_ready:
+        with _lock, store.write() as c:
+            for sql in _ITEMS_SCHEMA:
+                c.execute(sql)
+            _items_ready.add(store)
+    return store
+
+
+def save_item(store: Any, thread_id: str, message_id: str, item: dict) -> None:
+    _items(store)
+    with store.write() as c:
+        c.execute("INSERT OR REPLACE INTO conversation_items (message_id, thread_id, item_id, data) VALUES (?, ?, ?, ?)",
+                  (message_id, thread_id, item["id"], json.dumps(item, separators=(",", ":"), ensure_ascii=False)))
+
+
+def items_of(store: Any, thread_id: str) -> dict[str, dict]:
+    """message id -> the item it stands for, for one thread."""
+    _items(store)
+    rows = store.conn().execute("SELECT message_id, data FROM conversation_items WHERE thread_id = ?", (thread_id,))
+    return {r[0]: json.loads(r[1]) for r in rows}
+
+
+def delete_item(store: Any, message_id: str) -> None:
+    _items(store)
+    with store.write() as c:
+        c.execute("DELETE FROM conversation_items WHERE message_id = ?", (message_id,))

@@ -120,3 +120,29 @@ def test_agent_runs_in_a_conversation_and_by_previous_response_id(api, fake):
     chained = Runner.run_sync(_agent(api), "Sure?", previous_response_id=again.last_response_id,
                               run_config=RunConfig(tracing_disabled=True))
     assert chained.final_output == "Still Oslo." and fake.requests[-1]["messages"][-1]["content"] == "Sure?"
+
+
+def test_agent_with_an_openai_conversations_session(api, fake):
+    from agents import OpenAIConversationsSession
+
+    CALLS.clear()
+    client = AsyncOpenAI(base_url=api.base_url, api_key=api.key, max_retries=0)
+    agent = Agent(name="Weather", instructions="Answer with the weather.", tools=[get_weather],
+                  model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+
+    async def main() -> tuple[str, str, list]:
+        session = OpenAIConversationsSession(openai_client=client)
+        fake.add({"tool_calls": [("get_weather", '{"city": "Tartu"}')]}, {"text": "Sunny in Tartu."})
+        first = await Runner.run(agent, "Tartu?", session=session, run_config=RunConfig(tracing_disabled=True))
+        fake.add({"text": "You asked about Tartu."})
+        second = await Runner.run(agent, "What did I ask?", session=session,
+                                  run_config=RunConfig(tracing_disabled=True))
+        return first.final_output, second.final_output, await session.get_items()
+
+    first, second, items = asyncio.run(main())
+    assert first == "Sunny in Tartu." and second == "You asked about Tartu." and CALLS == ["Tartu"]
+    assert [i["type"] for i in items] == ["message", "function_call", "function_call_output", "message", "message",
+                                          "message"]
+    assert items[1]["name"] == "get_weather" and items[2]["output"] == "sunny in Tartu"
+    sent = [m.get("content") for m in fake.requests[-1]["messages"]]
+    assert "Tartu?" in sent and sent[-1] == "What did I ask?"
