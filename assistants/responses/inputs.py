@@ -17,9 +17,9 @@ FIELDS = {"model", "input", "instructions", "previous_response_id", "conversatio
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
           "store", "metadata", "stream", "background", "user", "prompt_cache_key", "safety_identifier",
           "service_tier", "reasoning", "max_tool_calls", "top_logprobs", "stream_options", "prompt"}
-# Accepted and echoed, but they change nothing here (no reasoning models, caches or service tiers).
-IGNORED = ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning", "max_tool_calls",
-           "top_logprobs", "stream_options")
+# Accepted and repeated back, but they change nothing here (no reasoning models, caches or service tiers);
+# max_tool_calls, top_logprobs and stream_options are accepted and ignored.
+ECHOED = ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning")
 INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "message.output_text.logprobs",
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
             "web_search_call.action.sources", "web_search_call.results"}
@@ -115,14 +115,24 @@ def parse(body: dict, rt: Any) -> Request:
             echo["temperature"] = prompt.assistant.get("temperature", 1.0)
         if top_p is None:
             echo["top_p"] = prompt.assistant.get("top_p", 1.0)
-    for key in IGNORED:
-        if body.get(key) is not None and key in ("user", "prompt_cache_key", "safety_identifier", "service_tier",
-                                                  "reasoning"):
-            echo[key] = body[key]
+    for key in ECHOED:
+        if body.get(key) is not None:
+            echo[key] = _echoed(key, body[key])
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
                    echo["background"], _flag(body, "stream", False), previous, conversation, outputs,
                    prompt.assistant["id"] if prompt else None)
+
+
+def _echoed(key: str, value: Any) -> Any:
+    """A parameter repeated in the response, checked so the response still parses in the SDK."""
+    if key == "reasoning":
+        if not isinstance(value, dict):
+            raise BadRequest("reasoning must be an object.", param="reasoning")
+        return value
+    if key == "service_tier" and value not in ("auto", "default", "flex", "scale", "priority"):
+        raise BadRequest("service_tier must be auto, default, flex, scale or priority.", param="service_tier")
+    return v.string(value, key, 512)
 
 
 def _flag(body: dict, key: str, default: bool) -> bool:
