@@ -17,6 +17,7 @@ from assistants.server.guard import BrowserGuard
 from assistants.server.listen import ListenError, bare_host, bind_problem, listen, url_host
 from assistants.server.responses import JSONResponse
 from assistants.server.routers import assistants, files, messages, models, runs, steps, threads, vector_stores
+from assistants.server.routers import containers, conversations, responses
 
 __all__ = ["bind_problem", "create_app", "main"]
 
@@ -55,6 +56,9 @@ def create_app(runtime: Runtime | None = None, *, max_body_bytes: int = MAX_JSON
     # runs first: its POST /threads/runs must win over the threads router's POST /threads/{thread_id}.
     for module in (runs, assistants, threads, messages, steps, files, vector_stores, models):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
+    app.include_router(responses.router, prefix="/v1", dependencies=guarded)
+    app.include_router(conversations.router, prefix="/v1", dependencies=guarded)
+    app.include_router(containers.router, prefix="/v1", dependencies=guarded)
     return app
 
 
