@@ -1,0 +1,136 @@
+"""The model worker process: `python -m assistants.providers.model_worker` loads one GGUF and answers chats over pipes.
+
+Protocol: one JSON object a line. The parent's first line is {"op": "load", "path", "n_ctx", "n_threads"}; the
+worker answers {"event": "ready", "info": {...}} or {"event": "error", ...} and exits. Then {"op": "chat", "id",
+"request"} streams {"id", "event": "text", "text"} lines and ends with "done" (a result), "error" or
+"cancelled"; {"op": "cancel", "id"} stops it between two tokens. End of input ends the worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+from dataclasses import asdict
+
+
+def _protocol_out():
+    """A private copy of stdout for the protocol; fd 1 then points at stderr, so native prints cannot corrupt it."""
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the parent dies, even mid-generation (stdin EOF would wait for it)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: stdin EOF still ends the worker between generations
+
+
+def amx_compiled(llama_cpp) -> bool:
+    """Whether this llama.cpp build carries AMX kernels (a -march=native build on an AMX CPU)."""
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode("utf-8", "ignore")
+
+
+def load(path: str, n_ctx: int, n_threads: int):
+    """Load the model; with an AMX build, without the extra buffer types that route matmuls to AMX.
+
+    A native build on a CPU that lists AMX puts weights in AMX buffers and crashes (SIGILL/SIGSEGV) on the
+    first token wherever the kernel or hypervisor does not really enable AMX tiles (many cloud VMs).
+    requirements.txt builds without AMX; this covers a native wheel built earlier or by hand.
+    """
+    import llama_cpp
+
+    safe = not amx_compiled(llama_cpp)
+    if not safe:
+        defaults = llama_cpp.llama_cpp.llama_model_default_params
+
+        def without_extra_bufts():
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        # Llama() takes no use_extra_bufts argument; it starts from these defaults.
+        llama_cpp.llama_cpp.llama_model_default_params = without_extra_bufts
+    kwargs = {"n_threads": n_threads} if n_threads else {}
+    llama = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, verbose=False, **kwargs)
+    info = {"pid": os.getpid(), "n_ctx": n_ctx, "use_extra_bufts": bool(llama.model_params.use_extra_bufts),
+            "amx_compiled": not safe, "llama_cpp_version": llama_cpp.__version__,
+            "chat_template": bool(llama.metadata.get("tokenizer.chat_template"))}
+    return llama, info
+
+
+class Worker:
+    """Reads commands on stdin; one generation at a time on its own thread so a cancel is read while it runs."""
+
+    def __init__(self, out):
+        self.out = out
+        self.write_lock = threading.Lock()
+        self.chat = None
+        self.cancels: dict[int, threading.Event] = {}
+
+    def send(self, message: dict) -> None:
+        line = json.dumps(message, ensure_ascii=False)
+        with self.write_lock:
+            self.out.write(line + "\n")
+
+    def run(self) -> None:
+        first = json.loads(sys.stdin.readline() or "{}")
+        try:
+            llama, info = load(first["path"], int(first["n_ctx"]), int(first.get("n_threads") or 0))
+        except Exception as exc:
+            self.send({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        from assistants.providers.llama_chat import LlamaChat
+
+        self.chat = LlamaChat(llama, int(first["n_ctx"]))
+        self.send({"event": "ready", "info": info})
+        generation = None
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command["op"] == "cancel":
+                event = self.cancels.get(command["id"])
+                if event is not None:
+                    event.set()
+            elif command["op"] == "chat":
+                if generation is not None:
+                    generation.join()  # the parent sends one chat at a time; this only guards against misuse
+                self.cancels = {command["id"]: threading.Event()}
+                generation = threading.Thread(target=self.generate, args=(command,), daemon=True)
+                generation.start()
+        if generation is not None:
+            generation.join()
+
+    def generate(self, command: dict) -> None:
+        from assistants.providers.base import Cancelled, ProviderError
+
+        cid, cancel = command["id"], self.cancels[command["id"]]
+        try:
+            result = self.chat.chat(command["request"], lambda piece: self.send({"id": cid, "event": "text", "text": piece}),
+                                    cancel)
+        except Cancelled:
+            self.send({"id": cid, "event": "cancelled"})
+        except ProviderError as exc:
+            self.send({"id": cid, "event": "error", "message": exc.message, "code": exc.code})
+        except Exception as exc:  # reported to the run; the worker stays up for the next one
+            self.send({"id": cid, "event": "error", "message": f"{type(exc).__name__}: {exc}", "code": "server_error"})
+        else:
+            self.send({"id": cid, "event": "done", "result": asdict(result)})
+
+
+def main() -> None:
+    out = _protocol_out()
+    _die_with_parent()
+    # No core files: a crash dump of a process holding a multi-GB model would fill the disk (and the project folder).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    Worker(out).run()
+
+
+if __name__ == "__main__":
+    main()
