@@ -129,8 +129,8 @@ def describe(path: Path) -> dict:
 class LocalModelsProvider:
     """Chat with the GGUF files of the models folder, each in its own worker process, tools under grammars."""
 
-    name = "local"
-    hidden_when_empty = True  # no folder models: no "local" line in the picker's backends
+    name = "models-folder"  # not "local": people name their own servers that
+    hidden_when_empty = True  # no folder models: no line for it among the picker's backends
     context_window = LOCAL_CONTEXT  # the engine trims history to this; a smaller model's own limit is its error
 
     def __init__(self, models_dir: Path, n_threads: int = 0, *, worker_command: list[str] | None = None):

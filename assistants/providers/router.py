@@ -48,7 +48,10 @@ class ModelRouter:
         providers: list[Provider] = []
         if settings.embedded_enabled:
             providers.append(EmbeddedProvider(settings.embedded_context, settings.embedded_threads))
-        providers.append(LocalModelsProvider(settings.models_dir, settings.embedded_threads))
+        folder = LocalModelsProvider(settings.models_dir, settings.embedded_threads)
+        if any(b.name == folder.name for b in settings.all_backends()):
+            folder.name += "-gguf"  # names tell backends apart; the user's server keeps its own
+        providers.append(folder)
         for backend in settings.all_backends():
             providers.append(OpenAICompatProvider(backend, timeout=settings.model_timeout_s, http_client=http_client))
         if settings.ollama_autodetect:
