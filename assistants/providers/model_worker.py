@@ -3,16 +3,14 @@
 Protocol: one JSON object a line. The parent's first line is {"op": "load", "path", "n_ctx", "n_threads"}; the
 worker answers {"event": "ready", "info": {...}} or {"event": "error", ...} and exits. Then {"op": "chat", "id",
 "request"} streams {"id", "event": "text", "text"} lines and ends with "done" (a result), "error" or
-"cancelled"; {"op": "cancel", "id"} stops it between two tokens. End of input ends the worker.
+"cancelled"; {"op": "cancel", "id"} stops it between two tokens. End of input ends the worker at once.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
-import signal
 import sys
 import threading
 from dataclasses import asdict
@@ -23,14 +21,6 @@ def _protocol_out():
     fd = os.dup(1)
     os.dup2(2, 1)
     return os.fdopen(fd, "w", encoding="utf-8", buffering=1)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when the parent dies, even mid-generation (stdin EOF would wait for it)."""
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: stdin EOF still ends the worker between generations
 
 
 def amx_compiled(llama_cpp) -> bool:
@@ -104,8 +94,9 @@ class Worker:
                 self.cancels = {command["id"]: threading.Event()}
                 generation = threading.Thread(target=self.generate, args=(command,), daemon=True)
                 generation.start()
-        if generation is not None:
-            generation.join()
+        # End of input: the parent closed the pipe or died. Leave now, even mid-generation (no one is listening);
+        # not PR_SET_PDEATHSIG, which fires when the parent *thread* that started us ends, not the process.
+        os._exit(0)
 
     def generate(self, command: dict) -> None:
         from assistants.providers.base import Cancelled, ProviderError
@@ -126,7 +117,6 @@ class Worker:
 
 def main() -> None:
     out = _protocol_out()
-    _die_with_parent()
     # No core files: a crash dump of a process holding a multi-GB model would fill the disk (and the project folder).
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     Worker(out).run()
