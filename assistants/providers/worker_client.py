@@ -168,12 +168,25 @@ class ModelWorker:
                 if self._proc is not None:
                     self._proc = None  # died while idle: start a fresh one without blaming this run
                 self._start(cancel)
-            self._next_id += 1
-            cid = self._next_id
-            self._send({"op": "chat", "id": cid, "request": request})
-            return self._receive(cid, on_text, cancel)
+            try:
+                return self._chat_once(request, on_text, cancel)
+            except _DiedBeforeAnswering:
+                # Found dead before a word of this chat (killed while idle, just before we wrote): one fresh
+                # worker; if the request itself kills it, the second death is reported.
+                self._start(cancel)
+                try:
+                    return self._chat_once(request, on_text, cancel)
+                except _DiedBeforeAnswering as again:
+                    raise again.error from None
+
+    def _chat_once(self, request: dict, on_text: OnText, cancel: threading.Event) -> ChatResult:
+        self._next_id += 1
+        cid = self._next_id
+        self._send({"op": "chat", "id": cid, "request": request})
+        return self._receive(cid, on_text, cancel)
 
     def _receive(self, cid: int, on_text: OnText, cancel: threading.Event) -> ChatResult:
+        answered = False
         stop_by = None  # set once a cancel was sent
         caller_error: BaseException | None = None
         while True:
@@ -190,9 +203,11 @@ class ModelWorker:
                 if stop_by is not None:
                     self._proc = None
                     raise caller_error or Cancelled()
-                raise self._crashed("generating with")
+                error = self._crashed("generating with")
+                raise error if answered else _DiedBeforeAnswering(error)
             if message.get("id") != cid:
                 continue  # from an earlier chat that was given up on
+            answered = True
             event = message["event"]
             if event == "text":
                 if stop_by is None:
@@ -217,6 +232,14 @@ class ModelWorker:
     def _ask_to_stop(self, cid: int) -> float:
         self._send({"op": "cancel", "id": cid})
         return time.monotonic() + CANCEL_GRACE_S
+
+
+class _DiedBeforeAnswering(Exception):
+    """The worker ended before sending anything for this chat; `error` is the crash as a ProviderError."""
+
+    def __init__(self, error: ProviderError):
+        super().__init__(error.message)
+        self.error = error
 
 
 def _chat_result(data: dict) -> ChatResult:
