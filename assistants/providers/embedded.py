@@ -44,7 +44,7 @@ class EmbeddedProvider:
         """What the model picker shows: size on disk and context length, read from the GGUF header."""
         from assistants.providers.local import describe
 
-        return {EMBEDDED_MODEL_ID: {**describe(model_path()), "context_length": self.n_ctx}}
+        return {EMBEDDED_MODEL_ID: describe(model_path())}
 
     def worker(self) -> ModelWorker:
         """The process-wide worker of the embedded model (started at the first chat)."""
