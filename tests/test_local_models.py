@@ -132,3 +132,29 @@ def test_the_models_folder_is_hidden_from_the_backends_while_empty(tmp_path):
         assert rt.router.catalog() == [] and rt.list_models() == []
     finally:
         rt.close()
+
+
+def test_the_playground_picker_shows_size_and_context(tmp_path, models_dir, monkeypatch):
+    import session
+    from streamlit.testing.v1 import AppTest
+
+    from components.sidebar import K
+
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PLAYGROUND_BACKENDS", "PLAYGROUND_MODEL_ALIASES", "PLAYGROUND_DEFAULT_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "app"))
+    monkeypatch.setenv("PLAYGROUND_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("PLAYGROUND_EMBEDDED_MODEL", "0")
+    monkeypatch.setenv("PLAYGROUND_OLLAMA_AUTODETECT", "0")
+    try:
+        session.get_runtime().create_assistant(model="half-download", name="Local")
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        picker = at.selectbox(key=K + "model")
+        assert "tiny-chat  ·  models-folder  ·  94 MB  ·  8k ctx" in picker.options
+        assert "half-download  ·  models-folder  ·  unusable" in picker.options
+        assert any("truncated" in c.value for c in at.caption)  # why the saved model cannot run
+    finally:
+        session.get_runtime().close()
+        session._runtime_for.clear()
