@@ -156,7 +156,16 @@ class LocalModelsProvider:
             raise ProviderError(f"The local model '{model.name}' cannot be used. {model.error}", code="invalid_prompt")
         worker = worker_for(model.path, context_for(model), self.n_threads, label=model.name, command=self.worker_command)
         if worker not in live_workers():
-            check_memory(model)
+            try:
+                check_memory(model)
+            except ProviderError:
+                # Other models' idle workers hold memory this one needs: let them go (they restart on demand).
+                idle = [w for w in live_workers() if w is not worker and not w.busy]
+                if not idle:
+                    raise
+                for other in idle:
+                    other.close()
+                check_memory(model)
         started = time.monotonic()
         result = worker.chat(request, on_text=on_text, cancel=cancel)
         result.raw["backend"] = self.name

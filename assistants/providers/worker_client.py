@@ -79,6 +79,11 @@ class ModelWorker:
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
+    @property
+    def busy(self) -> bool:
+        """Whether a chat is using the worker now."""
+        return self._lock.locked()
+
     # -- process --------------------------------------------------------------------------------
     def _start(self, cancel: threading.Event) -> None:
         env = dict(os.environ)
