@@ -158,3 +158,11 @@ def test_the_playground_picker_shows_size_and_context(tmp_path, models_dir, monk
     finally:
         session.get_runtime().close()
         session._runtime_for.clear()
+
+
+def test_a_file_llama_cpp_cannot_load_fails_with_a_clear_error(tmp_path):
+    write_gguf(tmp_path / "header-only.gguf", llama_metadata())  # a whole header, but no real weights
+    provider = LocalModelsProvider(tmp_path)
+    with pytest.raises(ProviderError, match=r"Could not load the local model 'header-only' \(header-only.gguf\)"):
+        provider.chat({"model": "header-only", "messages": [{"role": "user", "content": "Hi"}]},
+                      on_text=lambda _: None, cancel=threading.Event())

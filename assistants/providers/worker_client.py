@@ -206,7 +206,7 @@ class ModelWorker:
                 continue
             if message is _EOF:
                 if stop_by is not None:
-                    self._proc = None
+                    self.close()  # reaps it
                     raise caller_error or Cancelled()
                 error = self._crashed("generating with")
                 raise error if answered else _DiedBeforeAnswering(error)
