@@ -163,6 +163,12 @@ class ModelWorker:
         except subprocess.TimeoutExpired:
             pass
 
+    def start(self) -> None:
+        """Start the worker and load its model now, if it is not running (benchmarks: loading is not a request's time)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start(threading.Event())
+
     # -- chat -----------------------------------------------------------------------------------
     def chat(self, request: dict, *, on_text: OnText, cancel: threading.Event) -> ChatResult:
         """Stream one reply from the worker; a cancel stops it within CANCEL_GRACE_S (or kills it)."""
