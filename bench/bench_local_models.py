@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistants.config import EMBEDDED_MODEL_ID, Settings
 from assistants.providers.embedded import model_path
+from assistants.providers.worker_client import worker_env
 from assistants.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,8 @@ def local_model_overhead_ratio(repeats: int) -> dict:
     """Median run on the embedded model through the engine and worker / median direct generation, interleaved."""
     n_ctx = Settings(data_dir=Path(".")).embedded_context
     direct_proc = subprocess.Popen([sys.executable, "-c", DIRECT, str(model_path()), str(n_ctx), json.dumps(PROMPT),
-                                    str(MAX_TOKENS)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                    str(MAX_TOKENS)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                   env=worker_env())  # the worker's settings (OpenMP wait policy): the same engine
     assert direct_proc.stdout.readline().strip() == "ready"
     with tempfile.TemporaryDirectory() as tmp:
         rt = _runtime(tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import resource
 import sys
 import threading
@@ -57,13 +58,15 @@ def load(path: str, n_ctx: int, n_threads: int):
 
 
 class Worker:
-    """Reads commands on stdin; one generation at a time on its own thread so a cancel is read while it runs."""
+    """Generates on the main thread (the one that loaded the model: llama.cpp's OpenMP thread pool belongs to it,
+    and a new thread per chat would build a new pool each time); a reader thread takes commands and cancels."""
 
     def __init__(self, out):
         self.out = out
         self.write_lock = threading.Lock()
         self.chat = None
         self.cancels: dict[int, threading.Event] = {}
+        self.chats: queue.Queue = queue.Queue()
 
     def send(self, message: dict) -> None:
         line = json.dumps(message, ensure_ascii=False)
@@ -80,8 +83,12 @@ class Worker:
         from assistants.providers.llama_chat import LlamaChat
 
         self.chat = LlamaChat(llama, int(first["n_ctx"]))
+        threading.Thread(target=self.read_commands, daemon=True, name="commands").start()
         self.send({"event": "ready", "info": info})
-        generation = None
+        while True:
+            self.generate(self.chats.get())
+
+    def read_commands(self) -> None:
         for line in sys.stdin:
             command = json.loads(line)
             if command["op"] == "cancel":
@@ -89,11 +96,8 @@ class Worker:
                 if event is not None:
                     event.set()
             elif command["op"] == "chat":
-                if generation is not None:
-                    generation.join()  # the parent sends one chat at a time; this only guards against misuse
-                self.cancels = {command["id"]: threading.Event()}
-                generation = threading.Thread(target=self.generate, args=(command,), daemon=True)
-                generation.start()
+                self.cancels[command["id"]] = threading.Event()
+                self.chats.put(command)
         # End of input: the parent closed the pipe or died. Leave now, even mid-generation (no one is listening);
         # not PR_SET_PDEATHSIG, which fires when the parent *thread* that started us ends, not the process.
         os._exit(0)
@@ -113,6 +117,8 @@ class Worker:
             self.send({"id": cid, "event": "error", "message": f"{type(exc).__name__}: {exc}", "code": "server_error"})
         else:
             self.send({"id": cid, "event": "done", "result": asdict(result)})
+        finally:
+            self.cancels.pop(cid, None)
 
 
 def main() -> None:
