@@ -123,3 +123,19 @@ def test_llama_cpp_is_never_imported_in_the_apps_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_cancel_while_a_long_prompt_is_read_returns_quickly():
+    provider = EmbeddedProvider()
+    provider.worker().start()
+    cancel = threading.Event()
+    long_prompt = [{"role": "user", "content": "Summarise this. " + "The quick brown fox jumps over the lazy dog. " * 300}]
+    cancelled_at = []
+    threading.Timer(0.2, lambda: (cancelled_at.append(time.monotonic()), cancel.set())).start()
+    with pytest.raises(Cancelled):
+        provider.chat({"messages": long_prompt, "max_tokens": 64, "temperature": 0}, on_text=lambda _: None, cancel=cancel)
+    assert time.monotonic() - cancelled_at[0] < 0.8
+    # Reading the prompt cannot be interrupted between tokens: the worker is stopped instead, within the grace.
+    result = provider.chat({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0},
+                           on_text=lambda _: None, cancel=threading.Event())
+    assert result.completion_tokens > 0
