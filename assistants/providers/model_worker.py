@@ -1,10 +1,9 @@
-"""The model worker process: `python -m assistants.providers.model_worker` loads one GGUF and answers chats over pipes.
+"""The model worker process: `python -m assistants.providers.model_worker` loads one GGUF and answers chats over pipes."""
 
-Protocol: one JSON object a line. The parent's first line is {"op": "load", "path", "n_ctx", "n_threads"}; the
-worker answers {"event": "ready", "info": {...}} or {"event": "error", ...} and exits. Then {"op": "chat", "id",
-"request"} streams {"id", "event": "text", "text"} lines and ends with "done" (a result), "error" or
-"cancelled"; {"op": "cancel", "id"} stops it between two tokens. End of input ends the worker at once.
-"""
+# Protocol, one JSON object a line. The parent's first line is {"op": "load", "path", "n_ctx", "n_threads"}; the
+# worker answers {"event": "ready", "info": {...}} or {"event": "error", "message"} and exits. Then {"op": "chat",
+# "id", "request"} streams {"id", "event": "text", "text"} lines and ends with "done" (with "result"), "error" or
+# "cancelled"; {"op": "cancel", "id"} stops it between two tokens. End of input ends the worker at once.
 
 from __future__ import annotations
 

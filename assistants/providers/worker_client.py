@@ -1,11 +1,4 @@
-"""The app's side of a model worker: starts it, streams chats through it, and turns a crash into a clear error.
-
-Why a plain child process (`python -m assistants.providers.model_worker`) speaking newline JSON over pipes rather
-than multiprocessing: spawn would re-import the parent's `__main__` (Streamlit's script runner, pytest), fork would
-copy a threaded process; a child of our own imports only what it needs (starts in well under a second), its exit
-status names the signal that killed it, and its stderr is kept for the error message. llama_cpp is imported only
-there, never in the app's process.
-"""
+"""The app's side of a model worker: starts it, streams chats through it, and turns a crash into a clear error."""
 
 from __future__ import annotations
 
@@ -28,6 +21,10 @@ from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderErr
 CANCEL_GRACE_S = 0.3
 LOAD_TIMEOUT_S = 300.0
 _EOF = object()
+# Why a plain child (`python -m assistants.providers.model_worker`) with newline JSON over pipes, not multiprocessing:
+# spawn would re-import the parent's `__main__` (Streamlit's script runner, pytest) and fork would copy a threaded
+# process; our own child imports only what it needs (ready in well under a second), its exit status names the signal
+# that killed it, and its stderr is kept for the error message. llama_cpp is imported only there, never here.
 _ROOT = str(Path(__file__).resolve().parents[2])  # the project folder, so `-m assistants...` imports in the child
 
 _SIGNAL_HINTS = {
