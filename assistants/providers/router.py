@@ -96,7 +96,7 @@ class ModelRouter:
 
     def _check(self, provider: Provider) -> None:
         """Ask one backend for its models and remember the answer (or why there is none)."""
-        url = getattr(getattr(provider, "backend", None), "base_url", "in-process")
+        url = getattr(getattr(provider, "backend", None), "base_url", None) or str(getattr(provider, "models_dir", "worker process"))
         try:
             status = BackendStatus(provider.name, url, True, provider.list_models(), checked_at=time.monotonic())
             describe = getattr(provider, "model_details", None)
