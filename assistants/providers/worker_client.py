@@ -33,8 +33,10 @@ _SIGNAL_HINTS = {
                "(\"Local models\"), or pick another model."),
     "SIGKILL": ("killed from outside, usually by the system's out-of-memory killer: this model may need more memory "
                 "than is free. Close other programs or pick a smaller model."),
-    "SIGSEGV": ("a memory fault inside llama.cpp: the GGUF file may be damaged or not supported by this "
-                "llama-cpp-python. Download the file again, update llama-cpp-python, or pick another model."),
+    # On this project's AMX test VM the native build's crash is a SIGSEGV, not a SIGILL: both causes are named.
+    "SIGSEGV": ("a memory fault inside llama.cpp: a llama-cpp-python compiled for another CPU or with AMX (reinstall "
+                "it with the portable build flags from the README, \"Local models\"), or a GGUF file that is damaged "
+                "or not supported by this llama-cpp-python (download it again, or pick another model)."),
     "SIGBUS": ("the model file changed or vanished while it was in use (a download or delete in progress?). "
                "Run again once the file is complete."),
 }
