@@ -571,9 +571,11 @@ class Runtime:
         return self.store.all("model_calls", run_id=run_id)
 
     def list_models(self, refresh: bool = False) -> list[dict]:
+        """Every backend's models (local ones with size_bytes, context_length, usable, error), then the aliases."""
         models = []
         for status in self.router.catalog(refresh):
-            models.extend({"id": m, "object": "model", "created": 0, "owned_by": status.name} for m in status.models)
+            models.extend({"id": m, "object": "model", "created": 0, "owned_by": status.name, **status.details.get(m, {})}
+                          for m in status.models)
         for alias, target in self.router.aliases.items():
             models.append({"id": alias, "object": "model", "created": 0, "owned_by": f"alias of {target}"})
         return models

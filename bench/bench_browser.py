@@ -76,7 +76,7 @@ def _browser_rounds(url: str, rounds: int) -> tuple[list[float], list[float]]:
 def _model_first_token(requests: list[dict]) -> list[float]:
     """The embedded model's own time to first token (ms) for each logged request, replayed in order."""
     provider = EmbeddedProvider()
-    provider.llama()  # loading the model is not part of any request's time
+    provider.worker().start()  # loading the model is not part of any request's time
     out = []
     for request in requests:
         first: list[float] = []

@@ -18,8 +18,10 @@ GOALS = {
     "ingest_mb_per_s": (1, "min"), "sdk_overhead_ms": (20, "max"), "sse_first_event_ms": (20, "max"),
     "api_runs_per_s": (50, "min"), "ui_rerun_ms": (300, "max"), "ui_first_token_ms": (150, "max"),
     "responses_overhead_ms": (20, "max"), "responses_first_event_ms": (20, "max"),
+    "local_model_overhead_ratio": (1.10, "max"), "model_worker_restart_ms": (2000, "max"),
 }
-MODULES = ["bench_engine", "bench_code", "bench_search", "bench_server", "bench_responses", "bench_ui", "bench_browser"]
+MODULES = ["bench_engine", "bench_local_models", "bench_code", "bench_search", "bench_server", "bench_responses",
+           "bench_ui", "bench_browser"]
 
 
 def main() -> None:

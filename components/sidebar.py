@@ -350,6 +350,22 @@ def render_picker(assistants: list[dict], current: dict | None, *, on_pick: Call
         st.code(current["id"], language=None, width="stretch")
 
 
+def model_facts(details: dict | None) -> str:
+    """A local model's size and context for its picker label ("  ·  1.1 GB  ·  32k ctx"), or why it cannot run."""
+    if not details:
+        return ""
+    if details.get("usable") is False:
+        return "  ·  unusable"
+    parts = []
+    if details.get("size_bytes"):
+        size = details["size_bytes"]
+        parts.append(f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB")
+    if details.get("context_length"):
+        parts.append(f"{details['context_length'] // 1024}k ctx" if details["context_length"] >= 1024
+                     else f"{details['context_length']} ctx")
+    return "".join(f"  ·  {p}" for p in parts)
+
+
 def _model_picker(models: list[tuple[str, str]], backends: list, current_model: str, on_refresh: Callable) -> None:
     owner = {}
     for model, backend in models:
@@ -358,11 +374,16 @@ def _model_picker(models: list[tuple[str, str]], backends: list, current_model: 
     if current_model and current_model not in owner:
         options.insert(0, current_model)  # keep what is saved visible instead of silently switching
 
+    details = {m: d for b in backends if b.ok for m, d in getattr(b, "details", {}).items()}
+
     def label(m: str) -> str:
-        return f"{m}  ·  {owner[m]}" if m in owner else f"{m}  ·  not available now"
+        return f"{m}  ·  {owner[m]}{model_facts(details.get(m))}" if m in owner else f"{m}  ·  not available now"
 
     st.selectbox("Model", options, key=K + "model", format_func=label, placeholder="No model available",
                  help="Models listed live from every configured backend, grouped by backend.")
+    chosen = details.get(st.session_state.get(K + "model") or "")
+    if chosen and chosen.get("usable") is False:
+        st.caption(f":red[{chosen.get('error') or 'This model cannot be used.'}]")
     lines = []
     for b in backends:
         if b.ok:

@@ -45,7 +45,7 @@ def test_forced_tool_call_has_valid_json_arguments(rt):
     t = rt.create_thread(messages=[{"role": "user", "content": "What is the weather in Paris?"}])
     run = rt.create_run(t["id"], assistant_id=a["id"], tool_choice={"type": "function", "function": {"name": "get_weather"}})
     run = wait_run(rt, t["id"], run["id"], timeout=60)
-    assert run["status"] == "requires_action"
+    assert run["status"] == "requires_action", run["last_error"]
     call = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]
     args = json.loads(call["function"]["arguments"])
     assert call["function"]["name"] == "get_weather" and isinstance(args.get("city"), str)

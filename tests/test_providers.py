@@ -189,3 +189,56 @@ def test_settings_parsing_and_files(tmp_path):
     assert s.default_model == "smollm2-135m-instruct" and s.db_path == tmp_path / "playground.db"
     with pytest.raises(ValueError, match="PLAYGROUND_RUN_WORKERS"):
         load_settings({"PLAYGROUND_DATA_DIR": str(tmp_path), "PLAYGROUND_RUN_WORKERS": "many"})
+
+
+def _ollama_router(tmp_path, url: str, **settings) -> ModelRouter:
+    base = dict(data_dir=tmp_path, embedded_enabled=False, default_model="", ollama_autodetect=True)
+    return ModelRouter.from_settings(Settings(**{**base, **settings}), ollama_url=url)
+
+
+def test_ollama_is_found_without_configuration(tmp_path):
+    with FakeOpenAIServer(models=("llama3.2", "qwen2.5")) as srv:
+        router = _ollama_router(tmp_path, srv.base_url)
+        rt = Runtime(Settings(data_dir=tmp_path, embedded_enabled=False), router=router)
+        try:
+            entries = [m for m in rt.list_models() if m["owned_by"] == "ollama"]
+            assert sorted(m["id"] for m in entries) == ["llama3.2", "qwen2.5"]
+            srv.add({"text": "hi from ollama"})
+            a = rt.create_assistant(model="llama3.2")
+            t = rt.create_thread(messages=[{"role": "user", "content": "hi"}])
+            run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"])["id"])
+            assert run["status"] == "completed"
+        finally:
+            rt.close()
+
+
+def test_ollama_autodetect_can_be_turned_off_and_never_doubles_a_configured_backend(tmp_path):
+    with FakeOpenAIServer(models=("llama3.2",)) as srv:
+        off = _ollama_router(tmp_path, srv.base_url, ollama_autodetect=False)
+        assert [s.name for s in off.catalog()] == []
+        # Configured as "mine" at the same address (localhost vs 127.0.0.1 alike): listed once, under the user's name.
+        url = srv.base_url.replace("127.0.0.1", "localhost")
+        configured = _ollama_router(tmp_path, url, backends=(Backend("mine", srv.base_url),))
+        assert [(s.name, s.models) for s in configured.catalog()] == [("mine", ["llama3.2"])]
+
+
+def test_no_ollama_running_costs_nothing_and_shows_nothing(tmp_path):
+    router = _ollama_router(tmp_path, f"http://127.0.0.1:{closed_port()}/v1")
+    started = time.monotonic()
+    assert router.catalog() == [] and router.available_models() == []
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(BadRequest, match="not served by any configured backend"):
+        router.resolve("llama3.2")
+
+
+def test_a_silent_port_does_not_hold_a_page_for_long(tmp_path):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts connections and never answers
+    try:
+        router = _ollama_router(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
+        started = time.monotonic()
+        assert router.catalog() == []
+        assert time.monotonic() - started < 2.0
+    finally:
+        silent.close()

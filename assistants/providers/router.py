@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from assistants.config import EMBEDDED_MODEL_ID, Settings
 from assistants.errors import BadRequest
 from assistants.providers.base import Provider, ProviderError
+from assistants.providers.ollama import OLLAMA_URL
 
 
 @dataclass
@@ -21,6 +22,7 @@ class BackendStatus:
     models: list[str] = field(default_factory=list)
     error: str = ""
     checked_at: float = 0.0
+    details: dict[str, dict] = field(default_factory=dict)  # per model: size_bytes, context_length, usable, ...
 
 
 class ModelRouter:
@@ -37,15 +39,26 @@ class ModelRouter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http_client=None) -> ModelRouter:
+    def from_settings(cls, settings: Settings, *, http_client=None, ollama_url: str = OLLAMA_URL) -> ModelRouter:
         from assistants.providers.embedded import EmbeddedProvider
+        from assistants.providers.local import LocalModelsProvider
+        from assistants.providers.ollama import autodetected
         from assistants.providers.openai_compat import OpenAICompatProvider
 
         providers: list[Provider] = []
         if settings.embedded_enabled:
             providers.append(EmbeddedProvider(settings.embedded_context, settings.embedded_threads))
+        folder = LocalModelsProvider(settings.models_dir, settings.embedded_threads)
+        if any(b.name == folder.name for b in settings.all_backends()):
+            folder.name += "-gguf"  # names tell backends apart; the user's server keeps its own
+        providers.append(folder)
         for backend in settings.all_backends():
             providers.append(OpenAICompatProvider(backend, timeout=settings.model_timeout_s, http_client=http_client))
+        if settings.ollama_autodetect:
+            ollama = autodetected(settings.all_backends(), url=ollama_url, timeout=settings.model_timeout_s,
+                                  http_client=http_client)
+            if ollama is not None:
+                providers.append(ollama)
         default = settings.default_model
         if default == EMBEDDED_MODEL_ID and not settings.embedded_enabled and len(providers) > 0:
             default = ""
@@ -75,13 +88,20 @@ class ModelRouter:
                 self._renewing.add(provider.name)
             threading.Thread(target=self._check, args=(provider,), daemon=True, name=f"models-{provider.name}").start()
         with self._lock:
-            return [self._status[p.name] for p in self.providers]
+            statuses = [self._status[p.name] for p in self.providers]
+        # A found-if-present source (the models folder, Ollama at its usual address) with nothing to offer is not
+        # a backend the user configured: it stays out of the list instead of showing as empty or unreachable.
+        return [s for p, s in zip(self.providers, statuses, strict=True)
+                if s.models or not getattr(p, "hidden_when_empty", False)]
 
     def _check(self, provider: Provider) -> None:
         """Ask one backend for its models and remember the answer (or why there is none)."""
-        url = getattr(getattr(provider, "backend", None), "base_url", "in-process")
+        url = getattr(getattr(provider, "backend", None), "base_url", None) or str(getattr(provider, "models_dir", "worker process"))
         try:
             status = BackendStatus(provider.name, url, True, provider.list_models(), checked_at=time.monotonic())
+            describe = getattr(provider, "model_details", None)
+            if describe is not None:
+                status.details = describe()
         except ProviderError as exc:
             status = BackendStatus(provider.name, url, False, error=exc.message, checked_at=time.monotonic())
         except Exception as exc:  # a broken backend must never take the app down

@@ -38,6 +38,12 @@ def test_small_run_with_the_embedded_model(client):
     assert reply.role == "assistant" and reply.run_id == run.id and reply.content[0].text.value.strip()
 
 
+def test_models_list_gives_the_local_models_size_and_context(client):
+    model = next(m for m in client.models.list() if m.id == EMBEDDED_MODEL_ID)
+    assert model.owned_by == "embedded"
+    assert model.model_extra["size_bytes"] > 50_000_000 and model.model_extra["context_length"] == 8192
+
+
 # The tiny model tends to repeat its code_interpreter call; the engine then asks it to answer (tool_choice
 # "none"), so the seed's poll-until-completed loop ends. A run that ends otherwise fails the test.
 def test_seed_client_code_runs_unchanged(api, monkeypatch, capsys):
