@@ -18,6 +18,7 @@ rt = get_runtime()
 state = st.session_state
 path = rt.settings.settings_file
 
+ENV = os.environ  # OPENAI_API_KEY / OPENAI_BASE_URL as the runtime read them (.env loaded by load_settings)
 WATCH_S = 3  # how often an open Settings page looks whether someone saved the settings elsewhere
 
 
@@ -49,13 +50,14 @@ def _save() -> None:
     """Callback: refuse invalid input, else write settings.json and rebuild the model router."""
     d = form.draft(state)
     errors = form.problems(d)
+    state[form.SAVE_TRIED] = True
     if errors:
         state["settings_result"] = ("error", f"Nothing was saved: fix the {len(errors)} problem"
                                     f"{'s' if len(errors) > 1 else ''} marked in red.")
         return
     current, _ = _read()  # unreadable: the user was told, and saving replaces it
     base = state.get(form.BASE, current)
-    mine = form.to_values(d, base)
+    mine = form.to_values(d, base, ENV.get("OPENAI_BASE_URL", ""))
     # Saved elsewhere (another tab, another person) since this form was filled: keep their changes where this
     # form left a setting alone, instead of silently writing the old values back over them.
     values, notes = form.merge(base, mine, form.comparable(current))
@@ -97,7 +99,7 @@ def _dirty() -> bool:
     """Whether the form holds edits that are not saved (measured against what it was filled from)."""
     d = form.draft(state)
     base = state.get(form.BASE, {})
-    return form.comparable(form.to_values(d, base)) != base or bool(d["openai_key"]) or any(
+    return form.comparable(form.to_values(d, base, ENV.get("OPENAI_BASE_URL", ""))) != base or bool(d["openai_key"]) or any(
         b["key"] for b in d["backends"])
 
 
@@ -107,6 +109,7 @@ if not unreadable and form.comparable(saved) != state.get(form.BASE) and not _di
     st.toast("These settings were just saved elsewhere (another tab or person): showing them.", icon=":material/sync:")
 d = form.draft(state)
 errors = form.problems(d)
+shown = form.shown_errors(errors, state)
 dirty = _dirty()
 base = state.get(form.BASE, {})
 
@@ -149,11 +152,11 @@ if result:
 
 # -- OpenAI ------------------------------------------------------------------------------------
 with st.container(border=True):
-    saved_key = base.get("openai_api_key", "")
-    if form.openai_section(state, errors, rt.settings.openai_api_key, not saved_key, saved_key):
-        key = d["openai_key"] or ("" if d["openai_key_clear"] else rt.settings.openai_api_key)
-        state[form.TESTS]["openai"] = _test("openai", d["openai_url"] or "https://api.openai.com/v1", key)
-    form.test_result(state[form.TESTS].get("openai"), d["openai_url"] or "https://api.openai.com/v1")
+    if form.openai_section(state, shown, *form.openai_hint(d, base, ENV)):
+        url = form.openai_url(d, ENV.get("OPENAI_BASE_URL", ""))
+        # Only a key that belongs to this URL: the typed one, or the saved / environment one entered with it.
+        state[form.TESTS]["openai"] = _test("openai", url, form.openai_key(d, base, ENV))
+    form.test_result(state[form.TESTS].get("openai"), form.openai_url(d, ENV.get("OPENAI_BASE_URL", "")))
 
 # -- named servers -------------------------------------------------------------------------------
 with st.container(border=True):
@@ -161,7 +164,7 @@ with st.container(border=True):
     st.caption("Any server that speaks OpenAI's Chat Completions API: Ollama, LM Studio, vLLM, llama.cpp's server… "
                "Their models appear in the Playground's model list, grouped by server name.")
     for row, b in zip(state[form.ROWS], d["backends"], strict=True):
-        if form.backend_row(state, row, errors) == "test":
+        if form.backend_row(state, row, errors, shown) == "test":
             state[form.TESTS][row["uid"]] = _test(b["name"] or "server", b["url"], form.backend_key(b))
             st.rerun()  # show the answer under the row it belongs to
     if not state[form.ROWS]:
@@ -180,7 +183,7 @@ with st.container(border=True):
         env_aliases = parse_aliases(os.environ.get("PLAYGROUND_MODEL_ALIASES", ""))
     except ValueError:
         env_aliases = {}
-    form.aliases_section(state, errors, env_aliases)
+    form.aliases_section(state, shown, env_aliases)
 
 with st.container(border=True):
     st.subheader("Default model", anchor=False)
@@ -189,7 +192,7 @@ with st.container(border=True):
         st.text_input("Model for new assistants", key=form.DEFAULT_MODEL, persist_state="session",
                       placeholder=rt.settings.default_model or EMBEDDED_MODEL_ID,
                       help="Leave empty to keep the environment's choice (PLAYGROUND_DEFAULT_MODEL) or the embedded model.")
-        form.inline_error(errors, form.DEFAULT_MODEL)
+        form.inline_error(shown, form.DEFAULT_MODEL)
     with right:
         if rt.settings.embedded_enabled:
             st.markdown(f":green-badge[:material/memory: Embedded model on] `{EMBEDDED_MODEL_ID}` runs inside the "

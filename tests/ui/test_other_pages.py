@@ -293,7 +293,8 @@ def test_settings_helpers():
         assert form.check_aliases(bad)[1], bad
     saved = {"openai_api_key": "sk-old", "theme": "kept", "backends": [{"name": "x", "base_url": "http://x/v1", "api_key": "k"}]}
     d = {"openai_key": "", "openai_key_clear": False, "openai_url": "", "aliases": "", "default_model": "",
-         "backends": [{"uid": "1", "name": "x", "url": "http://x/v1", "key": "", "key_clear": False, "saved_key": "k"}]}
+         "backends": [{"uid": "1", "name": "x", "url": "http://x/v1", "key": "", "key_clear": False, "saved_key": "k",
+                      "saved_url": "http://x/v1"}]}
     assert form.to_values(d, saved) == saved
 
 
