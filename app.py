@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import PLAYGROUND_DEFAULTS
+from assistants.config import load_settings
+from components import PLAYGROUND_DEFAULTS, login
 from session import init_state
 
 # 340 px: the assistant config sidebar fits an assistant id and the New/Clone/Delete row on one line.
@@ -31,6 +32,10 @@ CSS = """
  font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.8rem}
 """
 st.html(f"<style>{CSS}</style>")
+# Before any page: nothing of the Playground is drawn for a browser that has not logged in where a login is set,
+# and nothing at all when it listens beyond this machine without one.
+if not login.allowed(load_settings().playground_password):
+    st.stop()
 init_state()
 for key, value in PLAYGROUND_DEFAULTS.items():
     # Copy mutable defaults: each browser session gets its own dict/list.
