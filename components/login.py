@@ -82,9 +82,10 @@ def _limiter() -> Limiter:
 
 def _client() -> str:
     try:
-        return st.context.ip_address or "unknown"
-    except Exception:  # no request context (tests): one shared client
-        return "unknown"
+        ip = st.context.ip_address
+    except Exception:  # no request context
+        ip = None
+    return ip if isinstance(ip, str) and ip else "unknown"  # unknown clients share one budget
 
 
 def _oidc_configured() -> bool:
