@@ -28,12 +28,19 @@ _DEFINITION = re.compile(r"^((?:[ \t]*(?:>|[-*+]|\d{1,9}[.)])?[ \t]*)*)\[(?=[^\]
 _UNSAFE_LINK = re.compile(r"\]\((?![ \t]*<?[ \t]*(?:https?://|mailto:))")
 _TAG_START = re.compile(r"[A-Za-z/!?]")
 _SAFE_SCHEMES = ("http", "https", "mailto")
+# Direction overrides and isolates: untrusted text must not turn the rest of the page around ("gnp.exe").
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """`text` with its direction-control characters shown as codes instead of obeyed."""
+    return _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
 
 
 def plain(text: str) -> str:
     """Markdown that shows `text` exactly as written: nothing is markup, line breaks and indents stay."""
-    lines = str(text or "").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    lines = visible(str(text or "")).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
     return "\\\n".join(_plain_line(line) for line in lines)  # a backslash at a line's end is a hard line break
 
 
@@ -47,7 +54,7 @@ def _plain_line(line: str) -> str:
 
 def code_text(text: str) -> str:
     """`text` as one inline code span (names, queries, URLs): literal, on one line."""
-    text = " ".join(str(text or "").split())
+    text = " ".join(visible(str(text or "")).split())
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
@@ -61,7 +68,7 @@ def shown_url(url: str) -> str:
         url = url[1:-1]
     clean = _INVISIBLE.sub("", url)
     scheme = urlparse(clean).scheme.lower()
-    if scheme in _SAFE_SCHEMES and clean == url and not any(c in url for c in "()<>[] \\"):
+    if scheme in _SAFE_SCHEMES and clean == url and "⟨U+" not in url and not any(c in url for c in "()<>[] \\"):
         return f"[{plain(url)}]({url})"
     return code_text(url)
 
@@ -151,7 +158,7 @@ class MarkdownSanitiser:
     """Model or user markdown made safe for st.markdown; fed piece by piece while a reply streams."""
 
     def __init__(self) -> None:
-        self.done: list[str] = []   # finished lines, already safe
+        self.done = ""              # finished lines, already safe, each ending in a newline
         self.partial = ""           # the line still being written
         self.fence = ""             # the open top-level fence ("```", "~~~~"…), or ""
         self.loose = ""             # the open fence anywhere (in a list, a quote…), or ""
@@ -179,13 +186,13 @@ class MarkdownSanitiser:
 
     def feed(self, text: str) -> str:
         """Add a piece; returns the whole text so far, safe (the unfinished last line is re-checked each time)."""
-        *complete, self.partial = (self.partial + text).split("\n")
-        for line in complete:
-            self.done.append(self._line(line))
+        *complete, self.partial = (self.partial + visible(text)).split("\n")
+        if complete:
+            self.done += "".join(self._line(line) + "\n" for line in complete)
         fences = self.fence, self.loose
         tail = self._line(self.partial)
         self.fence, self.loose = fences  # the unfinished line is not committed: it may still become something else
-        return "\n".join([*self.done, tail])
+        return self.done + tail
 
 
 def safe_markdown(text: str) -> str:

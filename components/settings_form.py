@@ -10,7 +10,7 @@ import streamlit as st
 
 from assistants.config import EMBEDDED_MODEL_ID, OPENAI_DEFAULT_URL, openai_key_for, parse_aliases, same_url, saved_key_url
 from components import plain_error
-from components.safe_text import code_text
+from components.safe_text import code_text, plain
 
 # Presets people pick from; the URLs are the servers' documented OpenAI-compatible defaults.
 PRESETS = {
@@ -346,10 +346,11 @@ def test_result(result: dict | None, url: str) -> None:
         return
     if result["ok"]:
         models = result["models"]
-        shown = ", ".join(f"`{m}`" for m in models[:12]) + (f" and {len(models) - 12} more" if len(models) > 12 else "")
+        # Names the server chose: text, never markdown.
+        shown = ", ".join(code_text(m) for m in models[:12]) + (f" and {len(models) - 12} more" if len(models) > 12 else "")
         st.success(f"Connected: {len(models)} model{'s' if len(models) != 1 else ''}. {shown}", icon=":material/check_circle:")
     else:
-        st.error(plain_error(result["error"]), icon=":material/link_off:")
+        st.error(plain(plain_error(result["error"])), icon=":material/link_off:")
 
 
 def openai_section(state, errors: dict, hint: str, dropped_from: str, env_note: str) -> bool:

@@ -10,6 +10,7 @@ from assistants.config import EMBEDDED_MODEL_ID, Backend, parse_aliases, read_se
 from assistants.providers.base import ProviderError
 from assistants.providers.openai_compat import OpenAICompatProvider
 from components import settings_form as form
+from components.safe_text import code_text
 from session import get_runtime
 
 TEST_TIMEOUT_S = 10.0
@@ -175,7 +176,7 @@ with st.container(border=True):
                 and b.name not in {x.get("name") for x in base.get("backends", [])}]
     if env_only:
         st.caption("Also configured in the environment (PLAYGROUND_BACKENDS): "
-                   + ", ".join(f"`{b.name}` at {b.base_url}" for b in env_only))
+                   + ", ".join(f"{code_text(b.name)} at {code_text(b.base_url)}" for b in env_only))
 
 # -- aliases and default model -------------------------------------------------------------------
 with st.container(border=True):
