@@ -57,7 +57,7 @@ def code_text(text: str) -> str:
     text = " ".join(visible(str(text or "")).split())
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text or ' '}{pad}{fence}"
 
 

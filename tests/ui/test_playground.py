@@ -457,7 +457,7 @@ def test_markdown_escaping_keeps_money_and_code():
     assert safe_markdown("I make $5,000 and want $100,000") == "I make \\$5,000 and want \\$100,000"
     assert safe_markdown("`echo $HOME` costs $1") == "`echo $HOME` costs \\$1"
     assert safe_markdown("```sh\necho $PATH\n```\n$2") == "```sh\necho $PATH\n```\n\\$2"
-    assert safe_markdown("<script>alert(1)</script>") == "<script>alert(1)</script>"  # st.markdown escapes HTML
+    assert safe_markdown("<script>alert(1)</script>") == "\\<script>alert(1)\\</script>"  # shown as text
 
 
 def test_citations_become_numbered_markers():
