@@ -31,6 +31,12 @@ def _read() -> tuple[dict, str | None]:
         return {}, str(exc)
 
 
+# A key typed and left with Tab must count. Streamlit commits a text input on blur, except when focus moves inside
+# the widget, and Tab from a password field goes to its own show/hide button, so the key was never committed (a
+# click elsewhere, Enter, or a second Tab did not help either). Without that button, Tab leaves the field and commits.
+st.html("<style>[class*='st-key-settings_'][class*='_key'] [data-testid='stTextInputRootElement'] button"
+        "{display:none}</style>")
+
 saved, unreadable = _read()
 form.seed(state, saved)
 
