@@ -103,7 +103,7 @@ def test_plain_shows_text_as_written():
     assert plain("1. one\n# two\n> three\n===") == "1\\. one\\\n\\# two\\\n\\> three\\\n\\==="
     assert plain("a\n\nb") == "a\\\n&#8203;\\\nb" and plain("  indented") == "&nbsp;&nbsp;indented"
     assert plain("ends with a backslash \\") == "ends with a backslash \\\\"
-    assert "\u202e" not in plain("evil\u202egnp.exe") and "U\\+202E" in plain("evil\u202egnp.exe")
+    assert "\u202e" not in plain("evil\u202egnp.exe") and "U+202E" in plain("evil\u202egnp.exe")
 
 
 def test_code_text_cannot_be_broken_out_of():
