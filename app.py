@@ -32,10 +32,6 @@ CSS = """
  font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.8rem}
 """
 st.html(f"<style>{CSS}</style>")
-# Before any page: nothing of the Playground is drawn for a browser that has not logged in where a login is set,
-# and nothing at all when it listens beyond this machine without one.
-if not login.allowed(load_settings().playground_password):
-    st.stop()
 init_state()
 for key, value in PLAYGROUND_DEFAULTS.items():
     # Copy mutable defaults: each browser session gets its own dict/list.
@@ -48,4 +44,12 @@ pages = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
-st.navigation(pages, position="top").run()
+# Before any page: nothing of the Playground is drawn for a browser that has not logged in where a login is set,
+# and nothing at all when it listens beyond this machine without one. The pages are registered either way (hidden
+# until then), so Streamlit never falls back to offering the pages/ folder's files by their own URLs.
+password = load_settings().playground_password
+gate = login.needed(password)
+page = st.navigation(pages, position="hidden" if gate else "top")
+if gate and not login.allowed(password):
+    st.stop()
+page.run()

@@ -162,6 +162,13 @@ def allowed(password: str) -> bool:
     return ok
 
 
+def needed(password: str) -> bool:
+    """Whether this browser session still has to go through the gate (without drawing anything)."""
+    if passed():
+        return False
+    return _oidc_configured() or bool(password) or not is_loopback(st.get_option("server.address") or "")
+
+
 def passed() -> bool:
     """Whether this browser session already went through the gate (True outside a Streamlit script: no browser)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx

@@ -369,11 +369,7 @@ def openai_section(state, errors: dict, hint: str, dropped_from: str, env_note: 
         st.text_input("API key", key=OPENAI_KEY, type="password", placeholder=hint, autocomplete="off",
                       persist_state="session", help="Stored in settings.json, readable only by this machine's owner. "
                       "It is never shown again in full, and it is sent only to the base URL beside it.")
-        if dropped_from:
-            st.warning(f"The base URL changed, so the saved key (it belongs to {code_text(dropped_from)}) will not be "
-                       "sent to it and is removed when you save. Type the key for the new URL.",
-                       icon=":material/key_off:")
-        elif state.get(BASE, {}).get("openai_api_key"):
+        if not dropped_from and state.get(BASE, {}).get("openai_api_key"):
             st.checkbox("Remove the saved key", key=OPENAI_KEY_CLEAR, persist_state="session")
         if env_note:
             st.caption(env_note)
@@ -381,6 +377,9 @@ def openai_section(state, errors: dict, hint: str, dropped_from: str, env_note: 
         st.text_input("Base URL", key=OPENAI_URL, placeholder=OPENAI_DEFAULT_URL, persist_state="session",
                       help="Leave empty for OpenAI itself. Changing it clears the saved key: a key belongs to its URL.")
         inline_error(errors, OPENAI_URL)
+    if dropped_from and not state.get(OPENAI_KEY):
+        st.warning(f"The base URL changed, so the saved key (it belongs to {code_text(dropped_from)}) will not be "
+                   "sent to the new URL, and Save removes it. Type the key for the new URL.", icon=":material/key_off:")
     clicked = st.button("Test connection", key="settings_test_openai", icon=":material/network_check:",
                         disabled=OPENAI_URL in errors)
     return clicked
@@ -399,7 +398,7 @@ def openai_hint(d: dict, saved: dict, env: dict) -> tuple[str, str, str]:
         hint = "sk-…"
     note = ""
     if env_key and key != env_key:
-        note = (f"OPENAI_API_KEY from the environment belongs to {env_url or OPENAI_DEFAULT_URL} only; "
+        note = (f"OPENAI_API_KEY from the environment belongs to {code_text(env_url or OPENAI_DEFAULT_URL)} only; "
                 "it is not sent to this URL.")
     return hint, dropped, note
 
@@ -431,12 +430,11 @@ def backend_row(state, row: dict, errors: dict, shown: dict) -> str | None:
                           autocomplete="off", persist_state="session",
                           help="Only for servers that ask for one; Ollama and LM Studio don't. "
                           "It is sent only to the base URL beside it.")
-            if dropped and not state.get(f"settings_b_{uid}_key"):
-                st.warning(f"The URL changed, so the saved key (it belongs to {code_text(row['saved_url'])}) will not be "
-                           "sent to it and is removed when you save. Type the key for the new URL.",
-                           icon=":material/key_off:")
-            elif row.get("saved_key") and not dropped:
+            if row.get("saved_key") and not dropped:
                 st.checkbox("Remove the saved key", key=f"settings_b_{uid}_key_clear", persist_state="session")
+        if dropped and not state.get(f"settings_b_{uid}_key"):
+            st.warning(f"The URL changed, so the saved key (it belongs to {code_text(row['saved_url'])}) will not be "
+                       "sent to the new URL, and Save removes it. Type the key for the new URL.", icon=":material/key_off:")
         buttons = st.container(horizontal=True)
         pressed = buttons.button("Test connection", key=f"settings_b_{uid}_test", icon=":material/network_check:",
                                 disabled=f"settings_b_{uid}_url" in errors)
