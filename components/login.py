@@ -125,7 +125,7 @@ def password_gate(password: str) -> bool:
 
 def oidc_gate() -> bool:
     """Streamlit's own login (st.login with [auth] in secrets.toml); True once logged in."""
-    if st.user.is_logged_in:
+    if st.user.get("is_logged_in") is True:  # absent (no identity provider answered yet) counts as not logged in
         return True
     _, middle, _ = st.columns([1, 2, 1])
     with middle:

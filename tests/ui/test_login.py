@@ -85,3 +85,14 @@ def test_limiter_and_helpers():
         assert login.is_loopback(yes), yes
     for no in ("", "0.0.0.0", "::", "192.168.0.2", "example.com"):
         assert not login.is_loopback(no), no
+
+
+def test_oidc_login_required_when_configured(data):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s",
+                          "client_id": "c", "client_secret": "x",
+                          "server_metadata_url": "https://accounts.example/.well-known/openid-configuration"}
+    at.switch_page("pages/settings.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [b.label for b in at.button] == ["Log in"] and all(t.value != "Settings" for t in at.title)
