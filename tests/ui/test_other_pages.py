@@ -428,3 +428,29 @@ def test_settings_new_row_starts_without_red_errors_until_save(app_rt):
     assert "Nothing was saved" in at.error[0].value
     errors = [m.value for m in at.markdown if ":red[" in m.value]
     assert any("Give this server a name" in e for e in errors) and any("Enter the server's base URL" in e for e in errors)
+
+
+def test_compare_outputs_and_names_are_not_markdown_that_fetches(tmp_path, monkeypatch):
+    """A hostile reply, assistant name and prompt on Compare: images become links, names and prompt stay text."""
+    for var in ENV:
+        monkeypatch.delenv(var, raising=False)
+    beacon = "![x](http://127.0.0.1:9/leak)"
+    with FakeOpenAIServer() as srv:
+        monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("PLAYGROUND_BACKENDS", f"fake={srv.base_url}")
+        monkeypatch.setenv("PLAYGROUND_EMBEDDED_MODEL", "0")
+        srv.add({"text": f"A {beacon}"}, {"text": f"B {beacon}"})
+        rt = session.get_runtime()
+        try:
+            rt.create_assistant(model="fake-model", name=f"Evil {beacon}")
+            at = open_page("compare")
+            at.text_area(key="compare_prompt").set_value(f"Prompt {beacon}")
+            at.button(key="compare_send").click().run()
+            assert not at.exception
+            shown = [m.value for m in at.markdown] + [c.value for c in at.caption]
+            unescaped = [v for v in shown if re.search(r"(?<!\\)!\[", v)]
+            assert not unescaped, unescaped
+            assert sum("image not loaded" in cm.markdown[0].value for cm in at.chat_message) == 2
+        finally:
+            rt.close()
+            session._runtime_for.clear()
