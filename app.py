@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import PLAYGROUND_DEFAULTS
+from assistants.config import load_settings
+from components import PLAYGROUND_DEFAULTS, login
 from session import init_state
 
 # 340 px: the assistant config sidebar fits an assistant id and the New/Clone/Delete row on one line.
@@ -44,4 +45,12 @@ pages = [
     st.Page("pages/models.py", title="Models", icon=":material/download:"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
-st.navigation(pages, position="top").run()
+# Before any page: nothing of the Playground is drawn for a browser that has not logged in where a login is set,
+# and nothing at all when it listens beyond this machine without one. The pages are registered either way (hidden
+# until then), so Streamlit never falls back to offering the pages/ folder's files by their own URLs.
+password = load_settings().playground_password
+gate = login.needed(password)
+page = st.navigation(pages, position="hidden" if gate else "top")
+if gate and not login.allowed(password):
+    st.stop()
+page.run()

@@ -6,6 +6,7 @@ import streamlit as st
 
 from assistants.config import load_settings
 from assistants.runtime import Runtime
+from components import login
 
 # st.session_state keys shared by every page (ids and UI flags only; everything else lives in the store).
 DEFAULTS = {
@@ -21,6 +22,11 @@ def _runtime_for(data_dir: str) -> Runtime:
 
 def get_runtime() -> Runtime:
     """The one Runtime of this process for the configured data dir (never mutated per user)."""
+    if not login.passed():
+        # A page can run without app.py (Streamlit runs pages/<name>.py directly until the router has run once in
+        # this process), so the login gate stands here too, in front of everything a page can read.
+        if not login.allowed(load_settings().playground_password):
+            st.stop()
     return _runtime_for(str(load_settings().data_dir))
 
 

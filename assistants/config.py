@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlparse
 
 from dotenv import load_dotenv
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 
 _Num = TypeVar("_Num", int, float)
 
@@ -23,6 +25,34 @@ class Backend:
     name: str
     base_url: str
     api_key: str = ""
+
+
+def same_url(a: str, b: str) -> bool:
+    """Whether two base URLs name the same server and path (case of scheme and host, a trailing / ignored)."""
+    def norm(url: str) -> tuple[str, str, str]:
+        parsed = urlparse((url or "").strip())
+        return parsed.scheme.lower(), parsed.netloc.lower(), parsed.path.rstrip("/")
+    return norm(a) == norm(b)
+
+
+def saved_key_url(ui: dict, env: dict) -> str:
+    """The URL the settings file's OpenAI key was entered with."""
+    return ui.get("openai_api_key_url") or ui.get("openai_base_url") or env.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL
+
+
+def openai_key_for(url: str, ui: dict, env: dict) -> str:
+    """The key that belongs to OpenAI base URL `url` (empty = OpenAI's): never one entered for another URL.
+
+    A key saved on the Settings page is bound to the URL it was saved with (`openai_api_key_url`; older files
+    without it: the URL saved beside it). OPENAI_API_KEY belongs to OPENAI_BASE_URL (or OpenAI's) only.
+    """
+    url = url or OPENAI_DEFAULT_URL
+    saved = ui.get("openai_api_key", "")
+    if saved and same_url(saved_key_url(ui, env), url):
+        return saved
+    if env.get("OPENAI_API_KEY") and same_url(env.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL, url):
+        return env["OPENAI_API_KEY"]
+    return ""
 
 
 def _int(env: dict, key: str, default: int) -> int:
@@ -125,7 +155,7 @@ class Settings:
         """The OpenAI backend (if a key or URL is set) followed by the named extra backends."""
         out = []
         if self.openai_api_key or self.openai_base_url:
-            out.append(Backend("openai", self.openai_base_url or "https://api.openai.com/v1", self.openai_api_key))
+            out.append(Backend("openai", self.openai_base_url or OPENAI_DEFAULT_URL, self.openai_api_key))
         out.extend(self.backends)
         return out
 
@@ -164,10 +194,11 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
     aliases = parse_aliases(env.get("PLAYGROUND_MODEL_ALIASES", ""))
     aliases.update(ui.get("aliases", {}))
     keys = tuple(k.strip() for k in env.get("PLAYGROUND_API_KEYS", "").split(",") if k.strip())
+    openai_url = ui.get("openai_base_url") or env.get("OPENAI_BASE_URL", "")
     return Settings(
         data_dir=data_dir,
-        openai_api_key=ui.get("openai_api_key") or env.get("OPENAI_API_KEY", ""),
-        openai_base_url=ui.get("openai_base_url") or env.get("OPENAI_BASE_URL", ""),
+        openai_api_key=openai_key_for(openai_url, ui, env),
+        openai_base_url=openai_url,
         backends=tuple(backends),
         aliases=aliases,
         default_model=ui.get("default_model") or env.get("PLAYGROUND_DEFAULT_MODEL") or EMBEDDED_MODEL_ID,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import streamlit as st
 
 from assistants.pricing import format_usd
+from components.safe_text import code_text, plain
 
 TERMINAL_EVENTS = ("thread.run.completed", "thread.run.failed", "thread.run.incomplete", "thread.run.cancelled",
                    "thread.run.expired", "thread.run.requires_action")
@@ -80,8 +81,8 @@ def side_settings(side: str, assistants: list[dict], models: list[str]) -> dict:
 
 def side_header(side: str, cfg: dict) -> None:
     """Which assistant, model and temperature answered on this side."""
-    st.markdown(f"**{side} · {cfg['name']}**")
-    st.caption(f"`{cfg['model']}` · temperature {cfg['temperature']:.1f}")
+    st.markdown(f"**{side} · {plain(cfg['name'])}**")
+    st.caption(f"{code_text(cfg['model'])} · temperature {cfg['temperature']:.1f}")
 
 
 def stats(usage: dict | None, ttft_s: float | None, wall_s: float | None, status: str, cost: float | None = None) -> None:
@@ -110,5 +111,5 @@ def pending_calls(run: dict) -> None:
     """What a run that stopped for function results asked for."""
     calls = ((run.get("required_action") or {}).get("submit_tool_outputs") or {}).get("tool_calls") or []
     for call in calls:
-        st.info(f"Called `{call['function']['name']}` with `{call['function']['arguments'][:200]}`. "
+        st.info(f"Called {code_text(call['function']['name'])} with {code_text(call['function']['arguments'][:200])}. "
                 "Open it in the Playground to send the function's result.", icon=":material/function:")

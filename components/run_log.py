@@ -9,6 +9,7 @@ import streamlit as st
 
 from assistants.pricing import format_usd
 from components import RUN_STATUS, fmt_duration, fmt_tokens, plain_error, pretty_json, run_ended_at
+from components.safe_text import code_text, plain
 from components.thread_view import fmt_clock, show_image
 
 RESULT_PREVIEW_CHARS = 600
@@ -26,7 +27,7 @@ def run_label(run: dict) -> str:
     """One line per run: status · model · duration · tokens."""
     _icon, words = RUN_STATUS.get(run["status"], ("", run["status"]))
     tokens = (run.get("usage") or {}).get("total_tokens")
-    parts = [words, run.get("model") or "?"] + [t for t in (_seconds(run),) if t]
+    parts = [words, plain(run.get("model") or "?")] + [t for t in (_seconds(run),) if t]
     if tokens is not None:
         parts.append(f"{fmt_tokens(tokens)} tok")
     return " · ".join(parts)
@@ -50,11 +51,20 @@ def _raw(obj) -> str:
     return text
 
 
+def _query(raw: str) -> str:
+    """The query of a file_search call's arguments ({"query": "..."}), or the arguments as they came."""
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return raw or ""
+    return value["query"] if isinstance(value, dict) and isinstance(value.get("query"), str) else pretty_json(raw)
+
+
 def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
     kind = call["type"]
     if kind == "function":
         fn = call["function"]
-        st.markdown(f":material/function: **{fn['name']}** :gray[function]")
+        st.markdown(f":material/function: **{code_text(fn['name'])}** :gray[function]")
         st.code(pretty_json(fn.get("arguments", "")), language="json")
         if fn.get("output") is None:
             st.caption("Waiting for its output.")
@@ -72,13 +82,14 @@ def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
                 show_image(out["image"]["file_id"], files)
     elif kind == "file_search":
         fs = call["file_search"]
-        query = pretty_json(args.get(call["id"], ""))
-        st.markdown(":material/search: **File Search**" + (f" · query: `{query}`" if query else ""))
+        query = _query(args.get(call["id"], ""))
+        # Written by the model: shown as text (code), never as markdown.
+        st.markdown(":material/search: **File Search**" + (f" · query: {code_text(query)}" if query else ""))
         results = fs.get("results") or []
         if not results:
             st.caption("No passages retrieved.")
         for r in results:
-            st.markdown(f":material/description: **{r.get('file_name') or r.get('file_id')}** "
+            st.markdown(f":material/description: **{plain(r.get('file_name') or r.get('file_id') or '')}** "
                         f":gray[score {float(r.get('score') or 0):.3f}]")
             text = " ".join(c.get("text", "") for c in r.get("content") or [] if isinstance(c, dict)).strip()
             if text:
@@ -99,9 +110,9 @@ def _details(run: dict, details: dict, cost: float) -> None:
                     f"{fmt_tokens(usage.get('completion_tokens'))} completion)] · **{format_usd(cost)}**"
                     + (f" · model time {fmt_duration(model_ms / 1000)}" if model_ms else ""))
     if run.get("last_error"):
-        st.error(plain_error(run["last_error"].get("message") or "The run failed."), icon=":material/error:")
+        st.error(plain(plain_error(run["last_error"].get("message") or "The run failed.")), icon=":material/error:")
     if run["status"] == "incomplete":
-        st.warning(f"Stopped early: {(run.get('incomplete_details') or {}).get('reason', 'limit reached')}.",
+        st.warning(f"Stopped early: {plain((run.get('incomplete_details') or {}).get('reason', 'limit reached'))}.",
                    icon=":material/warning:")
     if run["status"] == "requires_action":
         st.info("Waiting for function outputs: answer them in the thread.", icon=":material/pending_actions:")
@@ -118,7 +129,7 @@ def _details(run: dict, details: dict, cost: float) -> None:
                 with st.container(border=True):
                     _tool_call(call, args, details.get("files") or {})
         if step.get("last_error"):
-            st.caption(f":material/error: {step['last_error'].get('message')}")
+            st.caption(f":material/error: {plain(step['last_error'].get('message') or '')}")
     if not steps and run["status"] not in ("queued", "in_progress"):
         st.caption("No steps: the run ended before the model answered.")
     if calls:

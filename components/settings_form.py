@@ -8,8 +8,9 @@ from urllib.parse import urlparse
 
 import streamlit as st
 
-from assistants.config import EMBEDDED_MODEL_ID, parse_aliases
+from assistants.config import EMBEDDED_MODEL_ID, OPENAI_DEFAULT_URL, openai_key_for, parse_aliases, same_url, saved_key_url
 from components import plain_error
+from components.safe_text import code_text, plain
 
 # Presets people pick from; the URLs are the servers' documented OpenAI-compatible defaults.
 PRESETS = {
@@ -26,9 +27,10 @@ OPENAI_KEY_CLEAR = "settings_openai_key_clear"
 OPENAI_URL = "settings_openai_url"
 ALIASES = "settings_aliases"
 DEFAULT_MODEL = "settings_default_model"
-ROWS = "settings_rows"      # [{"uid", "saved_key"}]: the server rows being edited, in order
+ROWS = "settings_rows"      # [{"uid", "saved_key", "saved_url"}]: the server rows being edited, in order
 TESTS = "settings_tests"    # {"openai" | uid: {"url", "ok", "models", "error"}}: last "Test connection" answers
 BASE = "settings_base"      # the saved settings the form was filled from: what "changed elsewhere" is measured against
+SAVE_TRIED = "settings_save_tried"  # Save was pressed: empty required fields are marked too (not before)
 
 
 # -- checks and conversions (no Streamlit) ------------------------------------------------------
@@ -121,7 +123,7 @@ def draft(state) -> dict:
         "openai_key": (state.get(OPENAI_KEY) or "").strip(),
         "openai_key_clear": bool(state.get(OPENAI_KEY_CLEAR)),
         "openai_url": (state.get(OPENAI_URL) or "").strip(),
-        "backends": [{"uid": r["uid"], "saved_key": r.get("saved_key", ""),
+        "backends": [{"uid": r["uid"], "saved_key": r.get("saved_key", ""), "saved_url": r.get("saved_url", ""),
                       "name": (state.get(f"settings_b_{r['uid']}_name") or "").strip(),
                       "url": (state.get(f"settings_b_{r['uid']}_url") or "").strip(),
                       "key": (state.get(f"settings_b_{r['uid']}_key") or "").strip(),
@@ -152,17 +154,55 @@ def problems(d: dict) -> dict[str, str]:
 
 
 def backend_key(b: dict) -> str:
-    """The key a server row will be saved (and tested) with: the typed one, else the saved one."""
+    """The key a server row will be saved (and tested) with: the typed one, else the saved one while its URL stays."""
     if b["key"]:
         return b["key"]
-    return "" if b["key_clear"] else b["saved_key"]
+    return "" if b["key_clear"] or not same_url(b["url"], b.get("saved_url", "")) else b["saved_key"]
 
 
-def to_values(d: dict, saved: dict) -> dict:
-    """The settings.json content for draft `d`, keeping keys of `saved` this form does not edit."""
+def backend_key_dropped(b: dict) -> bool:
+    """Whether the row's saved key stops applying because its URL was changed (and no new key was typed)."""
+    return bool(b["saved_key"] and not b["key"] and not b["key_clear"] and not same_url(b["url"], b.get("saved_url", "")))
+
+
+def openai_url(d: dict, env_url: str) -> str:
+    """The OpenAI base URL the form stands for: its own, else the environment's, else OpenAI's."""
+    return d["openai_url"] or env_url or OPENAI_DEFAULT_URL
+
+
+def openai_key(d: dict, saved: dict, env: dict) -> str:
+    """The key Test connection and Save use for the form's URL: the typed one, else only one that belongs to it."""
+    if d["openai_key"]:
+        return d["openai_key"]
+    kept = {} if d["openai_key_clear"] else {"openai_api_key": saved.get("openai_api_key", ""),
+                                             "openai_api_key_url": saved_key_url(saved, env)}
+    return openai_key_for(openai_url(d, env.get("OPENAI_BASE_URL", "")), kept, env)
+
+
+def openai_saved_key_dropped(d: dict, saved: dict, env_url: str) -> str:
+    """The URL the saved key belongs to when the form's URL is another one (it will not be used there), else ""."""
+    key, bound = saved.get("openai_api_key"), saved_key_url(saved, {"OPENAI_BASE_URL": env_url})
+    if key and not d["openai_key"] and not d["openai_key_clear"] and not same_url(bound, openai_url(d, env_url)):
+        return bound
+    return ""
+
+
+def to_values(d: dict, saved: dict, env_url: str = "") -> dict:
+    """The settings.json content for draft `d`, keeping keys of `saved` this form does not edit.
+
+    A key is saved together with the URL it belongs to (`openai_api_key_url`); a saved key whose URL was changed
+    is dropped, so it can never be sent to the new URL.
+    """
     values = dict(saved)
-    key = d["openai_key"] or ("" if d["openai_key_clear"] else saved.get("openai_api_key", ""))
+    if d["openai_key"]:
+        key, bound = d["openai_key"], openai_url(d, env_url)
+    elif d["openai_key_clear"] or openai_saved_key_dropped(d, saved, env_url):
+        key, bound = "", ""
+    else:
+        key = saved.get("openai_api_key", "")
+        bound = saved.get("openai_api_key_url", "")  # older files: the key belongs to the URL saved beside it
     values["openai_api_key"] = key
+    values["openai_api_key_url"] = bound
     values["openai_base_url"] = d["openai_url"]
     values["backends"] = [{"name": b["name"], "base_url": b["url"], "api_key": backend_key(b)} for b in d["backends"]]
     values["aliases"] = check_aliases(d["aliases"])[0]
@@ -177,7 +217,8 @@ def comparable(values: dict) -> dict:
 
 
 # -- saved elsewhere meanwhile: a three-way merge -------------------------------------------------
-FIELD_NAMES = {"openai_api_key": "the OpenAI API key", "openai_base_url": "the OpenAI base URL",
+FIELD_NAMES = {"openai_api_key": "the OpenAI API key", "openai_api_key_url": "the URL of the OpenAI API key",
+               "openai_base_url": "the OpenAI base URL",
                "default_model": "the default model"}
 
 
@@ -256,9 +297,10 @@ def seed(state, saved: dict, force: bool = False) -> None:
         uid = secrets.token_hex(4)
         state[f"settings_b_{uid}_name"] = b.get("name", "")
         state[f"settings_b_{uid}_url"] = b.get("base_url", "")
-        rows.append({"uid": uid, "saved_key": b.get("api_key", "")})
+        rows.append({"uid": uid, "saved_key": b.get("api_key", ""), "saved_url": b.get("base_url", "")})
     state[ROWS] = rows
     state[TESTS] = {}
+    state[SAVE_TRIED] = False
 
 
 def add_row(state, preset: str) -> None:
@@ -273,7 +315,7 @@ def add_row(state, preset: str) -> None:
     uid = secrets.token_hex(4)
     state[f"settings_b_{uid}_name"] = name
     state[f"settings_b_{uid}_url"] = url
-    state[ROWS] = [*state.get(ROWS, []), {"uid": uid, "saved_key": ""}]
+    state[ROWS] = [*state.get(ROWS, []), {"uid": uid, "saved_key": "", "saved_url": ""}]
 
 
 def remove_row(state, uid: str) -> None:
@@ -285,6 +327,13 @@ def remove_row(state, uid: str) -> None:
 
 
 # -- rendering ----------------------------------------------------------------------------------
+def shown_errors(errors: dict[str, str], state) -> dict[str, str]:
+    """The problems to mark in red now: an empty required field only after Save was tried (a new row starts clean)."""
+    if state.get(SAVE_TRIED):
+        return errors
+    return {k: v for k, v in errors.items() if (state.get(k) or "").strip()}
+
+
 def inline_error(errors: dict[str, str], key: str) -> None:
     """The field's problem, in red, right under it."""
     if key in errors:
@@ -297,63 +346,95 @@ def test_result(result: dict | None, url: str) -> None:
         return
     if result["ok"]:
         models = result["models"]
-        shown = ", ".join(f"`{m}`" for m in models[:12]) + (f" and {len(models) - 12} more" if len(models) > 12 else "")
+        # Names the server chose: text, never markdown.
+        shown = ", ".join(code_text(m) for m in models[:12]) + (f" and {len(models) - 12} more" if len(models) > 12 else "")
         st.success(f"Connected: {len(models)} model{'s' if len(models) != 1 else ''}. {shown}", icon=":material/check_circle:")
     else:
-        st.error(plain_error(result["error"]), icon=":material/link_off:")
+        st.error(plain(plain_error(result["error"])), icon=":material/link_off:")
 
 
-def openai_section(state, errors: dict, effective_key: str, key_from_env: bool, saved_key: str) -> bool:
-    """The OpenAI key and base URL; returns True when "Test connection" was pressed."""
+def openai_section(state, errors: dict, hint: str, dropped_from: str, env_note: str) -> bool:
+    """The OpenAI key and base URL; returns True when "Test connection" was pressed.
+
+    `hint`: what the key field says when empty; `dropped_from`: the URL the saved key belongs to when the form's URL
+    is another one; `env_note`: why OPENAI_API_KEY is not used for this URL, if it is not.
+    """
     st.subheader("OpenAI", anchor=False)
     st.caption("Your OpenAI API key, or the key and URL of a gateway that speaks OpenAI's API (Azure-style proxies, "
-               "OpenRouter, …). Leave both empty to use local models only.")
+               "OpenRouter, …). Leave both empty to use local models only. A key is only ever sent to the URL it "
+               "was entered with.")
     left, right = st.columns(2)
     with left:
-        if saved_key:
-            hint = f"Saved key {mask(saved_key)} — type a new key to replace it"
-        elif key_from_env and effective_key:
-            hint = f"Using OPENAI_API_KEY from the environment ({mask(effective_key)})"
-        else:
-            hint = "sk-…"
         state.setdefault(OPENAI_KEY, "")
         st.text_input("API key", key=OPENAI_KEY, type="password", placeholder=hint, autocomplete="off",
                       persist_state="session", help="Stored in settings.json, readable only by this machine's owner. "
-                      "It is never shown again in full.")
-        if saved_key:
+                      "It is never shown again in full, and it is sent only to the base URL beside it.")
+        if not dropped_from and state.get(BASE, {}).get("openai_api_key"):
             st.checkbox("Remove the saved key", key=OPENAI_KEY_CLEAR, persist_state="session")
+        if env_note:
+            st.caption(env_note)
     with right:
-        st.text_input("Base URL", key=OPENAI_URL, placeholder="https://api.openai.com/v1", persist_state="session",
-                      help="Leave empty for OpenAI itself.")
+        st.text_input("Base URL", key=OPENAI_URL, placeholder=OPENAI_DEFAULT_URL, persist_state="session",
+                      help="Leave empty for OpenAI itself. Changing it clears the saved key: a key belongs to its URL.")
         inline_error(errors, OPENAI_URL)
+    if dropped_from and not state.get(OPENAI_KEY):
+        st.warning(f"The base URL changed, so the saved key (it belongs to {code_text(dropped_from)}) will not be "
+                   "sent to the new URL, and Save removes it. Type the key for the new URL.", icon=":material/key_off:")
     clicked = st.button("Test connection", key="settings_test_openai", icon=":material/network_check:",
                         disabled=OPENAI_URL in errors)
     return clicked
 
 
-def backend_row(state, row: dict, errors: dict) -> str | None:
-    """One named server: name, URL, optional key; returns "test" when its test button was pressed."""
+def openai_hint(d: dict, saved: dict, env: dict) -> tuple[str, str, str]:
+    """(placeholder of the key field, URL a now unused saved key belongs to, note on the environment's key)."""
+    env_url, env_key = env.get("OPENAI_BASE_URL", ""), env.get("OPENAI_API_KEY", "")
+    dropped = openai_saved_key_dropped(d, saved, env_url)
+    key = openai_key({**d, "openai_key": ""}, saved, env)
+    if key and key == saved.get("openai_api_key"):
+        hint = f"Saved key {mask(key)} — type a new key to replace it"
+    elif key:
+        hint = f"Using OPENAI_API_KEY from the environment ({mask(key)})"
+    else:
+        hint = "sk-…"
+    note = ""
+    if env_key and key != env_key:
+        note = (f"OPENAI_API_KEY from the environment belongs to {code_text(env_url or OPENAI_DEFAULT_URL)} only; "
+                "it is not sent to this URL.")
+    return hint, dropped, note
+
+
+def backend_row(state, row: dict, errors: dict, shown: dict) -> str | None:
+    """One named server: name, URL, optional key; returns "test" when its test button was pressed.
+
+    `errors` disable its test button; `shown` are the ones marked in red (not yet an empty field of a new row).
+    """
     uid = row["uid"]
     with st.container(border=True):
         c_name, c_url, c_key = st.columns([2, 4, 3])
         with c_name:
             st.text_input("Name", key=f"settings_b_{uid}_name", persist_state="session", placeholder="e.g. ollama")
-            inline_error(errors, f"settings_b_{uid}_name")
+            inline_error(shown, f"settings_b_{uid}_name")
         with c_url:
             st.text_input("Base URL", key=f"settings_b_{uid}_url", persist_state="session",
                           placeholder="http://localhost:11434/v1")
-            inline_error(errors, f"settings_b_{uid}_url")
+            inline_error(shown, f"settings_b_{uid}_url")
             url = state.get(f"settings_b_{uid}_url") or ""
             if f"settings_b_{uid}_url" not in errors and (hint := url_hint(url)):
                 st.caption(hint)
         with c_key:
-            hint = f"Saved key {mask(row['saved_key'])} — type to replace" if row.get("saved_key") else "Optional"
+            dropped = bool(row.get("saved_key")) and not same_url(url, row.get("saved_url", ""))
+            hint = f"Saved key {mask(row['saved_key'])} — type to replace" if row.get("saved_key") and not dropped \
+                else "Optional"
             state.setdefault(f"settings_b_{uid}_key", "")
             st.text_input("API key", key=f"settings_b_{uid}_key", type="password", placeholder=hint,
                           autocomplete="off", persist_state="session",
-                          help="Only for servers that ask for one; Ollama and LM Studio don't.")
-            if row.get("saved_key"):
+                          help="Only for servers that ask for one; Ollama and LM Studio don't. "
+                          "It is sent only to the base URL beside it.")
+            if row.get("saved_key") and not dropped:
                 st.checkbox("Remove the saved key", key=f"settings_b_{uid}_key_clear", persist_state="session")
+        if dropped and not state.get(f"settings_b_{uid}_key"):
+            st.warning(f"The URL changed, so the saved key (it belongs to {code_text(row['saved_url'])}) will not be "
+                       "sent to the new URL, and Save removes it. Type the key for the new URL.", icon=":material/key_off:")
         buttons = st.container(horizontal=True)
         pressed = buttons.button("Test connection", key=f"settings_b_{uid}_test", icon=":material/network_check:",
                                 disabled=f"settings_b_{uid}_url" in errors)

@@ -9,6 +9,10 @@ from datetime import datetime
 import streamlit as st
 
 from components import RUN_STATUS, plain_error, pretty_json
+from components.safe_text import MarkdownSanitiser, code_text, plain, safe_markdown, shown_url
+
+__all__ = ["safe_markdown"]  # pages import it from here
+IMAGE_NAMES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 # What the run's status label says while it works.
 _WORKING = {
@@ -17,38 +21,6 @@ _WORKING = {
     "requires_action": "Waiting for your function outputs",
     "cancelling": "Cancelling…",
 }
-
-
-class MarkdownEscaper:
-    """Escapes `$` outside code so "$5,000" stays money instead of LaTeX; accepts a reply piece by piece."""
-
-    def __init__(self) -> None:
-        self.in_fence = False
-        self.in_code = False
-        self.ticks = 0
-
-    def feed(self, text: str) -> str:
-        out = []
-        for ch in text:
-            if ch == "`":
-                self.ticks += 1
-                out.append(ch)
-                continue
-            if self.ticks:
-                if self.ticks >= 3 and not self.in_code:
-                    self.in_fence = not self.in_fence
-                elif not self.in_fence:
-                    self.in_code = not self.in_code
-                self.ticks = 0
-            if ch == "\n" and not self.in_fence:
-                self.in_code = False  # a stray backtick must not swallow the rest of the reply
-            out.append("\\$" if ch == "$" and not (self.in_fence or self.in_code) else ch)
-        return "".join(out)
-
-
-def safe_markdown(text: str) -> str:
-    """Model or user text ready for st.markdown (which never renders raw HTML without unsafe_allow_html)."""
-    return MarkdownEscaper().feed(text)
 
 
 def with_citations(block: dict) -> tuple[str, list[dict]]:
@@ -133,25 +105,28 @@ def show_image(file_id: str, files: dict) -> None:
         st.caption(f":material/image: Image {file_id} is not available.")
 
 
-def _render_text(block: dict, files: dict, key: str) -> None:
+def _render_text(block: dict, files: dict, key: str, role: str = "assistant") -> None:
     text, notes = with_citations(block)
     if text.strip():
-        st.markdown(safe_markdown(text))
+        # A person's message is shown as written (their "- milk" is not a bullet); a reply is markdown, made safe.
+        st.markdown(plain(text) if role == "user" else safe_markdown(text))
     for n, ann in enumerate(notes, 1):
         if ann["type"] == "file_citation":
             file_id = ann["file_citation"].get("file_id", "")
             name = (files.get(file_id) or {}).get("name") or file_id
             quote = ann["file_citation"].get("quote")
-            st.caption(safe_markdown(f"[{n}] {name}" + (f" — “{quote}”" if quote else "")))
+            st.caption(plain(f"[{n}] {name}" + (f" — “{quote}”" if quote else "")))
         else:
             file_id = ann["file_path"].get("file_id", "")
             info = files.get(file_id) or {}
             name = info.get("name") or ann.get("text", "").rsplit("/", 1)[-1] or file_id
             if info.get("data") is not None:
-                st.download_button(f"[{n}] {name}", info["data"], file_name=name, icon=":material/download:",
+                if name.lower().endswith(IMAGE_NAMES):
+                    st.image(info["data"], width="content")  # our own file: drawn from its stored bytes
+                st.download_button(plain(f"[{n}] {name}"), info["data"], file_name=name, icon=":material/download:",
                                    key=f"{key}_dl{n}", type="tertiary", on_click="ignore")
             else:
-                st.caption(f"[{n}] :material/attach_file: {name} (file not available)")
+                st.caption(f":material/attach_file: {plain(f'[{n}] {name}')} (file not available)")
 
 
 def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, str] | None, key: str,
@@ -162,21 +137,22 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
     with st.chat_message(msg["role"]):
         if origin and on_open is not None:
             with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.caption(f":material/forward: Handed off from **{(names or {}).get(origin, 'another assistant')}**",
+                st.caption(f":material/forward: Handed off from **{plain((names or {}).get(origin, 'another assistant'))}**",
                            width="content")
                 if origin in (names or {}):
                     st.button("Open its thread", key=f"{key}_origin", type="tertiary", on_click=on_open,
                               args=(origin, (msg.get("metadata") or {}).get(HANDOFF_THREAD)))
         for i, block in enumerate(msg.get("content") or []):
             if block["type"] == "text":
-                _render_text(block, files, f"{key}_{i}")
+                _render_text(block, files, f"{key}_{i}", msg["role"])
             elif block["type"] == "image_file":
                 show_image(block["image_file"]["file_id"], files)
             elif block["type"] == "image_url":
-                st.image(block["image_url"]["url"], width="content")
+                # Loading it would tell its server that this thread is open: a link the user may click instead.
+                st.markdown(f":material/image: Image not loaded: {shown_url(block['image_url'].get('url') or '')}")
         for att in msg.get("attachments") or []:
             name = (files.get(att["file_id"]) or {}).get("name") or att["file_id"]
-            st.caption(f":material/attach_file: {name}")
+            st.caption(f":material/attach_file: {plain(name)}")
         if msg.get("status") == "in_progress":
             st.caption(":material/edit: writing…")
         elif msg.get("status") == "incomplete":
@@ -186,12 +162,12 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
                        "still writing a tool call). Raise Max reply tokens in Run options, or ask for something shorter.")
         if msg["role"] == "assistant" and handoff:
             with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center", gap=None):
-                st.caption(f"{author} · {fmt_clock(msg.get('created_at'))}")
+                st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
                 picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
                                         key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
                                         help="Send this reply as a user message into another assistant's thread")
         elif msg["role"] == "assistant":
-            st.caption(f"{author} · {fmt_clock(msg.get('created_at'))}")
+            st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
     return picked
 
 
@@ -201,7 +177,7 @@ def render_run_outcome(run: dict) -> None:
     with st.chat_message("assistant"):
         if status == "failed":
             err = run.get("last_error") or {}
-            st.error(f"**The run failed.** {plain_error(err.get('message') or 'No reason was recorded.')}",
+            st.error(f"**The run failed.** {plain(plain_error(err.get('message') or 'No reason was recorded.'))}",
                      icon=":material/error:")
         elif status == "cancelled":
             st.caption(":material/block: Run cancelled.")
@@ -228,9 +204,9 @@ def render_function_calls(calls: list[dict], key: str) -> dict[str, str] | None:
                 args = pretty_json(fn["arguments"] or "{}")
                 # The same function called twice (Paris, then Rome): number the calls so each output has its place.
                 which = f" (call {n} of {len(calls)})" if names.count(fn["name"]) > 1 else ""
-                st.markdown(f":material/function: **`{fn['name']}`**{which}")
+                st.markdown(f":material/function: **{code_text(fn['name'])}**{which}")
                 st.code(args, language="json", wrap_lines=True)
-                st.text_area(f"Output of {fn['name']}{which}", key=f"playground_out_{call['id']}", height=90,
+                st.text_area(f"Output of {plain(fn['name'])}{which}", key=f"playground_out_{call['id']}", height=90,
                              placeholder='What the function returned, e.g. {"temperature": 22}')
             submitted = st.form_submit_button("Submit outputs", type="primary", icon=":material/send:",
                                               key=f"{key}_submit")
@@ -254,8 +230,10 @@ def stream_run(events: Iterable[tuple[str, dict | None]]) -> dict | None:
     with st.chat_message("assistant"):
         status = st.status("Queued…", state="running")
 
+        reply = st.empty()
+        sanitiser = MarkdownSanitiser()
+
         def pieces() -> Iterator[str]:
-            escaper = MarkdownEscaper()
             for event, data in events:
                 if event == "ping":
                     # A status update is also Streamlit's chance to notice a click (Cancel) meanwhile.
@@ -279,9 +257,14 @@ def stream_run(events: Iterable[tuple[str, dict | None]]) -> dict | None:
                                 seen["label"] = "Writing…"
                                 status.update(label=seen["label"])
                             seen["text"] = True
-                            yield escaper.feed(part["text"]["value"])
+                            yield part["text"]["value"]
 
-        st.write_stream(pieces(), cursor="▍")
+        # Not st.write_stream: it appends pieces as they come, and a piece can complete an image or a link that the
+        # sanitiser must see whole. Each update draws the whole reply so far, made safe (what write_stream sends too).
+        for piece in pieces():
+            reply.markdown(sanitiser.feed(piece) + "▍")
+        if seen["text"]:
+            reply.markdown(sanitiser.feed(""))
         run = seen["run"] or {}
         _icon, words = RUN_STATUS.get(run.get("status", ""), ("", "Finished"))
         status.update(label=f"{words} · {time.monotonic() - started:.1f} s",

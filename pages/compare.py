@@ -19,7 +19,8 @@ from components.compare import (
     side_settings,
     stats,
 )
-from components.thread_view import plain_text, safe_markdown
+from components.safe_text import MarkdownSanitiser, plain, safe_markdown
+from components.thread_view import plain_text
 from session import get_runtime
 
 rt = get_runtime()
@@ -83,7 +84,7 @@ def _cost(run: dict) -> float:
 def _stream(sides: list[dict]) -> None:
     """Show both replies as their tokens arrive; record first-token and total times."""
     cols = st.columns(2, border=True)
-    text_slots, stat_slots, texts = [], [], ["", ""]
+    text_slots, stat_slots, texts = [], [], [MarkdownSanitiser(), MarkdownSanitiser()]
     for side, col, s in zip(SIDES, cols, sides, strict=True):
         with col:
             side_header(side, s)
@@ -91,7 +92,7 @@ def _stream(sides: list[dict]) -> None:
                 text_slots.append(st.empty())
             stat_slots.append(st.empty())
             if s["error"]:
-                text_slots[-1].error(s["error"], icon=":material/error:")
+                text_slots[-1].error(plain(s["error"]), icon=":material/error:")
             else:
                 text_slots[-1].markdown(":gray[Waiting for the model…]")
     for i, event, data in interleave([s["sub"] for s in sides]):
@@ -99,8 +100,7 @@ def _stream(sides: list[dict]) -> None:
         if event == "thread.message.delta":
             if s.get("ttft_s") is None:
                 s["ttft_s"] = time.monotonic() - s["sent"]
-            texts[i] += delta_text(data)
-            text_slots[i].markdown(safe_markdown(texts[i]) + " ▌")
+            text_slots[i].markdown(texts[i].feed(delta_text(data)) + " ▌")
         elif event in TERMINAL_EVENTS:
             s["wall_s"] = time.monotonic() - s["sent"]
             with stat_slots[i].container():
@@ -115,20 +115,20 @@ if send:
         st.warning("Type a prompt first: nothing was sent.", icon=":material/edit:")
     else:
         sides = [_launch(cfg, text, int(state.get("compare_max_tokens") or 256)) for cfg in configs]
-        st.markdown(f"**Prompt:** {text}")
+        st.markdown(f"**Prompt:** {plain(text)}")
         _stream(sides)
         state["compare_result"] = {"prompt": text, "sides": sides}
         st.rerun()  # the finished comparison is drawn from the store, with its buttons
 
 last = state.get("compare_result")
 if last and not send:
-    st.markdown(f"**Prompt:** {last['prompt']}")
+    st.markdown(f"**Prompt:** {plain(last['prompt'])}")
     cols = st.columns(2, border=True)
     for n, (side, col, s) in enumerate(zip(SIDES, cols, last["sides"], strict=True)):
         with col:
             side_header(side, s)
             if s["error"] or not s.get("run_id"):
-                st.error(s["error"] or "This side did not start.", icon=":material/error:")
+                st.error(plain(s["error"] or "This side did not start."), icon=":material/error:")
                 continue
             try:
                 run = rt.get_run(s["thread_id"], s["run_id"])
@@ -146,7 +146,7 @@ if last and not send:
                 elif run["status"] not in ("requires_action", "failed"):
                     st.markdown(":gray[The model answered with no text.]")
                 if run.get("last_error"):
-                    st.error(run["last_error"]["message"], icon=":material/error:")
+                    st.error(plain(run["last_error"]["message"]), icon=":material/error:")
                 pending_calls(run)
             stats(run.get("usage"), s.get("ttft_s"), s.get("wall_s"), run["status"], _cost(run))
             if st.button("Open in Playground", key=f"compare_open_{n}", icon=":material/play_arrow:"):

@@ -10,6 +10,7 @@ from assistants.config import EMBEDDED_MODEL_ID, Backend, parse_aliases, read_se
 from assistants.providers.base import ProviderError
 from assistants.providers.openai_compat import OpenAICompatProvider
 from components import settings_form as form
+from components.safe_text import code_text
 from session import get_runtime
 
 TEST_TIMEOUT_S = 10.0
@@ -18,6 +19,7 @@ rt = get_runtime()
 state = st.session_state
 path = rt.settings.settings_file
 
+ENV = os.environ  # OPENAI_API_KEY / OPENAI_BASE_URL as the runtime read them (.env loaded by load_settings)
 WATCH_S = 3  # how often an open Settings page looks whether someone saved the settings elsewhere
 
 
@@ -28,6 +30,12 @@ def _read() -> tuple[dict, str | None]:
     except ValueError as exc:
         return {}, str(exc)
 
+
+# A key typed and left with Tab must count. Streamlit commits a text input on blur, except when focus moves inside
+# the widget, and Tab from a password field goes to its own show/hide button, so the key was never committed (a
+# click elsewhere, Enter, or a second Tab did not help either). Without that button, Tab leaves the field and commits.
+st.html("<style>[class*='st-key-settings_'][class*='_key'] [data-testid='stTextInputRootElement'] button"
+        "{display:none}</style>")
 
 saved, unreadable = _read()
 form.seed(state, saved)
@@ -49,13 +57,14 @@ def _save() -> None:
     """Callback: refuse invalid input, else write settings.json and rebuild the model router."""
     d = form.draft(state)
     errors = form.problems(d)
+    state[form.SAVE_TRIED] = True
     if errors:
         state["settings_result"] = ("error", f"Nothing was saved: fix the {len(errors)} problem"
                                     f"{'s' if len(errors) > 1 else ''} marked in red.")
         return
     current, _ = _read()  # unreadable: the user was told, and saving replaces it
     base = state.get(form.BASE, current)
-    mine = form.to_values(d, base)
+    mine = form.to_values(d, base, ENV.get("OPENAI_BASE_URL", ""))
     # Saved elsewhere (another tab, another person) since this form was filled: keep their changes where this
     # form left a setting alone, instead of silently writing the old values back over them.
     values, notes = form.merge(base, mine, form.comparable(current))
@@ -97,7 +106,7 @@ def _dirty() -> bool:
     """Whether the form holds edits that are not saved (measured against what it was filled from)."""
     d = form.draft(state)
     base = state.get(form.BASE, {})
-    return form.comparable(form.to_values(d, base)) != base or bool(d["openai_key"]) or any(
+    return form.comparable(form.to_values(d, base, ENV.get("OPENAI_BASE_URL", ""))) != base or bool(d["openai_key"]) or any(
         b["key"] for b in d["backends"])
 
 
@@ -107,6 +116,7 @@ if not unreadable and form.comparable(saved) != state.get(form.BASE) and not _di
     st.toast("These settings were just saved elsewhere (another tab or person): showing them.", icon=":material/sync:")
 d = form.draft(state)
 errors = form.problems(d)
+shown = form.shown_errors(errors, state)
 dirty = _dirty()
 base = state.get(form.BASE, {})
 
@@ -149,11 +159,11 @@ if result:
 
 # -- OpenAI ------------------------------------------------------------------------------------
 with st.container(border=True):
-    saved_key = base.get("openai_api_key", "")
-    if form.openai_section(state, errors, rt.settings.openai_api_key, not saved_key, saved_key):
-        key = d["openai_key"] or ("" if d["openai_key_clear"] else rt.settings.openai_api_key)
-        state[form.TESTS]["openai"] = _test("openai", d["openai_url"] or "https://api.openai.com/v1", key)
-    form.test_result(state[form.TESTS].get("openai"), d["openai_url"] or "https://api.openai.com/v1")
+    if form.openai_section(state, shown, *form.openai_hint(d, base, ENV)):
+        url = form.openai_url(d, ENV.get("OPENAI_BASE_URL", ""))
+        # Only a key that belongs to this URL: the typed one, or the saved / environment one entered with it.
+        state[form.TESTS]["openai"] = _test("openai", url, form.openai_key(d, base, ENV))
+    form.test_result(state[form.TESTS].get("openai"), form.openai_url(d, ENV.get("OPENAI_BASE_URL", "")))
 
 # -- named servers -------------------------------------------------------------------------------
 with st.container(border=True):
@@ -161,7 +171,7 @@ with st.container(border=True):
     st.caption("Any server that speaks OpenAI's Chat Completions API: Ollama, LM Studio, vLLM, llama.cpp's server… "
                "Their models appear in the Playground's model list, grouped by server name.")
     for row, b in zip(state[form.ROWS], d["backends"], strict=True):
-        if form.backend_row(state, row, errors) == "test":
+        if form.backend_row(state, row, errors, shown) == "test":
             state[form.TESTS][row["uid"]] = _test(b["name"] or "server", b["url"], form.backend_key(b))
             st.rerun()  # show the answer under the row it belongs to
     if not state[form.ROWS]:
@@ -172,7 +182,7 @@ with st.container(border=True):
                 and b.name not in {x.get("name") for x in base.get("backends", [])}]
     if env_only:
         st.caption("Also configured in the environment (PLAYGROUND_BACKENDS): "
-                   + ", ".join(f"`{b.name}` at {b.base_url}" for b in env_only))
+                   + ", ".join(f"{code_text(b.name)} at {code_text(b.base_url)}" for b in env_only))
 
 # -- aliases and default model -------------------------------------------------------------------
 with st.container(border=True):
@@ -180,7 +190,7 @@ with st.container(border=True):
         env_aliases = parse_aliases(os.environ.get("PLAYGROUND_MODEL_ALIASES", ""))
     except ValueError:
         env_aliases = {}
-    form.aliases_section(state, errors, env_aliases)
+    form.aliases_section(state, shown, env_aliases)
 
 with st.container(border=True):
     st.subheader("Default model", anchor=False)
@@ -189,7 +199,7 @@ with st.container(border=True):
         st.text_input("Model for new assistants", key=form.DEFAULT_MODEL, persist_state="session",
                       placeholder=rt.settings.default_model or EMBEDDED_MODEL_ID,
                       help="Leave empty to keep the environment's choice (PLAYGROUND_DEFAULT_MODEL) or the embedded model.")
-        form.inline_error(errors, form.DEFAULT_MODEL)
+        form.inline_error(shown, form.DEFAULT_MODEL)
     with right:
         if rt.settings.embedded_enabled:
             st.markdown(f":green-badge[:material/memory: Embedded model on] `{EMBEDDED_MODEL_ID}` runs inside the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -234,7 +235,8 @@ def test_settings_test_connection(app_rt):
     closed = f"http://127.0.0.1:{_free_port()}/v1"
     at.text_input(key=f"settings_b_{uid}_url").set_value(closed).run()
     at.button(key=f"settings_b_{uid}_test").click().run()
-    assert "Could not connect" in at.error[0].value and "Is the server running?" in at.error[0].value
+    shown = re.sub(r"\\(.)", r"\1", at.error[0].value)  # as the page shows it (no markdown escapes)
+    assert "Could not connect" in shown and "Is the server running?" in shown
     assert not at.exception
 
 
@@ -293,7 +295,8 @@ def test_settings_helpers():
         assert form.check_aliases(bad)[1], bad
     saved = {"openai_api_key": "sk-old", "theme": "kept", "backends": [{"name": "x", "base_url": "http://x/v1", "api_key": "k"}]}
     d = {"openai_key": "", "openai_key_clear": False, "openai_url": "", "aliases": "", "default_model": "",
-         "backends": [{"uid": "1", "name": "x", "url": "http://x/v1", "key": "", "key_clear": False, "saved_key": "k"}]}
+         "backends": [{"uid": "1", "name": "x", "url": "http://x/v1", "key": "", "key_clear": False, "saved_key": "k",
+                      "saved_url": "http://x/v1"}]}
     assert form.to_values(d, saved) == saved
 
 
@@ -414,3 +417,40 @@ def test_typed_text_survives_leaving_the_page(app_rt):
     at.switch_page("pages/assistants.py").run()
     at.switch_page("pages/settings.py").run()
     assert at.text_area(key=form.ALIASES).value == "a = b"
+
+
+def test_settings_new_row_starts_without_red_errors_until_save(app_rt):
+    at = open_page("settings")
+    uid = _add_server(at)
+    assert not [m.value for m in at.markdown if ":red[" in m.value]
+    assert at.button(key=f"settings_b_{uid}_test").disabled  # nothing to test yet, still
+    at.button(key="settings_save").click().run()
+    assert "Nothing was saved" in at.error[0].value
+    errors = [m.value for m in at.markdown if ":red[" in m.value]
+    assert any("Give this server a name" in e for e in errors) and any("Enter the server's base URL" in e for e in errors)
+
+
+def test_compare_outputs_and_names_are_not_markdown_that_fetches(tmp_path, monkeypatch):
+    """A hostile reply, assistant name and prompt on Compare: images become links, names and prompt stay text."""
+    for var in ENV:
+        monkeypatch.delenv(var, raising=False)
+    beacon = "![x](http://127.0.0.1:9/leak)"
+    with FakeOpenAIServer() as srv:
+        monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("PLAYGROUND_BACKENDS", f"fake={srv.base_url}")
+        monkeypatch.setenv("PLAYGROUND_EMBEDDED_MODEL", "0")
+        srv.add({"text": f"A {beacon}"}, {"text": f"B {beacon}"})
+        rt = session.get_runtime()
+        try:
+            rt.create_assistant(model="fake-model", name=f"Evil {beacon}")
+            at = open_page("compare")
+            at.text_area(key="compare_prompt").set_value(f"Prompt {beacon}")
+            at.button(key="compare_send").click().run()
+            assert not at.exception
+            shown = [m.value for m in at.markdown] + [c.value for c in at.caption]
+            unescaped = [v for v in shown if re.search(r"(?<!\\)!\[", v)]
+            assert not unescaped, unescaped
+            assert sum("image not loaded" in cm.markdown[0].value for cm in at.chat_message) == 2
+        finally:
+            rt.close()
+            session._runtime_for.clear()

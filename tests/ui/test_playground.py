@@ -457,7 +457,7 @@ def test_markdown_escaping_keeps_money_and_code():
     assert safe_markdown("I make $5,000 and want $100,000") == "I make \\$5,000 and want \\$100,000"
     assert safe_markdown("`echo $HOME` costs $1") == "`echo $HOME` costs \\$1"
     assert safe_markdown("```sh\necho $PATH\n```\n$2") == "```sh\necho $PATH\n```\n\\$2"
-    assert safe_markdown("<script>alert(1)</script>") == "<script>alert(1)</script>"  # st.markdown escapes HTML
+    assert safe_markdown("<script>alert(1)</script>") == "\\<script>alert(1)\\</script>"  # shown as text
 
 
 def test_citations_become_numbered_markers():
@@ -512,3 +512,14 @@ def test_words_for_people():
                            {"type": "file_citation", "start_index": 15, "end_index": 30,
                             "file_citation": {"file_id": "file-2"}}]}}]}
     assert plain_text(msg) == "Within 30 days."
+
+
+def test_user_message_shown_as_written_and_reply_images_not_loaded(fake):
+    """Issue 12 item 4: a list typed by a person keeps its lines; a reply's image is a link, never an <img>."""
+    from components.safe_text import plain
+    rt().create_assistant(model="fake-model", name="Echo")
+    fake.add({"text": "Done ![beacon](http://127.0.0.1:9/leak?q=list)"})
+    at = send(start(), "Shopping list:\n- milk\neggs\nbread")
+    user, reply = bubbles(at)[-2:]
+    assert user == ("user", plain("Shopping list:\n- milk\neggs\nbread"))  # each line kept, "- milk" no bullet
+    assert "![" not in reply[1].replace("\\![", "") and "image not loaded" in reply[1]

@@ -1,0 +1,58 @@
+"""Settings in Chromium: a key typed then Tab (no Enter) is used by Test connection and saved; new rows start clean."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistants.config import read_settings_file
+from tests.browser import free_port, go, idle, launch, stop_app
+from tests.browser.test_share import start
+from tests.fakes.openai_server import FakeOpenAIServer
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+KEY = "sk-lab-typed-then-tab-0123"
+
+
+def test_key_typed_then_tab_is_tested_and_saved(tmp_path):
+    with FakeOpenAIServer(models=("lab-model",), api_key=KEY) as srv:
+        port = free_port()
+        proc = start(tmp_path, port, PLAYGROUND_EMBEDDED_MODEL="0", PLAYGROUND_OLLAMA_AUTODETECT="0")
+        try:
+            with playwright_api.sync_playwright() as p:
+                browser = launch(p)
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(60_000)
+                page.goto(f"http://127.0.0.1:{port}")
+                idle(page)
+                go(page, "Settings")
+                page.get_by_role("button", name="Add another server").click()
+                idle(page)
+                # Nothing typed yet: no red errors.
+                assert page.locator("[data-testid=stMarkdownContainer] span", has_text="Give this server a name").count() == 0
+                assert page.locator("[data-testid=stMarkdownContainer] span", has_text="Enter the server's base URL").count() == 0
+                row = page.locator("[class*='st-key-settings_b_'][class*='_name']").first
+                row.locator("input").fill("lab")
+                row.locator("input").press("Tab")
+                url = page.locator("[class*='st-key-settings_b_'][class*='_url'] input").first
+                url.fill(srv.base_url)
+                url.press("Tab")
+                key = page.locator("[class*='st-key-settings_b_'][class*='_key'] input").first
+                key.click()
+                page.keyboard.type(KEY)
+                page.keyboard.press("Tab")  # no Enter: the next click must still use it
+                page.get_by_role("button", name="Test connection").last.click()
+                idle(page)
+                page.get_by_text("Connected: 1 model").wait_for(timeout=20_000)
+                key = page.locator("[class*='st-key-settings_b_'][class*='_key'] input").first
+                key.click()
+                key.fill("")
+                page.keyboard.type(KEY)
+                page.keyboard.press("Tab")
+                page.get_by_role("button", name="Save settings").click()
+                idle(page)
+                page.get_by_text("Saved.").first.wait_for(timeout=20_000)
+                saved = read_settings_file(tmp_path / "settings.json")
+                assert saved["backends"] == [{"name": "lab", "base_url": srv.base_url, "api_key": KEY}]
+                browser.close()
+        finally:
+            stop_app(proc)
