@@ -16,7 +16,7 @@ from assistants.config import Settings
 from assistants.errors import BadRequest, NotFound, not_found
 from assistants.files import FileService, public
 from assistants.ids import new_id, now
-from assistants.runs.engine import owner_alive, process_owner
+from assistants.runs.engine import LEASE_S, process_owner
 from assistants.store import Store
 from assistants.tools.file_search import (
     PARSE_TIMEOUT_S,
@@ -258,21 +258,42 @@ class VectorStoreService:
         self._idle = threading.Condition()
         self._pending = 0
         self._closed = False
+        self._renewer: threading.Thread | None = None
         files.on_delete.append(self.forget_file)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> int:
         """Take over files left `in_progress` by a process that died (or a service that closed); return how many."""
+        taken = self._take_over()
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew_loop, name="vs-lease", daemon=True)
+            self._renewer.start()
+        return taken
+
+    def _take_over(self) -> int:
+        """Queue here the files whose indexing lease ran out (the process indexing them stopped)."""
         jobs = []
+        at = time.time()
         with self.store.write():
             for row in self.store.all("vector_store_files", status="in_progress"):
-                owner = row.get("_owner")
-                if owner and owner_alive(owner):
-                    continue
+                if row.get("_owner") and (row.get("_lease_until") or 0) >= at:
+                    continue  # a live lease, ours or a neighbour's (whatever its uid or container)
                 jobs.append(self._claim(row))
                 self.store.put("vector_store_files", row, vector_store_id=row["vector_store_id"])
         self._queue(jobs)
         return len(jobs)
+
+    def _renew_loop(self) -> None:
+        """Renew this process's indexing leases; take over files whose lease lapsed elsewhere."""
+        while not self._closed:
+            time.sleep(LEASE_S / 4)
+            if self._closed:
+                return
+            try:
+                self.store.renew_json_leases("vector_store_files", self.owner, time.time() + LEASE_S)
+                self._take_over()
+            except Exception:  # a locked or closed database: try at the next round
+                log.debug("indexing lease renewal failed", exc_info=True)
 
     def close(self) -> None:
         """Stop the workers (the file being indexed finishes); queued files are released for the next start."""
@@ -651,6 +672,7 @@ class VectorStoreService:
     def _claim(self, row: dict) -> tuple[str, str, str]:
         """Mark a row as this process's work with a fresh job token (an older job for it then discards its result)."""
         row["_owner"] = self.owner
+        row["_lease_until"] = time.time() + LEASE_S
         row["_job"] = new_id("job")
         return row["vector_store_id"], row["id"], row["_job"]
 

@@ -165,14 +165,15 @@ CRASHER = textwrap.dedent("""
 """)
 
 
-def test_run_of_a_killed_process_ends_failed_on_restart(tmp_path):
+def test_run_of_a_killed_process_ends_failed_once_its_lease_lapses(tmp_path):
     from assistants.runtime import Runtime
     from tests.conftest import make_settings
     from tests.fakes.provider import ScriptedProvider
     from assistants.providers.router import ModelRouter
 
     script = CRASHER.format(root=str(ROOT), data=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PLAYGROUND_RUN_LEASE_SECONDS": "1.5"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
         thread_id, run_id = proc.stdout.readline().split()
         # A live owner's run is left alone by another process starting up.
@@ -183,7 +184,7 @@ def test_run_of_a_killed_process_ends_failed_on_restart(tmp_path):
         proc.wait(10)
     finally:
         proc.kill()
-    time.sleep(0.1)
+    time.sleep(1.6)  # the dead process's lease runs out
     rt = Runtime(make_settings(tmp_path), router=ModelRouter([ScriptedProvider()]))
     try:
         assert rt.swept == 1
