@@ -195,3 +195,31 @@ def test_run_of_a_killed_process_ends_failed_once_its_lease_lapses(tmp_path):
         rt.create_message(thread_id, role="user", content="the thread is usable again")
     finally:
         rt.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_thousand_threads_leave_the_descriptor_count_flat(tmp_path):
+    store = Store(tmp_path / "fd.db")
+    store.insert("assistants", {"id": "asst_fd", "created_at": 1})
+
+    def touch(i: int) -> None:
+        assert store.get("assistants", "asst_fd") is not None
+        if i % 10 == 0:
+            store.insert("assistants", {"id": f"asst_fd{i}", "created_at": i})
+
+    for i in range(20):  # warm up: the pool's idle connections exist before counting
+        t = threading.Thread(target=touch, args=(i + 1,))
+        t.start()
+        t.join()
+    before = _open_fds()
+    for batch in range(100):  # 1,000 short-lived threads, 10 at a time (like Streamlit reruns and fragments)
+        threads = [threading.Thread(target=touch, args=(batch * 10 + k + 1000,)) for k in range(10)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    store.reclaim_connections()
+    assert _open_fds() <= before + 3 * 4  # at most the pool's idle connections (db, WAL, shm each)
+    assert store.open_connections() <= 4 + 1
+    store.close()

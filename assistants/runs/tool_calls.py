@@ -86,9 +86,9 @@ class ToolRunner:
                                                "tool_calls": [_entry_delta(entries.index(entry), entry)]}},
                 })
         pending = [e for e in entries if e["type"] == "function" and e["id"] not in outputs]
+        self.check_cancel(run, cancel)  # a cell interrupted by a cancel leaves its step cancelled, not completed
         if not pending:
             self.status.move_step(step, "completed", completed_at=now())
-        self.check_cancel(run, cancel)
         return pending
 
 

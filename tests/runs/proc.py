@@ -1,7 +1,7 @@
 """A Runtime in its own process on a shared data dir, driven by JSON lines on stdin (one reply line each).
 
 `python -m tests.runs.proc DATA_DIR` — the model is scripted by the user message:
-"slow:N:D" streams N chunks D s apart; "rounds:K" makes K quick tool rounds, then answers;
+"slow:N:D" streams N chunks D s apart; "code" runs a 60 s code cell; "rounds:K" makes K quick tool rounds, then answers;
 "tool" calls the function get_weather once, then answers; anything else is echoed.
 """
 
@@ -35,6 +35,9 @@ class RoleModel(ScriptedProvider):
             rounds = int(last.split(":")[1])
             turn = ({"tool_calls": [("nosuch", json.dumps({"round": tools_done}))], "delay": 0.05}
                     if tools_done < rounds else {"text": "finished rounds"})
+        elif last == "code":
+            code = json.dumps({"code": "import time\nprint('start', flush=True)\ntime.sleep(60)"})
+            turn = {"tool_calls": [("code_interpreter", code)]} if not tools_done else {"text": "slept"}
         elif last == "tool":
             turn = {"tool_calls": [("get_weather", '{"city": "Paris"}')]} if not tools_done else {"text": "sunny reply"}
         with self._lock:
@@ -47,7 +50,8 @@ def make_runtime(data_dir: str) -> Runtime:
 
 
 def setup(rt: Runtime) -> dict:
-    return {"assistant_id": rt.create_assistant(model="fake-model", tools=[FN])["id"]}
+    return {"assistant_id": rt.create_assistant(model="fake-model", tools=[FN])["id"],
+            "code_assistant_id": rt.create_assistant(model="fake-model", tools=[{"type": "code_interpreter"}])["id"]}
 
 
 def submit_many(rt: Runtime, cmd: dict) -> int:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
+
+import pytest
 
 from tests.conftest import wait_run
 from tests.runs.conftest import LEASE_S
@@ -23,8 +26,8 @@ def _wait_status(rt, thread_id, run_id, status, timeout=10.0):
         time.sleep(0.005)
 
 
-def _run_on_a(a, content):
-    got = a.ask(op="run", content=content, assistant_id=a.ready["assistant_id"])
+def _run_on_a(a, content, assistant="assistant_id"):
+    got = a.ask(op="run", content=content, assistant_id=a.ready[assistant])
     return got["thread_id"], got["run_id"]
 
 
@@ -64,6 +67,22 @@ def test_cancel_from_b_while_a_streams(proc_a, rt_b):
     reply = rt_b.list_messages(thread_id, order="desc")["data"][0]
     assert reply["status"] == "incomplete" and reply["content"][0]["text"]["value"].startswith("w0 ")
     _thread_takes_a_new_run(rt_b, thread_id)
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (.ci/run installs it)")
+def test_cancel_from_b_interrupts_a_code_cell_running_on_a(proc_a, rt_b):
+    thread_id, run_id = _run_on_a(proc_a, "code", "code_assistant_id")
+    deadline = time.monotonic() + 20
+    while not any(s["type"] == "tool_calls" for s in rt_b.store.all("run_steps", run_id=run_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.5)  # the cell is sleeping inside the sandbox
+    t0 = time.monotonic()
+    rt_b.cancel_run(thread_id, run_id)
+    _wait_status(rt_b, thread_id, run_id, "cancelled", timeout=3)
+    assert time.monotonic() - t0 < 1.0
+    (step,) = [s for s in rt_b.list_run_steps(thread_id, run_id)["data"] if s["type"] == "tool_calls"]
+    assert step["status"] == "cancelled"
 
 
 def test_sigkill_of_a_fails_its_runs_within_the_lease_while_b_serves(proc_a, rt_b):
@@ -149,7 +168,7 @@ def test_a_stream_on_b_gets_every_event_of_a_run_on_a_in_order_after_commit(proc
     on_b = []
     for event, data in rt_b.engine.hub.subscribe(run_id, after=0).events(timeout=10):
         on_b.append((event, data))
-        if event.startswith("thread.run.") and data:
+        if data and data.get("object") == "thread.run":
             # Never told before it is committed: the row already says so (or has moved on).
             stored = rt_b.store.get("runs", run_id)["status"]
             if ORDER.index(stored) < ORDER.index(data["status"]):
