@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 import threading
 import time
@@ -73,6 +74,52 @@ def submit_many(rt: Runtime, cmd: dict) -> int:
     return sum(results)
 
 
+def soak(rt: Runtime, assistant_id: str, clients: int, runs: int, seed: int) -> dict:
+    """`clients` threads, each doing `runs` runs on its own thread with random cancels; statuses counted."""
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        rnd = random.Random(seed * 1000 + k)
+        thread_id = rt.create_thread()["id"]
+        for _ in range(runs):
+            content = rnd.choice(["hi", "slow:20:0.005", "rounds:2", "tool"])
+            try:
+                rt.create_message(thread_id, role="user", content=content)
+                run = rt.create_run(thread_id, assistant_id=assistant_id)
+            except Exception as exc:
+                with lock:
+                    counts[f"refused: {exc}"[:80]] = counts.get(f"refused: {exc}"[:80], 0) + 1
+                time.sleep(0.05)
+                continue
+            cancel_at = time.monotonic() + rnd.random() * 0.2 if rnd.random() < 0.3 else None
+            while True:
+                current = rt.get_run(thread_id, run["id"])
+                if current["status"] in ("completed", "failed", "cancelled", "expired", "incomplete"):
+                    break
+                if cancel_at is not None and time.monotonic() > cancel_at:
+                    cancel_at = None
+                    try:
+                        rt.cancel_run(thread_id, run["id"])
+                    except Exception:  # it ended meanwhile
+                        pass
+                elif current["status"] == "requires_action":
+                    calls = current["required_action"]["submit_tool_outputs"]["tool_calls"]
+                    try:
+                        rt.submit_tool_outputs(thread_id, run["id"], tool_outputs=[
+                            {"tool_call_id": c["id"], "output": "ok"} for c in calls])
+                    except Exception:  # cancelled meanwhile
+                        pass
+                time.sleep(0.005)
+            with lock:
+                counts[current["status"]] = counts.get(current["status"], 0) + 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return counts
+
+
 def main() -> None:
     rt = make_runtime(sys.argv[1])
     out_lock = threading.Lock()
@@ -106,6 +153,12 @@ def main() -> None:
                     reply({"accepted": False, "error": str(exc)})
             elif op == "submit_many":
                 reply({"accepted": submit_many(rt, cmd)})
+            elif op == "soak":
+                def run_soak(c=cmd):
+                    reply({"tag": c["tag"], "counts": soak(rt, c["assistant_id"], c["clients"], c["runs"], c["seed"])})
+
+                threading.Thread(target=run_soak, daemon=True).start()
+                reply({"ok": True})
             elif op == "exit":
                 break
         except Exception as exc:
