@@ -51,7 +51,7 @@ def m002_files_and_vector_stores(conn: sqlite3.Connection) -> None:
 
 def m003_search_index(conn: sqlite3.Connection) -> None:
     """The file-search chunk index (FTS5 + embeddings)."""
-    from assistants.tools.file_search import SCHEMA
+    from assistants.store.search_schema import SCHEMA
 
     for sql in SCHEMA:
         conn.execute(sql)
@@ -65,14 +65,14 @@ def m004_model_calls(conn: sqlite3.Connection) -> None:
 
 def m005_search_index_cjk(conn: sqlite3.Connection) -> None:
     """File search: CJK text indexed a character per token; existing chunks are re-indexed."""
-    from assistants.tools.file_search.index import upgrade_schema
+    from assistants.store.search_schema import upgrade_schema
 
     upgrade_schema(conn)  # a no-op where m003 already created the current schema
 
 
 def m006_search_index_nfkc(conn: sqlite3.Connection) -> None:
     """File search: indexed text in NFKC form (ligatures, full-width Latin, half-width kana); re-indexed."""
-    from assistants.tools.file_search.index import renormalize
+    from assistants.store.search_schema import renormalize
 
     renormalize(conn)
 
