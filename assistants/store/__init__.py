@@ -37,8 +37,8 @@ def _col(obj: dict, name: str):
     return obj.get(name, obj.get("_" + name))
 
 
-# Keys stored only in their column, never in the object's JSON (they change without the object changing).
-COLUMN_ONLY = ("_owner", "_lease_until")
+# Keys of a run stored only in their column, never in its JSON (the lease changes without the run changing).
+COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
 
 
 def _dumps(obj: dict) -> str:
@@ -110,7 +110,7 @@ class Store(RunQueries, ReportQueries):
         cols = COLUMNS[table]
         names = ", ".join(("id", "created_at", "data", *cols))
         marks = ", ".join("?" * (3 + len(cols)))
-        data = {k: v for k, v in obj.items() if k not in COLUMN_ONLY}
+        data = {k: v for k, v in obj.items() if k not in COLUMN_ONLY.get(table, ())}
         values = [obj["id"], obj.get("created_at") or 0, _dumps(data)] + [_col(obj, c) for c in cols]
         with self.write() as c:
             c.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", values)
@@ -133,8 +133,9 @@ class Store(RunQueries, ReportQueries):
         """
         cols = COLUMNS[table]
         paths, json_args, col_sets, col_args = [], [], [], []
+        column_only = COLUMN_ONLY.get(table, ())
         for key, value in fields.items():
-            if key in COLUMN_ONLY:
+            if key in column_only:
                 col_sets.append(f"{key[1:]} = ?")
                 col_args.append(value)
                 continue
