@@ -314,3 +314,31 @@ def test_thread_and_run_and_stream_start_with_thread_created(rt):
                                    thread={"messages": [{"role": "user", "content": "hi"}]})
     names = [e for e, _ in sub]
     assert names[0] == "thread.created" and names[1] == "thread.run.created" and names[-2] == "thread.run.completed"
+
+
+def test_metadata_set_on_a_message_while_it_streams_is_kept(rt, provider):
+    provider.add({"chunks": ["a"] * 40, "chunk_delay": 0.02})
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    deadline = time.monotonic() + 10
+    while not (replies := rt.list_messages(t["id"], run_id=run["id"])["data"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    rt.update_message(t["id"], replies[0]["id"], metadata={"tag": "kept"})
+    assert wait_run(rt, t["id"], run["id"])["status"] == "completed"
+    reply = rt.get_message(t["id"], replies[0]["id"])
+    assert reply["metadata"] == {"tag": "kept"} and reply["content"][0]["text"]["value"] == "a" * 40
+    rt.update_run(t["id"], run["id"], metadata={"run": "meta"})
+    assert rt.get_run(t["id"], run["id"])["metadata"] == {"run": "meta"}
+
+
+def test_the_status_machine_refuses_what_is_not_a_transition(rt, provider):
+    from assistants.runs.status import RUN_TRANSITIONS, sources
+
+    assert sources("queued") == ["requires_action"]  # a run is queued again only by tool outputs
+    assert all(t not in RUN_TRANSITIONS for t in ("completed", "failed", "cancelled", "expired", "incomplete"))
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    done = wait_run(rt, t["id"], run["id"])
+    assert rt.engine.status.move(run["id"], "in_progress") is None  # completed is final
+    assert rt.get_run(t["id"], run["id"]) == done

@@ -86,11 +86,12 @@ class Store(RunQueries, ReportQueries):
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
+            c.execute("COMMIT")
         except BaseException:
             self._after.callbacks = []
-            c.execute("ROLLBACK")
+            if c.in_transaction:  # also when COMMIT itself failed (a deferred foreign key): never leave it open
+                c.execute("ROLLBACK")
             raise
-        c.execute("COMMIT")
         callbacks, self._after.callbacks = self._after.callbacks, []
         for callback in callbacks:
             callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -28,6 +29,7 @@ def _wait_status(rt, thread_id, run_id, status, timeout=10.0):
 
 def _run_on_a(a, content, assistant="assistant_id"):
     got = a.ask(op="run", content=content, assistant_id=a.ready[assistant])
+    assert "run_id" in got, got
     return got["thread_id"], got["run_id"]
 
 
@@ -178,3 +180,37 @@ def test_a_stream_on_b_gets_every_event_of_a_run_on_a_in_order_after_commit(proc
     assert [e for e, _ in on_b][-2:] == ["thread.run.completed", "done"]
     assert sum(e == "thread.message.delta" for e, _ in on_b) == 40
     assert not seen_early
+
+
+def test_deleting_a_thread_on_b_while_its_run_executes_on_a_leaves_no_orphans(proc_a, rt_b):
+    thread_id, run_id = _run_on_a(proc_a, "slow:500:0.01")
+    sub = rt_b.engine.hub.subscribe(run_id, after=0)
+    while sub.queue.get(timeout=10)[0] != "thread.message.delta":
+        pass
+    rt_b.delete_thread(thread_id)
+    assert sub.queue.get(timeout=3) is not None  # the stream ends (done) rather than hanging
+    time.sleep(1.0)  # A's worker sees its run gone at its sweeper's next tick and stops
+    conn = rt_b.store.conn()
+    for table in ("messages", "runs", "run_steps"):
+        assert rt_b.store.count(table, thread_id=thread_id) == 0, table
+    assert rt_b.store.count("model_calls", run_id=run_id) == 0
+    assert conn.execute("SELECT COUNT(*) FROM run_events WHERE run_id = ?", (run_id,)).fetchone()[0] == 0
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    thread_id2, run_id2 = _run_on_a(proc_a, "hi")  # A keeps serving
+    assert wait_run(rt_b, thread_id2, run_id2)["status"] == "completed"
+
+
+def test_settings_saved_by_one_process_reach_another(shared_dir):
+    from assistants.runtime import Runtime
+    from tests.conftest import make_settings
+
+    rt = Runtime(make_settings(shared_dir, ollama_autodetect=False))  # builds its own router: watches the file
+    try:
+        (shared_dir / "settings.json").write_text(json.dumps({"aliases": {"gpt-4o-mini": "fake-model"}}))
+        deadline = time.monotonic() + 5
+        while rt.settings.aliases.get("gpt-4o-mini") != "fake-model":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert rt.router.aliases.get("gpt-4o-mini") == "fake-model"
+    finally:
+        rt.close()
