@@ -23,11 +23,7 @@ from assistants.tools.file_search import (
     ParseError,
     SearchResult,
     chunk_text,
-    delete_chunks,
     extract_text,
-    index_chunks,
-    search,
-    usage_bytes,
     validate_chunking,
 )
 
@@ -386,9 +382,9 @@ class VectorStoreService:
 
     def delete(self, vs_id: str) -> dict:
         """Delete the store, its file links, batches and index; the files themselves stay."""
-        with self.store.write() as conn:
+        with self.store.write():
             self._get(vs_id)
-            delete_chunks(conn, vs_id)
+            self.store.delete_chunks(vs_id)
             self.store.delete("vector_store_files", vector_store_id=vs_id)
             self.store.delete("file_batches", vector_store_id=vs_id)
             self.store.delete("vector_stores", vs_id)
@@ -445,7 +441,7 @@ class VectorStoreService:
                 vector = self.embedder.embed([query])[0]
             except EmbeddingError as exc:
                 log.warning("file search falls back to keyword ranking: %s", exc)
-        results = search(self.store.conn(), vs_ids, query, max_num_results=max_num_results,
+        results = self.store.search_chunks(vs_ids, query, max_num_results=max_num_results,
                          score_threshold=score_threshold, query_embedding=vector)
         self.touch(vs_ids)
         return results
@@ -531,7 +527,7 @@ class VectorStoreService:
 
     def _remove(self, vs_id: str, file_id: str) -> None:
         row = self.store.get("vector_store_files", file_id, vector_store_id=vs_id)
-        delete_chunks(self.store.conn(), vs_id, file_id)
+        self.store.delete_chunks(vs_id, file_id)
         self.store.delete("vector_store_files", file_id, vector_store_id=vs_id)
         self._refresh(vs_id)
         if row and row.get("_batch_id"):
@@ -589,7 +585,7 @@ class VectorStoreService:
                 row.update(status="cancelled", _job=None)
                 row["last_error"] = None
                 self.store.put("vector_store_files", row, vector_store_id=vs_id)
-                delete_chunks(self.store.conn(), vs_id, row["id"])
+                self.store.delete_chunks(vs_id, row["id"])
             batch.update(status="cancelled", cancelled_at=ts)
             self.store.put("file_batches", batch, vector_store_id=vs_id)
             self._refresh(vs_id)
@@ -682,7 +678,7 @@ class VectorStoreService:
         if obj is None:
             return None
         counts = {s: self.store.count("vector_store_files", vector_store_id=vs_id, status=s) for s in FILE_STATUSES}
-        obj.update(file_counts=_counts(counts), usage_bytes=usage_bytes(self.store.conn(), vs_id),
+        obj.update(file_counts=_counts(counts), usage_bytes=self.store.chunk_usage_bytes(vs_id),
                    status="in_progress" if counts["in_progress"] else "completed")
         self.store.put("vector_stores", obj)
         return obj
@@ -771,17 +767,17 @@ class VectorStoreService:
                 chunks: list[str] | None = None, embeddings=None, usage: int = 0, name: str = "",
                 note: str | None = None) -> None:
         """Record a file's outcome, unless it was cancelled, removed or re-queued meanwhile."""
-        with self.store.write() as conn:
+        with self.store.write():
             row = self.store.get("vector_store_files", file_id, vector_store_id=vs_id)
             if row is None or row["status"] != "in_progress" or row.get("_job") != job:
                 return
             if error is None and self.store.get("files", file_id) is None:
                 error = ("invalid_file", "The file was deleted while it was being indexed.")
             if error is None:
-                index_chunks(conn, vs_id, file_id, name, chunks, embeddings)
+                self.store.index_chunks(vs_id, file_id, name, chunks, embeddings)
                 row.update(status="completed", usage_bytes=usage, last_error=None)
             else:
-                delete_chunks(conn, vs_id, file_id)
+                self.store.delete_chunks(vs_id, file_id)
                 row.update(status="failed", usage_bytes=0, last_error={"code": error[0], "message": error[1]})
             row["_note"] = note
             row["_job"] = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from assistants.store import chunk_index
+
 _SUMMARY_SQL = """
 WITH page AS (SELECT seq, id, created_at, json_extract(data, '$.metadata.assistant_id') AS meta_assistant
               FROM threads ORDER BY seq DESC LIMIT :limit),
@@ -41,7 +43,25 @@ SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "com
 
 
 class ReportQueries:
-    """Mixed into Store."""
+    """Mixed into Store: summaries, and the file-search chunk index."""
+
+    def index_chunks(self, vector_store_id: str, file_id: str, filename: str, chunks: list[str],
+                     embeddings: list[list[float]] | None = None) -> int:
+        """Store a file's chunks in a vector store, replacing earlier ones (inside the caller's write)."""
+        with self.write() as c:
+            return chunk_index.index_chunks(c, vector_store_id, file_id, filename, chunks, embeddings)
+
+    def delete_chunks(self, vector_store_id: str, file_id: str | None = None) -> None:
+        """Remove a file's chunks from a vector store, or all of the store's."""
+        with self.write() as c:
+            chunk_index.delete_chunks(c, vector_store_id, file_id)
+
+    def chunk_usage_bytes(self, vector_store_id: str) -> int:
+        return chunk_index.usage_bytes(self.conn(), vector_store_id)
+
+    def search_chunks(self, vector_store_ids: list[str], query: str, **options) -> list:
+        """Best chunks of the stores for a query (see chunk_index.search for the scores)."""
+        return chunk_index.search(self.conn(), vector_store_ids, query, **options)
 
     def thread_summaries(self, limit: int = 1000) -> list[dict]:
         """The newest `limit` threads with counts, token totals, last activity and assistant.
