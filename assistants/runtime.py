@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import sqlite3
 from typing import Any
 
 from assistants import validation as v
@@ -17,7 +16,7 @@ from assistants.providers.router import ModelRouter
 from assistants.runs.engine import TERMINAL, Engine, public
 from assistants.runs.events import Subscription
 from assistants.runs.sweeper import Sweeper
-from assistants.store import Store
+from assistants.store import IntegrityError, Store
 from assistants.tools import ToolBox
 
 ASSISTANT_FIELDS = {"model", "name", "description", "instructions", "tools", "tool_resources", "metadata",
@@ -410,7 +409,7 @@ class Runtime:
                 self.store.insert("messages", msg)
             try:
                 self.store.insert("runs", run)
-            except sqlite3.IntegrityError:  # the partial unique index: another process won the race
+            except IntegrityError:  # the partial unique index: another process won the race
                 raise BadRequest(f"Thread {thread_id} already has an active run.", code="run_active") from None
             if first:
                 self.engine.hub.publish(run["id"], *first)

@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from assistants.runs.events import DELTA_FLUSH_S, EventHub
 from assistants.runs.prompt import PromptBuilder
 from assistants.runs.status import TERMINAL, StatusMachine, public
 from assistants.runs.tool_calls import ToolRunner, indexed_outputs
-from assistants.store import Store
+from assistants.store import IntegrityError, Store
 from assistants.tools import ToolBox
 
 __all__ = ["TERMINAL", "Engine", "indexed_outputs", "public"]
@@ -394,5 +393,5 @@ class Engine(ToolRunner):
         }
         try:
             self.store.insert("model_calls", record)
-        except sqlite3.IntegrityError:  # the run was deleted with its thread meanwhile
+        except IntegrityError:  # the run was deleted with its thread meanwhile
             raise _RunStopped() from None

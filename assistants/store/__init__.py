@@ -15,7 +15,10 @@ from assistants.store.pool import ConnectionPool
 from assistants.store.reports import ReportQueries
 from assistants.store.runs import RunQueries
 
-__all__ = ["ACTIVE_RUN_STATUSES", "Store"]
+__all__ = ["ACTIVE_RUN_STATUSES", "IntegrityError", "Store"]
+
+# A constraint said no (one active run per thread, a parent row gone): what callers catch, whatever the database.
+IntegrityError = sqlite3.IntegrityError
 
 # The indexed columns of each object table, filled from the object's own fields on every write.
 COLUMNS: dict[str, tuple[str, ...]] = {
