@@ -153,7 +153,7 @@ class Store(RunQueries, ReportQueries):
         named = {(k if k in cols or k == "id" else f"json_extract(data, '$.{k}')"): v for k, v in where.items()}
         cond, wargs = self._where({"id": obj_id, **named})
         if lease_before is not None:
-            cond += " AND lease_until < ?"
+            cond += " AND (lease_until IS NULL OR lease_until < ?)"
             wargs.append(lease_before)
         with self.write() as c:
             return c.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", json_args + col_args + wargs).rowcount

@@ -58,10 +58,10 @@ class RunQueries:
                       "AND json_extract(data, '$._owner') = ?", (until, owner))
 
     def lapsed_leases(self, at: float) -> list[tuple[str, str]]:
-        """(id, status) of runs being worked on whose lease ran out before `at`."""
+        """(id, status) of runs being worked on whose lease ran out before `at` (none: left by a release before leases)."""
         return self.conn().execute(
             "SELECT id, status FROM runs WHERE status IN ('queued', 'in_progress', 'cancelling') "
-            "AND lease_until IS NOT NULL AND lease_until < ?", (at,)).fetchall()
+            "AND (lease_until IS NULL OR lease_until < ?)", (at,)).fetchall()
 
     def due_to_expire(self, at: int) -> list[str]:
         """Ids of queued or waiting runs past their `expires_at`."""
