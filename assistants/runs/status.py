@@ -56,14 +56,13 @@ class StatusMachine:
         where = {"status": sources(to)}
         if mine:
             where["owner"] = self.owner
+        if to in TERMINAL:  # a run's usage is the sum of its steps', written once it ends
+            fields = {**fields, "usage": self.store.step_usage(run_id), "_lease_until": None}
         with self.store.write():
             if not self.store.update_fields("runs", run_id, {"status": to, **fields}, lease_before=lease_before,
                                             **where):
                 return None
             run = self.store.get("runs", run_id)
-            if to in TERMINAL:
-                self.store.update_fields("runs", run_id, {"usage": self.store.step_usage(run_id), "_lease_until": None})
-                run["usage"] = self.store.step_usage(run_id)
             if event:
                 self.hub.publish(run_id, f"thread.run.{to}", public(run))
         return run
@@ -81,12 +80,12 @@ class StatusMachine:
     # -- transitions with a name -------------------------------------------------------------
     def claim(self, run_id: str) -> dict | None:
         """queued -> in_progress for this process, with a fresh lease; None if another worker or a cancel won."""
-        with self.store.write():
-            run = self.store.get("runs", run_id)
-            if run is None or run["status"] != "queued":
-                return None
-            return self.move(run_id, "in_progress", mine=True, started_at=run.get("started_at") or now(),
-                             _lease_until=self.lease_until())
+        started = self.store.get("runs", run_id)
+        if started is None or started["status"] != "queued":
+            return None
+        # started_at is kept from the first claim (a run resumed after tool outputs started then).
+        return self.move(run_id, "in_progress", mine=True, started_at=started.get("started_at") or now(),
+                         _lease_until=self.lease_until())
 
     def reserve(self, run_id: str) -> bool:
         """Take over a queued run whose reserving process stopped renewing it (its lease ran out)."""
