@@ -342,3 +342,22 @@ def test_the_status_machine_refuses_what_is_not_a_transition(rt, provider):
     done = wait_run(rt, t["id"], run["id"])
     assert rt.engine.status.move(run["id"], "in_progress") is None  # completed is final
     assert rt.get_run(t["id"], run["id"]) == done
+
+
+def test_a_run_whose_failure_cannot_be_recorded_still_ends_when_its_lease_lapses(rt, provider, monkeypatch):
+    rt.engine.status.lease_s = 1.0
+    real_fail = rt.engine.status.fail
+
+    def locked(run_id, code, message, *, mine=True, lease_before=None):
+        if mine:  # the worker's own attempts: as if the database stayed locked
+            raise RuntimeError("database is locked")
+        return real_fail(run_id, code, message, mine=mine, lease_before=lease_before)
+
+    monkeypatch.setattr(rt.engine.status, "fail", locked)
+    provider.add({"error": ProviderError("backend down")})
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    t0 = time.monotonic()
+    ended = wait_run(rt, t["id"], run["id"], timeout=10)
+    assert ended["status"] == "failed" and "stopped before it finished" in ended["last_error"]["message"]
+    assert time.monotonic() - t0 < 4
