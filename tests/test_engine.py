@@ -361,3 +361,25 @@ def test_a_run_whose_failure_cannot_be_recorded_still_ends_when_its_lease_lapses
     ended = wait_run(rt, t["id"], run["id"], timeout=10)
     assert ended["status"] == "failed" and "stopped before it finished" in ended["last_error"]["message"]
     assert time.monotonic() - t0 < 4
+
+
+def test_the_sweeper_expires_a_waiting_run_and_its_step_at_expires_at(tmp_path, provider):
+    from assistants.providers.router import ModelRouter
+    from assistants.runtime import Runtime
+    from tests.conftest import make_settings
+
+    runtime = Runtime(make_settings(tmp_path, run_expires_s=1), router=ModelRouter([provider], default_model="fake-model"))
+    try:
+        provider.add({"tool_calls": [("get_weather", '{"city": "Paris"}')]})
+        a, t = start(runtime, tools=[FN])
+        run = runtime.create_run(t["id"], assistant_id=a["id"])
+        assert wait_run(runtime, t["id"], run["id"])["status"] == "requires_action"
+        deadline = time.monotonic() + 5
+        while runtime.store.get("runs", run["id"])["status"] != "expired":  # nobody reads it: the sweeper acts
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (step,) = runtime.store.all("run_steps", run_id=run["id"])
+        assert step["status"] == "expired" and step["expired_at"]
+        runtime.create_message(t["id"], role="user", content="the thread is free again")
+    finally:
+        runtime.close()
