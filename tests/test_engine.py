@@ -383,3 +383,17 @@ def test_the_sweeper_expires_a_waiting_run_and_its_step_at_expires_at(tmp_path, 
         runtime.create_message(t["id"], role="user", content="the thread is free again")
     finally:
         runtime.close()
+
+
+def test_a_subscription_resumes_from_any_point_and_old_events_are_pruned(rt, provider):
+    provider.add({"chunks": ["a", "b", "c"]})
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    wait_run(rt, t["id"], run["id"])
+    whole = list(rt.engine.hub.subscribe(run["id"], after=0))
+    assert [e for e, _ in whole][:2] == ["thread.run.created", "thread.run.queued"]
+    # Resuming after the fifth event gives the rest, the same events in the same order.
+    fifth = rt.store.events_after(0, [run["id"]])[4][0]
+    assert list(rt.engine.hub.subscribe(run["id"], after=fifth)) == whole[5:]
+    assert rt.store.prune_events(time.time() + 1) == len(whole) - 1  # an ended run's events go ("done" is not one)
+    assert rt.store.last_event_seq(run["id"]) == 0

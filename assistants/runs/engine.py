@@ -62,7 +62,7 @@ class Engine(ToolRunner):
         # The working set: runs this process has queued or is executing, each with its cancel signal.
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self._closed = False
+        self.closed = False
 
     @property
     def image_loader(self):
@@ -94,7 +94,7 @@ class Engine(ToolRunner):
             event.set()
 
     def shutdown(self) -> None:
-        self._closed = True
+        self.closed = True
         with self._lock:
             for event in self._cancels.values():
                 event.set()

@@ -84,7 +84,7 @@ class Sweeper:
                 ended += self.status.fail(run_id, "server_error", message, mine=False, lease_before=at) is not None
             elif status == "cancelling":
                 ended += self.status.finish_cancel(run_id) is not None
-            elif status == "queued" and not self.engine._closed and self.status.reserve(run_id):
+            elif status == "queued" and not self.engine.closed and self.status.reserve(run_id):
                 self.engine.submit(run_id)  # queued by a process that died before starting it: run it here
         for run_id in self.store.due_to_expire(now()):
             ended += self.status.expire(run_id) is not None
