@@ -38,3 +38,18 @@ def test_no_sql_outside_the_store():
                                                            (ROOT / "assistants" / "runs").glob("*.py")]):
         text = (ROOT / rel).read_text()
         assert not sql.search(text), (rel, sql.search(text).group())
+
+
+def test_everything_outside_the_store_uses_only_the_store_interface():
+    from assistants.store import Store
+    from assistants.store.interface import StoreInterface
+
+    interface = {n for n in vars(StoreInterface) if not n.startswith("_")}
+    assert all(callable(getattr(Store, n, None)) for n in interface), interface - set(dir(Store))
+    used = set()
+    for folder in ("assistants", "playground", "pages", "components"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if "store" not in path.relative_to(ROOT).parts[:2]:
+                # `x.store.m(` (the runtime's store) and `return store.m(` (export's helpers take the store)
+                used.update(re.findall(r"(?:\.store|return store)\.([a-z_]+)\(", path.read_text()))
+    assert used <= interface, used - interface
