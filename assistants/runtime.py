@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from typing import Any
 
 from assistants import validation as v
@@ -121,7 +122,8 @@ class Runtime:
         mtime = self._settings_file_mtime()
         if mtime != self._settings_mtime:
             self._settings_mtime = mtime
-            self.reload_settings()
+            # On its own thread: building backends may probe the network, and the sweeper must keep renewing leases.
+            threading.Thread(target=self.reload_settings, name="settings-reload", daemon=True).start()
 
     def close(self) -> None:
         self.sweeper.stop()
