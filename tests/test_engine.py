@@ -397,3 +397,10 @@ def test_a_subscription_resumes_from_any_point_and_old_events_are_pruned(rt, pro
     assert list(rt.engine.hub.subscribe(run["id"], after=fifth)) == whole[5:]
     assert rt.store.prune_events(time.time() + 1) == len(whole) - 1  # an ended run's events go ("done" is not one)
     assert rt.store.last_event_seq(run["id"]) == 0
+
+
+def test_following_an_ended_run_from_now_ends_at_once(rt, provider):
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    wait_run(rt, t["id"], run["id"])
+    assert list(rt.engine.hub.subscribe(run["id"]).events(timeout=1)) == [("done", None)]

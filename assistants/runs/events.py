@@ -17,6 +17,7 @@ DONE = "done"
 # After these a stream ends: the run stopped or waits for the caller.
 ENDING = frozenset(f"thread.run.{s}" for s in ("requires_action", "completed", "failed", "cancelled", "expired",
                                                 "incomplete"))
+ENDED = frozenset(("completed", "failed", "cancelled", "expired", "incomplete"))
 POLL_S = 0.01  # how often the tailer reads the log while someone listens (events of other processes)
 GONE_CHECK_S = 1.0  # how often the tailer checks that the runs it follows still exist
 DELTA_FLUSH_S = 0.02  # text deltas are written in batches at most this old
@@ -118,6 +119,10 @@ class EventHub:
         """Follow a run from the event after sequence number `after` (None: from now on; 0: from its start)."""
         if after is None:
             after = self.store.last_event_seq(run_id)
+            if self.store.run_statuses([run_id]).get(run_id, "completed") in ENDED:
+                sub = Subscription(self, run_id, after)  # from now on, an ended run has nothing more to say
+                sub.queue.put((DONE, None))
+                return sub
         sub = Subscription(self, run_id, after)
         with self._lock:
             self._subs.setdefault(run_id, []).append(sub)
