@@ -254,7 +254,8 @@ class Engine(ToolRunner):
             with lock:
                 if state["abandoned"]:
                     raise Cancelled()
-                if state["message"] is None:
+                first = state["message"] is None
+                if first:
                     state["message"], state["step"] = self._start_message(run)
                     # The reply starts with the figures the tools made (see _reply_content): stream them first,
                     # so the text's content index is the one it has in the finished message.
@@ -273,6 +274,8 @@ class Engine(ToolRunner):
                     "delta": {"content": [{"index": state["text_index"], "type": "text",
                                            "text": {"value": piece, "annotations": []}}]},
                 })
+                if first:  # the first token is what a person waits for: it is not held for the batch
+                    self.hub.flush_deltas(run_id)
 
         started = time.monotonic()
         outcome: dict = {}
