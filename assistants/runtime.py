@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
-import sqlite3
+import os
+import threading
 from typing import Any
 
 from assistants import validation as v
@@ -14,9 +14,10 @@ from assistants.ids import new_id, now
 from assistants.messages import attachments as check_attachments
 from assistants.messages import content_blocks
 from assistants.providers.router import ModelRouter
-from assistants.runs.engine import TERMINAL, Engine, owner_alive, public
+from assistants.runs.engine import TERMINAL, Engine, public
 from assistants.runs.events import Subscription
-from assistants.store import ACTIVE_RUN_STATUSES, Store
+from assistants.runs.sweeper import Sweeper
+from assistants.store import IntegrityError, Store
 from assistants.tools import ToolBox
 
 ASSISTANT_FIELDS = {"model", "name", "description", "instructions", "tools", "tool_resources", "metadata",
@@ -63,7 +64,13 @@ class Runtime:
         self.files = None
         self.vector_stores = None
         self._attach_tools()
+        # Settings saved by another process (the Settings page) reach this one: the file's mtime is watched,
+        # unless the caller gave its own router (tests, benchmarks).
+        self._settings_mtime = self._settings_file_mtime() if router is None else None
+        self._settings_checked = 0.0
+        self.sweeper = Sweeper(self.engine, on_tick=self._watch_settings)
         self.swept = self.sweep_orphaned_runs()
+        self.sweeper.start()
 
     def _attach_tools(self) -> None:
         """Files, vector stores and the built-in tools, when their modules are installed."""
@@ -91,11 +98,35 @@ class Runtime:
 
     def reload_settings(self, settings: Settings | None = None) -> None:
         """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
-        self.settings = settings or load_settings()
+        self.settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
         self.router = ModelRouter.from_settings(self.settings)
         self.engine.router = self.router
+        if self._settings_mtime is not None:
+            self._settings_mtime = self._settings_file_mtime()
+
+    def _settings_file_mtime(self) -> float:
+        try:
+            return self.settings.settings_file.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _watch_settings(self) -> None:
+        """Called by the sweeper: a settings.json written by another process is applied here within ~2 s."""
+        if self._settings_mtime is None:
+            return
+        import time
+
+        if time.monotonic() - self._settings_checked < 2.0:
+            return
+        self._settings_checked = time.monotonic()
+        mtime = self._settings_file_mtime()
+        if mtime != self._settings_mtime:
+            self._settings_mtime = mtime
+            # On its own thread: building backends may probe the network, and the sweeper must keep renewing leases.
+            threading.Thread(target=self.reload_settings, name="settings-reload", daemon=True).start()
 
     def close(self) -> None:
+        self.sweeper.stop()
         self.engine.shutdown()
         for service in (self.vector_stores, self.files):
             if service is not None and hasattr(service, "close"):
@@ -107,33 +138,8 @@ class Runtime:
 
     # -- start-up --------------------------------------------------------------------------
     def sweep_orphaned_runs(self) -> int:
-        """End runs left active by a process that died; a waiting run past its expiry becomes `expired`."""
-        ended = 0
-        ts = now()
-        with self.store.write() as c:
-            marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
-            rows = c.execute(f"SELECT data, owner FROM runs WHERE status IN ({marks})", ACTIVE_RUN_STATUSES).fetchall()
-
-            for data, owner in rows:
-                run = json.loads(data)
-                if run["status"] == "requires_action":
-                    if run.get("expires_at") and run["expires_at"] < ts:
-                        run.update(status="expired", expires_at=None, required_action=None,
-                                   last_error=None, usage=self.engine._usage(run["id"]))
-                        self.store.put("runs", run)
-                        ended += 1
-                    continue
-                if owner_alive(owner):
-                    continue
-                run.update(status="failed", failed_at=ts, expires_at=None, required_action=None,
-                           last_error={"code": "server_error", "message":
-                                       "The process running this run stopped before it finished (the app or server "
-                                       "was restarted or killed). Your messages are kept: start the run again."},
-                           usage=self.engine._usage(run["id"]))
-                self.store.put("runs", run)
-                self.engine._close_open_parts(run["id"], "failed", run["last_error"])
-                ended += 1
-        return ended
+        """End runs whose lease ran out (their process died) and waiting runs past `expires_at`."""
+        return self.sweeper.sweep()
 
     # -- assistants ----------------------------------------------------------------------------
     def _assistant_fields(self, body: dict, creating: bool) -> dict:
@@ -258,13 +264,13 @@ class Runtime:
 
     def delete_thread(self, thread_id: str) -> dict:
         self.get_thread(thread_id)
-        for run in self.store.all("runs", thread_id=thread_id, status=list(ACTIVE_RUN_STATUSES)):
-            self.engine.signal_cancel(run["id"])
-        with self.store.write() as c:
-            c.execute("DELETE FROM model_calls WHERE run_id IN (SELECT id FROM runs WHERE thread_id = ?)", (thread_id,))
-            for table in ("run_steps", "runs", "messages"):
-                self.store.delete(table, thread_id=thread_id)
-            self.store.delete("threads", thread_id)
+        # Messages, runs, steps, model calls and events go with it (foreign keys). A run executing in another
+        # process sees its row gone at the next sweeper tick and stops.
+        self.store.delete_thread(thread_id)
+        present = self.store.run_statuses(self.engine.working())
+        for run_id in self.engine.working():
+            if run_id not in present:
+                self.engine.signal_cancel(run_id)
         interpreter = getattr(self, "code_interpreter", None)
         if interpreter is not None:
             interpreter.reset(thread_id)  # its sandbox session (variables, files) goes with the thread
@@ -329,11 +335,10 @@ class Runtime:
 
     def update_message(self, thread_id: str, message_id: str, *, metadata: dict | None = None) -> dict:
         md = v.metadata(metadata) if metadata is not None else None
-        with self.store.write():
-            msg = self.get_message(thread_id, message_id)
-            if md is not None:  # an update without metadata keeps what is there
-                msg["metadata"] = md
-            return self.store.put("messages", msg)
+        self.get_message(thread_id, message_id)
+        if md is not None:  # an update without metadata keeps what is there; only that field is written
+            self.store.update_fields("messages", message_id, {"metadata": md}, thread_id=thread_id)
+        return self.get_message(thread_id, message_id)
 
     def delete_message(self, thread_id: str, message_id: str) -> dict:
         self.get_message(thread_id, message_id)
@@ -346,28 +351,15 @@ class Runtime:
 
     # -- runs ----------------------------------------------------------------------------------
     def _active_run(self, thread_id: str) -> dict | None:
-        marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
-        row = self.store.conn().execute(f"SELECT data FROM runs WHERE thread_id = ? AND status IN ({marks})",
-                                        (thread_id, *ACTIVE_RUN_STATUSES)).fetchone()
-        if row is None:
-            return None
-
-        run = json.loads(row[0])
-        return self._expire_if_due(run)
+        run = self.store.active_run(thread_id)
+        return None if run is None else self._expire_if_due(run)
 
     def _expire_if_due(self, run: dict) -> dict | None:
-        if run["status"] == "requires_action" and run.get("expires_at") and run["expires_at"] < now():
-            with self.store.write():
-                current = self.store.get("runs", run["id"])
-                if current and current["status"] == "requires_action":
-                    current.update(status="expired", expires_at=None, required_action=None,
-                                   usage=self.engine._usage(run["id"]))
-                    self.store.put("runs", current)
-                    for step in self.store.all("run_steps", run_id=run["id"], status=None):
-                        if step["status"] == "in_progress":
-                            step.update(status="expired", expired_at=now())
-                            self.store.put("run_steps", step)
-                return None if current and current["status"] in TERMINAL else current
+        """A waiting run past `expires_at` ends `expired` when anyone looks (the sweeper does it too)."""
+        if run["status"] in ("requires_action", "queued") and run.get("expires_at") and run["expires_at"] < now():
+            self.engine.status.expire(run["id"])
+            current = self.store.get("runs", run["id"])
+            return None if current is None or current["status"] in TERMINAL else current
         return run
 
     def _build_run(self, thread_id: str, body: dict) -> tuple[dict, list[dict]]:
@@ -405,11 +397,12 @@ class Runtime:
             "tool_choice": choice or "auto",
             "parallel_tool_calls": True if body.get("parallel_tool_calls") is None else bool(body["parallel_tool_calls"]),
             "_additional_instructions": v.string(body.get("additional_instructions"), "additional_instructions", 256_000),
-            "_owner": self.engine.owner,
+            "_owner": self.engine.owner, "_lease_until": self.engine.status.lease_until(),
         }
         return run, extra
 
-    def _insert_run(self, thread_id: str, run: dict, extra: list[dict]) -> None:
+    def _insert_run(self, thread_id: str, run: dict, extra: list[dict], first: tuple[str, dict] | None = None) -> None:
+        """Insert the run (queued, reserved by this process) with its first events, in one transaction."""
         with self.store.write():
             active = self._active_run(thread_id)
             if active is not None:
@@ -419,8 +412,12 @@ class Runtime:
                 self.store.insert("messages", msg)
             try:
                 self.store.insert("runs", run)
-            except sqlite3.IntegrityError:  # the partial unique index: another process won the race
+            except IntegrityError:  # the partial unique index: another process won the race
                 raise BadRequest(f"Thread {thread_id} already has an active run.", code="run_active") from None
+            if first:
+                self.engine.hub.publish(run["id"], *first)
+            self.engine.publish(run["id"], "thread.run.created", run)
+            self.engine.publish(run["id"], "thread.run.queued", run)
 
     def create_run(self, thread_id: str, *, stream: bool = False, **body: Any) -> dict | Subscription:
         """Queue a run; with stream=True return its event subscription (starting with thread.run.created)."""
@@ -429,12 +426,8 @@ class Runtime:
         self._insert_run(thread_id, run, extra)
         return self._launch(run, stream)
 
-    def _launch(self, run: dict, stream: bool, first: tuple[str, dict] | None = None) -> dict | Subscription:
-        sub = self.engine.hub.subscribe(run["id"]) if stream else None
-        if first:
-            self.engine.hub.publish(run["id"], *first)
-        self.engine.publish(run["id"], "thread.run.created", run)
-        self.engine.publish(run["id"], "thread.run.queued", run)
+    def _launch(self, run: dict, stream: bool) -> dict | Subscription:
+        sub = self.engine.hub.subscribe(run["id"], after=0) if stream else None
         self.engine.submit(run["id"])
         return sub if stream else public(run)
 
@@ -458,14 +451,14 @@ class Runtime:
             thread_body["tool_resources"] = merged
         new_thread = self.create_thread(**thread_body)
         run, extra = self._build_run(new_thread["id"], run_body)
-        self._insert_run(new_thread["id"], run, extra)
-        return self._launch(run, stream, ("thread.created", new_thread))
+        self._insert_run(new_thread["id"], run, extra, ("thread.created", new_thread))
+        return self._launch(run, stream)
 
     def get_run(self, thread_id: str, run_id: str) -> dict:
         run = self.store.get("runs", run_id, thread_id=thread_id)
         if run is None:
             raise not_found("run", run_id)
-        if run["status"] == "requires_action":
+        if run["status"] in ("requires_action", "queued"):
             run = self._expire_if_due(run) or self.store.get("runs", run_id)
         return public(run)
 
@@ -477,32 +470,20 @@ class Runtime:
 
     def update_run(self, thread_id: str, run_id: str, *, metadata: dict | None = None) -> dict:
         md = v.metadata(metadata) if metadata is not None else None
-        with self.store.write():
-            run = self.store.get("runs", run_id, thread_id=thread_id)
-            if run is None:
-                raise not_found("run", run_id)
-            if md is not None:
-                run["metadata"] = md
-            self.store.put("runs", run)
-        return public(run)
+        if md is not None:
+            self.store.update_fields("runs", run_id, {"metadata": md}, thread_id=thread_id)
+        return self.get_run(thread_id, run_id)
 
     def cancel_run(self, thread_id: str, run_id: str) -> dict:
-        with self.store.write():
-            run = self.store.get("runs", run_id, thread_id=thread_id)
-            if run is None:
-                raise not_found("run", run_id)
-            if run["status"] in TERMINAL or run["status"] == "cancelling":
-                raise BadRequest(f"Cannot cancel run with status '{run['status']}'.", param="run_id")
-            if run["status"] == "requires_action":
-                run.update(status="cancelled", cancelled_at=now(), expires_at=None, required_action=None,
-                           usage=self.engine._usage(run_id))
-                self.engine._close_open_parts(run_id, "cancelled")
-            else:
-                run["status"] = "cancelling"
-            self.store.put("runs", run)
-        self.engine.publish(run_id, f"thread.run.{run['status']}", run)
-        self.engine.signal_cancel(run_id)
-        return public(run)
+        run = self.store.get("runs", run_id, thread_id=thread_id)
+        if run is None:
+            raise not_found("run", run_id)
+        cancelled = self.engine.status.request_cancel(run_id)
+        if cancelled is None:
+            status = (self.store.get("runs", run_id) or run)["status"]
+            raise BadRequest(f"Cannot cancel run with status '{status}'.", param="run_id")
+        self.engine.signal_cancel(run_id)  # this process's worker stops at once; another's at its sweeper's tick
+        return public(cancelled)
 
     def submit_tool_outputs(self, thread_id: str, run_id: str, *, tool_outputs: Any, stream: bool = False) -> dict | Subscription:
         run = self.store.get("runs", run_id, thread_id=thread_id)
@@ -531,14 +512,29 @@ class Runtime:
         if missing:
             raise BadRequest("Expected tool outputs for call ids " + ", ".join(sorted(pending)) + "; missing: "
                              + ", ".join(sorted(missing)) + ".", param="tool_outputs")
-        with self.store.write():
-            current = self.store.get("runs", run_id)
-            if current["status"] != "requires_action":
-                raise BadRequest(f"Runs in status '{current['status']}' do not accept tool outputs.", param="run_id")
-            current["_owner"] = self.engine.owner
-            self.store.put("runs", current)
-        sub = self.engine.hub.subscribe(run_id) if stream else None
-        run = self.engine.submit_outputs(current, outputs)
+        sub = self.engine.hub.subscribe(run_id) if stream else None  # from now on: the rest of the run
+
+        def attach(_run: dict) -> None:
+            for step in self.store.all("run_steps", run_id=run_id):
+                if step["type"] != "tool_calls" or step["status"] != "in_progress":
+                    continue
+                for entry in step["step_details"]["tool_calls"]:
+                    if entry["id"] in outputs and entry["type"] == "function":
+                        entry["function"]["output"] = outputs[entry["id"]]
+                        step["_outputs"][entry["id"]] = outputs[entry["id"]]
+                self.store.update_fields("run_steps", step["id"], {"step_details": step["step_details"],
+                                                                   "_outputs": step["_outputs"]})
+                self.engine.status.move_step(step, "completed", completed_at=now())
+
+        # The compare-and-set requires_action -> queued: of concurrent submitters exactly one is accepted.
+        run = self.engine.status.requeue_with_outputs(run_id, attach)
+        if run is None:
+            if sub is not None:
+                sub.close()
+            status = (self.store.get("runs", run_id) or {"status": "deleted"})["status"]
+            raise BadRequest(f"Runs in status '{status}' do not accept tool outputs; only a run that requires_action does.",
+                             param="run_id")
+        self.engine.submit(run_id)
         return sub if stream else public(run)
 
     # -- steps and the log ---------------------------------------------------------------------

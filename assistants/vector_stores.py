@@ -16,18 +16,14 @@ from assistants.config import Settings
 from assistants.errors import BadRequest, NotFound, not_found
 from assistants.files import FileService, public
 from assistants.ids import new_id, now
-from assistants.runs.engine import owner_alive, process_owner
+from assistants.runs.engine import LEASE_S, process_owner
 from assistants.store import Store
 from assistants.tools.file_search import (
     PARSE_TIMEOUT_S,
     ParseError,
     SearchResult,
     chunk_text,
-    delete_chunks,
     extract_text,
-    index_chunks,
-    search,
-    usage_bytes,
     validate_chunking,
 )
 
@@ -258,21 +254,42 @@ class VectorStoreService:
         self._idle = threading.Condition()
         self._pending = 0
         self._closed = False
+        self._renewer: threading.Thread | None = None
         files.on_delete.append(self.forget_file)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> int:
         """Take over files left `in_progress` by a process that died (or a service that closed); return how many."""
+        taken = self._take_over()
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew_loop, name="vs-lease", daemon=True)
+            self._renewer.start()
+        return taken
+
+    def _take_over(self) -> int:
+        """Queue here the files whose indexing lease ran out (the process indexing them stopped)."""
         jobs = []
+        at = time.time()
         with self.store.write():
             for row in self.store.all("vector_store_files", status="in_progress"):
-                owner = row.get("_owner")
-                if owner and owner_alive(owner):
-                    continue
+                if row.get("_owner") and (row.get("_lease_until") or 0) >= at:
+                    continue  # a live lease, ours or a neighbour's (whatever its uid or container)
                 jobs.append(self._claim(row))
                 self.store.put("vector_store_files", row, vector_store_id=row["vector_store_id"])
         self._queue(jobs)
         return len(jobs)
+
+    def _renew_loop(self) -> None:
+        """Renew this process's indexing leases; take over files whose lease lapsed elsewhere."""
+        while not self._closed:
+            time.sleep(LEASE_S / 4)
+            if self._closed:
+                return
+            try:
+                self.store.renew_json_leases("vector_store_files", self.owner, time.time() + LEASE_S)
+                self._take_over()
+            except Exception:  # a locked or closed database: try at the next round
+                log.debug("indexing lease renewal failed", exc_info=True)
 
     def close(self) -> None:
         """Stop the workers (the file being indexed finishes); queued files are released for the next start."""
@@ -365,9 +382,9 @@ class VectorStoreService:
 
     def delete(self, vs_id: str) -> dict:
         """Delete the store, its file links, batches and index; the files themselves stay."""
-        with self.store.write() as conn:
+        with self.store.write():
             self._get(vs_id)
-            delete_chunks(conn, vs_id)
+            self.store.delete_chunks(vs_id)
             self.store.delete("vector_store_files", vector_store_id=vs_id)
             self.store.delete("file_batches", vector_store_id=vs_id)
             self.store.delete("vector_stores", vs_id)
@@ -424,7 +441,7 @@ class VectorStoreService:
                 vector = self.embedder.embed([query])[0]
             except EmbeddingError as exc:
                 log.warning("file search falls back to keyword ranking: %s", exc)
-        results = search(self.store.conn(), vs_ids, query, max_num_results=max_num_results,
+        results = self.store.search_chunks(vs_ids, query, max_num_results=max_num_results,
                          score_threshold=score_threshold, query_embedding=vector)
         self.touch(vs_ids)
         return results
@@ -510,7 +527,7 @@ class VectorStoreService:
 
     def _remove(self, vs_id: str, file_id: str) -> None:
         row = self.store.get("vector_store_files", file_id, vector_store_id=vs_id)
-        delete_chunks(self.store.conn(), vs_id, file_id)
+        self.store.delete_chunks(vs_id, file_id)
         self.store.delete("vector_store_files", file_id, vector_store_id=vs_id)
         self._refresh(vs_id)
         if row and row.get("_batch_id"):
@@ -568,7 +585,7 @@ class VectorStoreService:
                 row.update(status="cancelled", _job=None)
                 row["last_error"] = None
                 self.store.put("vector_store_files", row, vector_store_id=vs_id)
-                delete_chunks(self.store.conn(), vs_id, row["id"])
+                self.store.delete_chunks(vs_id, row["id"])
             batch.update(status="cancelled", cancelled_at=ts)
             self.store.put("file_batches", batch, vector_store_id=vs_id)
             self._refresh(vs_id)
@@ -651,6 +668,7 @@ class VectorStoreService:
     def _claim(self, row: dict) -> tuple[str, str, str]:
         """Mark a row as this process's work with a fresh job token (an older job for it then discards its result)."""
         row["_owner"] = self.owner
+        row["_lease_until"] = time.time() + LEASE_S
         row["_job"] = new_id("job")
         return row["vector_store_id"], row["id"], row["_job"]
 
@@ -660,7 +678,7 @@ class VectorStoreService:
         if obj is None:
             return None
         counts = {s: self.store.count("vector_store_files", vector_store_id=vs_id, status=s) for s in FILE_STATUSES}
-        obj.update(file_counts=_counts(counts), usage_bytes=usage_bytes(self.store.conn(), vs_id),
+        obj.update(file_counts=_counts(counts), usage_bytes=self.store.chunk_usage_bytes(vs_id),
                    status="in_progress" if counts["in_progress"] else "completed")
         self.store.put("vector_stores", obj)
         return obj
@@ -749,17 +767,17 @@ class VectorStoreService:
                 chunks: list[str] | None = None, embeddings=None, usage: int = 0, name: str = "",
                 note: str | None = None) -> None:
         """Record a file's outcome, unless it was cancelled, removed or re-queued meanwhile."""
-        with self.store.write() as conn:
+        with self.store.write():
             row = self.store.get("vector_store_files", file_id, vector_store_id=vs_id)
             if row is None or row["status"] != "in_progress" or row.get("_job") != job:
                 return
             if error is None and self.store.get("files", file_id) is None:
                 error = ("invalid_file", "The file was deleted while it was being indexed.")
             if error is None:
-                index_chunks(conn, vs_id, file_id, name, chunks, embeddings)
+                self.store.index_chunks(vs_id, file_id, name, chunks, embeddings)
                 row.update(status="completed", usage_bytes=usage, last_error=None)
             else:
-                delete_chunks(conn, vs_id, file_id)
+                self.store.delete_chunks(vs_id, file_id)
                 row.update(status="failed", usage_bytes=0, last_error={"code": error[0], "message": error[1]})
             row["_note"] = note
             row["_job"] = None

@@ -19,9 +19,11 @@ GOALS = {
     "api_runs_per_s": (50, "min"), "ui_rerun_ms": (300, "max"), "ui_first_token_ms": (150, "max"),
     "responses_overhead_ms": (20, "max"), "responses_first_event_ms": (20, "max"),
     "local_model_overhead_ratio": (1.10, "max"), "model_worker_restart_ms": (2000, "max"),
+    "cross_process_cancel_ms": (1000, "max"), "cross_process_cancel_max_ms": (2000, "max"),
+    "cross_process_stream_lag_ms": (50, "max"),
 }
-MODULES = ["bench_engine", "bench_local_models", "bench_code", "bench_search", "bench_server", "bench_responses",
-           "bench_ui", "bench_browser"]
+MODULES = ["bench_engine", "bench_local_models", "bench_multiprocess", "bench_code", "bench_search", "bench_server",
+           "bench_responses", "bench_ui", "bench_browser"]
 
 
 def main() -> None:

@@ -314,3 +314,93 @@ def test_thread_and_run_and_stream_start_with_thread_created(rt):
                                    thread={"messages": [{"role": "user", "content": "hi"}]})
     names = [e for e, _ in sub]
     assert names[0] == "thread.created" and names[1] == "thread.run.created" and names[-2] == "thread.run.completed"
+
+
+def test_metadata_set_on_a_message_while_it_streams_is_kept(rt, provider):
+    provider.add({"chunks": ["a"] * 40, "chunk_delay": 0.02})
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    deadline = time.monotonic() + 10
+    while not (replies := rt.list_messages(t["id"], run_id=run["id"])["data"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    rt.update_message(t["id"], replies[0]["id"], metadata={"tag": "kept"})
+    assert wait_run(rt, t["id"], run["id"])["status"] == "completed"
+    reply = rt.get_message(t["id"], replies[0]["id"])
+    assert reply["metadata"] == {"tag": "kept"} and reply["content"][0]["text"]["value"] == "a" * 40
+    rt.update_run(t["id"], run["id"], metadata={"run": "meta"})
+    assert rt.get_run(t["id"], run["id"])["metadata"] == {"run": "meta"}
+
+
+def test_the_status_machine_refuses_what_is_not_a_transition(rt, provider):
+    from assistants.runs.status import RUN_TRANSITIONS, sources
+
+    assert sources("queued") == ["requires_action"]  # a run is queued again only by tool outputs
+    assert all(t not in RUN_TRANSITIONS for t in ("completed", "failed", "cancelled", "expired", "incomplete"))
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    done = wait_run(rt, t["id"], run["id"])
+    assert rt.engine.status.move(run["id"], "in_progress") is None  # completed is final
+    assert rt.get_run(t["id"], run["id"]) == done
+
+
+def test_a_run_whose_failure_cannot_be_recorded_still_ends_when_its_lease_lapses(rt, provider, monkeypatch):
+    rt.engine.status.lease_s = 1.0
+    real_fail = rt.engine.status.fail
+
+    def locked(run_id, code, message, *, mine=True, lease_before=None):
+        if mine:  # the worker's own attempts: as if the database stayed locked
+            raise RuntimeError("database is locked")
+        return real_fail(run_id, code, message, mine=mine, lease_before=lease_before)
+
+    monkeypatch.setattr(rt.engine.status, "fail", locked)
+    provider.add({"error": ProviderError("backend down")})
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    t0 = time.monotonic()
+    ended = wait_run(rt, t["id"], run["id"], timeout=10)
+    assert ended["status"] == "failed" and "stopped before it finished" in ended["last_error"]["message"]
+    assert time.monotonic() - t0 < 4
+
+
+def test_the_sweeper_expires_a_waiting_run_and_its_step_at_expires_at(tmp_path, provider):
+    from assistants.providers.router import ModelRouter
+    from assistants.runtime import Runtime
+    from tests.conftest import make_settings
+
+    runtime = Runtime(make_settings(tmp_path, run_expires_s=1), router=ModelRouter([provider], default_model="fake-model"))
+    try:
+        provider.add({"tool_calls": [("get_weather", '{"city": "Paris"}')]})
+        a, t = start(runtime, tools=[FN])
+        run = runtime.create_run(t["id"], assistant_id=a["id"])
+        assert wait_run(runtime, t["id"], run["id"])["status"] == "requires_action"
+        deadline = time.monotonic() + 5
+        while runtime.store.get("runs", run["id"])["status"] != "expired":  # nobody reads it: the sweeper acts
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (step,) = runtime.store.all("run_steps", run_id=run["id"])
+        assert step["status"] == "expired" and step["expired_at"]
+        runtime.create_message(t["id"], role="user", content="the thread is free again")
+    finally:
+        runtime.close()
+
+
+def test_a_subscription_resumes_from_any_point_and_old_events_are_pruned(rt, provider):
+    provider.add({"chunks": ["a", "b", "c"]})
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    wait_run(rt, t["id"], run["id"])
+    whole = list(rt.engine.hub.subscribe(run["id"], after=0))
+    assert [e for e, _ in whole][:2] == ["thread.run.created", "thread.run.queued"]
+    # Resuming after the fifth event gives the rest, the same events in the same order.
+    fifth = rt.store.events_after(0, [run["id"]])[4][0]
+    assert list(rt.engine.hub.subscribe(run["id"], after=fifth)) == whole[5:]
+    assert rt.store.prune_events(time.time() + 1) == len(whole) - 1  # an ended run's events go ("done" is not one)
+    assert rt.store.last_event_seq(run["id"]) == 0
+
+
+def test_following_an_ended_run_from_now_ends_at_once(rt, provider):
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    wait_run(rt, t["id"], run["id"])
+    assert list(rt.engine.hub.subscribe(run["id"]).events(timeout=1)) == [("done", None)]

@@ -165,14 +165,15 @@ CRASHER = textwrap.dedent("""
 """)
 
 
-def test_run_of_a_killed_process_ends_failed_on_restart(tmp_path):
+def test_run_of_a_killed_process_ends_failed_once_its_lease_lapses(tmp_path):
     from assistants.runtime import Runtime
     from tests.conftest import make_settings
     from tests.fakes.provider import ScriptedProvider
     from assistants.providers.router import ModelRouter
 
     script = CRASHER.format(root=str(ROOT), data=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PLAYGROUND_RUN_LEASE_SECONDS": "1.5"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
         thread_id, run_id = proc.stdout.readline().split()
         # A live owner's run is left alone by another process starting up.
@@ -183,7 +184,7 @@ def test_run_of_a_killed_process_ends_failed_on_restart(tmp_path):
         proc.wait(10)
     finally:
         proc.kill()
-    time.sleep(0.1)
+    time.sleep(1.6)  # the dead process's lease runs out
     rt = Runtime(make_settings(tmp_path), router=ModelRouter([ScriptedProvider()]))
     try:
         assert rt.swept == 1
@@ -194,3 +195,31 @@ def test_run_of_a_killed_process_ends_failed_on_restart(tmp_path):
         rt.create_message(thread_id, role="user", content="the thread is usable again")
     finally:
         rt.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_thousand_threads_leave_the_descriptor_count_flat(tmp_path):
+    store = Store(tmp_path / "fd.db")
+    store.insert("assistants", {"id": "asst_fd", "created_at": 1})
+
+    def touch(i: int) -> None:
+        assert store.get("assistants", "asst_fd") is not None
+        if i % 10 == 0:
+            store.insert("assistants", {"id": f"asst_fd{i}", "created_at": i})
+
+    for i in range(20):  # warm up: the pool's idle connections exist before counting
+        t = threading.Thread(target=touch, args=(i + 1,))
+        t.start()
+        t.join()
+    before = _open_fds()
+    for batch in range(100):  # 1,000 short-lived threads, 10 at a time (like Streamlit reruns and fragments)
+        threads = [threading.Thread(target=touch, args=(batch * 10 + k + 1000,)) for k in range(10)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    store.reclaim_connections()
+    assert _open_fds() <= before + 3 * 4  # at most the pool's idle connections (db, WAL, shm each)
+    assert store.open_connections() <= 4 + 1
+    store.close()

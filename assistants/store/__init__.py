@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from assistants.errors import BadRequest
 from assistants.store.migrations import ACTIVE_RUN_STATUSES, migrate
+from assistants.store.pool import ConnectionPool
+from assistants.store.reports import ReportQueries
+from assistants.store.runs import RunQueries
 
-__all__ = ["ACTIVE_RUN_STATUSES", "Store"]
+__all__ = ["ACTIVE_RUN_STATUSES", "IntegrityError", "Store"]
+
+# A constraint said no (one active run per thread, a parent row gone): what callers catch, whatever the database.
+IntegrityError = sqlite3.IntegrityError
 
 # The indexed columns of each object table, filled from the object's own fields on every write.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "assistants": (),
     "threads": (),
     "messages": ("thread_id", "run_id"),
-    "runs": ("thread_id", "assistant_id", "status", "owner"),
+    "runs": ("thread_id", "assistant_id", "status", "owner", "lease_until"),
     "run_steps": ("thread_id", "run_id"),
     "files": ("purpose",),
     "vector_stores": (),
@@ -34,36 +40,43 @@ def _col(obj: dict, name: str):
     return obj.get(name, obj.get("_" + name))
 
 
+# Keys of a run stored only in their column, never in its JSON (the lease changes without the run changing).
+COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
+
+
 def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class Store:
-    """A SQLite database in WAL mode: one connection per thread, `BEGIN IMMEDIATE` for every write."""
+class Store(RunQueries, ReportQueries):
+    """A SQLite database in WAL mode: pooled connections, `BEGIN IMMEDIATE` for every write."""
 
     def __init__(self, path: Path | str, *, migrate_schema: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._pool = ConnectionPool(self._open)
+        self._after = threading.local()
         if migrate_schema:
             migrate(self.conn())
 
     # -- connections and transactions -------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA busy_timeout=30000")
+        c.execute("PRAGMA foreign_keys=ON")
+        return c
+
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode: transactions are explicit)."""
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=NORMAL")
-            c.execute("PRAGMA busy_timeout=30000")
-            c.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = c
-            with self._lock:
-                self._all.append(c)
-        return c
+        return self._pool.get()
+
+    def open_connections(self) -> int:
+        return self._pool.open_count()
+
+    def reclaim_connections(self) -> None:
+        self._pool.reclaim()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -72,30 +85,37 @@ class Store:
         if c.in_transaction:
             yield c
             return
+        self._after.callbacks = []
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
+            c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            self._after.callbacks = []
+            if c.in_transaction:  # also when COMMIT itself failed (a deferred foreign key): never leave it open
+                c.execute("ROLLBACK")
             raise
-        c.execute("COMMIT")
+        callbacks, self._after.callbacks = self._after.callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current write commits (at once outside a transaction); dropped on rollback."""
+        if self.conn().in_transaction:
+            self._after.callbacks.append(callback)
+        else:
+            callback()
 
     def close(self) -> None:
-        with self._lock:
-            for c in self._all:
-                try:
-                    c.close()
-                except sqlite3.Error:
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self._pool.close()
 
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:
         cols = COLUMNS[table]
         names = ", ".join(("id", "created_at", "data", *cols))
         marks = ", ".join("?" * (3 + len(cols)))
-        values = [obj["id"], obj.get("created_at") or 0, _dumps(obj)] + [_col(obj, c) for c in cols]
+        data = {k: v for k, v in obj.items() if k not in COLUMN_ONLY.get(table, ())}
+        values = [obj["id"], obj.get("created_at") or 0, _dumps(data)] + [_col(obj, c) for c in cols]
         with self.write() as c:
             c.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", values)
         return obj
@@ -108,6 +128,35 @@ class Store:
         with self.write() as c:
             c.execute(f"UPDATE {table} SET {sets} WHERE {cond}", [_dumps(obj)] + [_col(obj, c) for c in cols] + args)
         return obj
+
+    def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
+                      **where) -> int:
+        """Set only these fields of a stored object (compare-and-set on `where`); return the rows changed.
+
+        Field-level, so a concurrent change to another field (metadata set while a reply streams) is kept.
+        """
+        cols = COLUMNS[table]
+        paths, json_args, col_sets, col_args = [], [], [], []
+        column_only = COLUMN_ONLY.get(table, ())
+        for key, value in fields.items():
+            if key in column_only:
+                col_sets.append(f"{key[1:]} = ?")
+                col_args.append(value)
+                continue
+            paths.append(f"'$.\"{key}\"', json(?)")
+            json_args.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+            if key in cols:
+                col_sets.append(f"{key} = ?")
+                col_args.append(value)
+        sets = ([f"data = json_set(data, {', '.join(paths)})"] if paths else []) + col_sets
+        # A filter on a field without a column of its own (a step's or a message's status) reads the JSON.
+        named = {(k if k in cols or k == "id" else f"json_extract(data, '$.{k}')"): v for k, v in where.items()}
+        cond, wargs = self._where({"id": obj_id, **named})
+        if lease_before is not None:
+            cond += " AND (lease_until IS NULL OR lease_until < ?)"
+            wargs.append(lease_before)
+        with self.write() as c:
+            return c.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", json_args + col_args + wargs).rowcount
 
     def get(self, table: str, obj_id: str, **where) -> dict | None:
         cond, args = self._where({"id": obj_id, **where})

@@ -51,7 +51,7 @@ def m002_files_and_vector_stores(conn: sqlite3.Connection) -> None:
 
 def m003_search_index(conn: sqlite3.Connection) -> None:
     """The file-search chunk index (FTS5 + embeddings)."""
-    from assistants.tools.file_search import SCHEMA
+    from assistants.store.search_schema import SCHEMA
 
     for sql in SCHEMA:
         conn.execute(sql)
@@ -65,16 +65,55 @@ def m004_model_calls(conn: sqlite3.Connection) -> None:
 
 def m005_search_index_cjk(conn: sqlite3.Connection) -> None:
     """File search: CJK text indexed a character per token; existing chunks are re-indexed."""
-    from assistants.tools.file_search.index import upgrade_schema
+    from assistants.store.search_schema import upgrade_schema
 
     upgrade_schema(conn)  # a no-op where m003 already created the current schema
 
 
 def m006_search_index_nfkc(conn: sqlite3.Connection) -> None:
     """File search: indexed text in NFKC form (ligatures, full-width Latin, half-width kana); re-indexed."""
-    from assistants.tools.file_search.index import renormalize
+    from assistants.store.search_schema import renormalize
 
     renormalize(conn)
+
+
+def m007_leases_events_foreign_keys(conn: sqlite3.Connection) -> None:
+    """Runs get a lease (owner, lease_until); the run event log; foreign keys with ON DELETE CASCADE.
+
+    SQLite cannot add a foreign key to a table, so messages, runs, steps and model calls are rebuilt
+    (rows whose thread or run is already gone are left behind: they were orphans).
+    """
+    active = ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES)
+    thread_fk = "REFERENCES threads(id) ON DELETE CASCADE"
+    run_fk = "REFERENCES runs(id) ON DELETE CASCADE"
+    rebuilds = (
+        ("runs", f"thread_id TEXT NOT NULL {thread_fk}, assistant_id TEXT, status TEXT NOT NULL, owner TEXT, "
+                 "lease_until REAL", "thread_id IN (SELECT id FROM threads)",
+         ["CREATE INDEX runs_thread ON runs(thread_id, seq)",
+          f"CREATE UNIQUE INDEX runs_one_active ON runs(thread_id) WHERE status IN ({active})",
+          f"CREATE INDEX runs_lease ON runs(lease_until) WHERE status IN ({active})"]),
+        ("messages", f"thread_id TEXT NOT NULL {thread_fk}, run_id TEXT", "thread_id IN (SELECT id FROM threads)",
+         ["CREATE INDEX messages_thread ON messages(thread_id, seq)",
+          "CREATE INDEX messages_run ON messages(run_id) WHERE run_id IS NOT NULL"]),
+        ("run_steps", f"thread_id TEXT NOT NULL, run_id TEXT NOT NULL {run_fk}", "run_id IN (SELECT id FROM runs)",
+         ["CREATE INDEX run_steps_run ON run_steps(run_id, seq)"]),
+        ("model_calls", f"run_id TEXT NOT NULL {run_fk}", "run_id IN (SELECT id FROM runs)",
+         ["CREATE INDEX model_calls_run ON model_calls(run_id, seq)"]),
+    )
+    for table, extra, keep, indexes in rebuilds:
+        old_cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        conn.execute(_object_table(f"{table}__new", extra))
+        conn.execute(f"INSERT INTO {table}__new ({', '.join(old_cols)}) SELECT {', '.join(old_cols)} FROM {table} "
+                     f"WHERE {keep}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}__new RENAME TO {table}")
+        for sql in indexes:
+            conn.execute(sql)
+    conn.execute(f"CREATE TABLE run_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                 f"run_id TEXT NOT NULL {run_fk} DEFERRABLE INITIALLY DEFERRED, "
+                 f"event TEXT NOT NULL, data TEXT NOT NULL, created_at REAL NOT NULL)")
+    conn.execute("CREATE INDEX run_events_run ON run_events(run_id, seq)")
+    conn.execute("CREATE INDEX run_events_age ON run_events(created_at)")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -84,31 +123,35 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_model_calls,
     m005_search_index_cjk,
     m006_search_index_nfkc,
+    m007_leases_events_foreign_keys,
 ]
 
 
-def applied_version(conn: sqlite3.Connection) -> int:
+def _applied(conn: sqlite3.Connection) -> set[str]:
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at INTEGER)")
-    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-    return row[0] or 0
+    return {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+
+
+def applied_version(conn: sqlite3.Connection) -> int:
+    """How many of MIGRATIONS this database has (they are recorded by name, not by position)."""
+    names = _applied(conn)
+    return sum(step.__name__ in names for step in MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
-    """Apply pending migrations (each in its own IMMEDIATE transaction); return the new version."""
+    """Apply the migrations not yet recorded by name (each in its own IMMEDIATE transaction); return how many are applied."""
     import time
 
-    target = len(MIGRATIONS) if upto is None else upto
-    while True:
+    wanted = MIGRATIONS if upto is None else MIGRATIONS[:upto]
+    for step in wanted:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = applied_version(conn)
-            if version >= target:
-                conn.execute("COMMIT")
-                return version
-            step = MIGRATIONS[version]
-            step(conn)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version + 1, step.__name__, int(time.time())))
+            if step.__name__ not in _applied(conn):
+                step(conn)
+                conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                             (step.__name__, int(time.time())))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    return applied_version(conn)

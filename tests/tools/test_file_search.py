@@ -13,7 +13,7 @@ import docx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from assistants.tools.file_search import index as fs_index
+from assistants.store import chunk_index as fs_index
 from assistants.tools.file_search.chunk import chunk_text, count_tokens, validate_chunking
 from assistants.tools.file_search.index import SCHEMA, delete_chunks, index_chunks, search, usage_bytes
 from assistants.tools.file_search.parse import ParseError, extract_text

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-import assistants.tools.file_search as file_search
+import assistants.store.search_schema as search_schema
 from assistants.store import Store
 from assistants.store.migrations import MIGRATIONS, applied_version, migrate
 from assistants.tools.file_search.index import (
@@ -195,7 +195,7 @@ def old_database(path, monkeypatch) -> None:
     """A store database as the previous release left it: migrations 1-4, m003 with OLD_SCHEMA, chunks indexed."""
     conn = sqlite3.connect(path, isolation_level=None)
     with monkeypatch.context() as patch:
-        patch.setattr(file_search, "SCHEMA", OLD_SCHEMA)  # what m003 imported then
+        patch.setattr(search_schema, "SCHEMA", OLD_SCHEMA)  # what m003 read then
         assert migrate(conn, upto=4) == 4
     assert "fts_text" not in {row[1] for row in conn.execute("PRAGMA table_info(fs_chunks)")}
     conn.execute("BEGIN")
@@ -222,7 +222,7 @@ def test_migrating_an_old_database_reindexes_its_chunks(tmp_path, monkeypatch):
     conn = store.conn()
     assert applied_version(conn) == len(MIGRATIONS)
     names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
-    assert names[-2:] == ["m005_search_index_cjk", "m006_search_index_nfkc"]
+    assert names[-3:-1] == ["m005_search_index_cjk", "m006_search_index_nfkc"]
     assert conn.execute("SELECT id, vector_store_id, file_id, chunk_index, bytes, text FROM fs_chunks").fetchall() == before
     check_index(conn)
 

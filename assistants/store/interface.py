@@ -1,0 +1,53 @@
+"""The `Store` interface everything outside `assistants/store/` goes through; a PostgreSQL store implements it too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+
+class StoreInterface(Protocol):
+    """Objects as wire JSON with indexed columns, compare-and-set updates, leases, the run event log, chunk search."""
+
+    # -- transactions ----------------------------------------------------------------------------
+    def write(self) -> AbstractContextManager[Any]: """A short write transaction; an inner one joins it."""
+    def after_commit(self, callback: Callable[[], None]) -> None: """Run after the current write commits."""
+    def close(self) -> None: """Close every connection."""
+    def reclaim_connections(self) -> None: """Take back the connections of threads that ended."""
+
+    # -- objects ---------------------------------------------------------------------------------
+    def insert(self, table: str, obj: dict) -> dict: """Store a new object."""
+    def put(self, table: str, obj: dict, **where) -> dict: """Replace a stored object (objects only one writer changes)."""
+    def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
+                      **where) -> int: """Set these fields if `where` holds (compare-and-set); rows changed."""
+    def get(self, table: str, obj_id: str, **where) -> dict | None: """One object, or None."""
+    def delete(self, table: str, obj_id: str | None = None, **where) -> int: """Delete matching objects."""
+    def all(self, table: str, *, order: str = "asc", **where) -> list[dict]: """Every matching object in order."""
+    def count(self, table: str, **where) -> int: """How many objects match."""
+    def page(self, table: str, *, limit: int = 20, order: str = "desc", after: str | None = None,
+             before: str | None = None, **where) -> dict: """One page of a list, as OpenAI answers it."""
+
+    # -- runs: leases and the event log ----------------------------------------------------------
+    def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None: """Append run events."""
+    def events_after(self, seq: int, run_ids: list[str], limit: int = 2000) -> list[tuple[int, str, str, str]]:
+        """Events of these runs after a sequence number, in commit order."""
+    def last_event_seq(self, run_id: str | None = None) -> int: """The newest event's sequence number."""
+    def prune_events(self, before: float) -> int: """Forget old events of ended runs."""
+    def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None: """Extend an owner's run leases."""
+    def renew_json_leases(self, table: str, owner: str, until: float) -> None: """Extend an owner's job leases."""
+    def lapsed_leases(self, at: float) -> list[tuple[str, str]]: """Active runs whose lease ran out."""
+    def due_to_expire(self, at: int) -> list[str]: """Queued or waiting runs past expires_at."""
+    def run_statuses(self, run_ids: list[str]) -> dict[str, str]: """Status by run id (deleted runs absent)."""
+    def active_run(self, thread_id: str) -> dict | None: """The thread's active run, if any."""
+    def step_usage(self, run_id: str) -> dict: """A run's usage: the sum of its steps'."""
+    def delete_thread(self, thread_id: str) -> int: """Delete a thread and everything that hangs off it."""
+
+    # -- reports and the file-search index -------------------------------------------------------
+    def thread_summaries(self, limit: int = 1000) -> list[dict]: """Threads with counts, tokens, last activity."""
+    def latest_thread(self, assistant_id: str) -> str | None: """The newest thread opened for an assistant."""
+    def index_chunks(self, vector_store_id: str, file_id: str, filename: str, chunks: list[str],
+                     embeddings: list[list[float]] | None = None) -> int: """Store a file's chunks."""
+    def delete_chunks(self, vector_store_id: str, file_id: str | None = None) -> None: """Remove chunks."""
+    def chunk_usage_bytes(self, vector_store_id: str) -> int: """Bytes a vector store's chunks take."""
+    def search_chunks(self, vector_store_ids: list[str], query: str, **options) -> list: """Best chunks for a query."""

@@ -1,0 +1,97 @@
+"""The store's run queries: leases, the run event log, active runs. The only SQL about runs outside migrations."""
+
+from __future__ import annotations
+
+import json
+
+from assistants.store.migrations import ACTIVE_RUN_STATUSES
+
+ENDED = ("completed", "failed", "cancelled", "incomplete", "expired")
+
+
+class RunQueries:
+    """Mixed into Store: what the status machine, the sweeper and the event log ask of the database."""
+
+    # -- the run event log -------------------------------------------------------------------
+    def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
+        """Append (run_id, event, data JSON) rows; call inside the write that made the state they describe."""
+        with self.write() as c:
+            c.executemany("INSERT INTO run_events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
+                          [(*r, created_at) for r in rows])
+
+    def events_after(self, seq: int, run_ids: list[str], limit: int = 2000) -> list[tuple[int, str, str, str]]:
+        """Events of these runs with a sequence number above `seq`, oldest first: (seq, run_id, event, data)."""
+        marks = ",".join("?" * len(run_ids))
+        return self.conn().execute(
+            f"SELECT seq, run_id, event, data FROM run_events WHERE run_id IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
+            (*run_ids, seq, limit)).fetchall()
+
+    def last_event_seq(self, run_id: str | None = None) -> int:
+        """The newest event's sequence number (of one run, or of the whole log)."""
+        if run_id is None:
+            row = self.conn().execute("SELECT MAX(seq) FROM run_events").fetchone()
+        else:
+            row = self.conn().execute("SELECT MAX(seq) FROM run_events WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] or 0
+
+    def prune_events(self, before: float) -> int:
+        """Forget the events of ended runs older than `before` (epoch seconds)."""
+        marks = ",".join("?" * len(ENDED))
+        with self.write() as c:
+            return c.execute(f"DELETE FROM run_events WHERE created_at < ? AND run_id IN "
+                             f"(SELECT id FROM runs WHERE status IN ({marks}))", (before, *ENDED)).rowcount
+
+    # -- leases ------------------------------------------------------------------------------
+    def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+        """Extend this owner's leases on the runs it is working on."""
+        if not run_ids:
+            return
+        marks = ",".join("?" * len(run_ids))
+        with self.write() as c:
+            c.execute(f"UPDATE runs SET lease_until = ? WHERE owner = ? AND id IN ({marks}) "
+                      f"AND status IN ('queued', 'in_progress', 'cancelling')", (until, owner, *run_ids))
+
+    def renew_json_leases(self, table: str, owner: str, until: float) -> None:
+        """Extend the leases an owner holds on in-progress rows whose lease lives in the object (indexing jobs)."""
+        with self.write() as c:
+            c.execute(f"UPDATE {table} SET data = json_set(data, '$._lease_until', ?) WHERE status = 'in_progress' "
+                      "AND json_extract(data, '$._owner') = ?", (until, owner))
+
+    def lapsed_leases(self, at: float) -> list[tuple[str, str]]:
+        """(id, status) of runs being worked on whose lease ran out before `at` (none: left by a release before leases)."""
+        return self.conn().execute(
+            "SELECT id, status FROM runs WHERE status IN ('queued', 'in_progress', 'cancelling') "
+            "AND (lease_until IS NULL OR lease_until < ?)", (at,)).fetchall()
+
+    def due_to_expire(self, at: int) -> list[str]:
+        """Ids of queued or waiting runs past their `expires_at`."""
+        return [r[0] for r in self.conn().execute(
+            "SELECT id FROM runs WHERE status IN ('queued', 'requires_action') "
+            "AND json_extract(data, '$.expires_at') < ?", (at,))]
+
+    def run_statuses(self, run_ids: list[str]) -> dict[str, str]:
+        """Current status by id; a deleted run is absent."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        return dict(self.conn().execute(f"SELECT id, status FROM runs WHERE id IN ({marks})", run_ids).fetchall())
+
+    # -- runs and threads --------------------------------------------------------------------
+    def active_run(self, thread_id: str) -> dict | None:
+        marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
+        row = self.conn().execute(f"SELECT data FROM runs WHERE thread_id = ? AND status IN ({marks})",
+                                  (thread_id, *ACTIVE_RUN_STATUSES)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def step_usage(self, run_id: str) -> dict:
+        """A run's usage: the sum of its steps' usage, so the two can never disagree."""
+        prompt, completion = self.conn().execute(
+            "SELECT COALESCE(SUM(json_extract(data, '$.usage.prompt_tokens')), 0), "
+            "COALESCE(SUM(json_extract(data, '$.usage.completion_tokens')), 0) FROM run_steps WHERE run_id = ?",
+            (run_id,)).fetchone()
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def delete_thread(self, thread_id: str) -> int:
+        """Delete a thread; its messages, runs, steps, model calls and events go with it (ON DELETE CASCADE)."""
+        with self.write() as c:
+            return c.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount

@@ -1,0 +1,170 @@
+"""A Runtime in its own process on a shared data dir, driven by JSON lines on stdin (one reply line each).
+
+`python -m tests.runs.proc DATA_DIR` — the model is scripted by the user message:
+"slow:N:D" streams N chunks D s apart; "code" runs a 60 s code cell; "rounds:K" makes K quick tool rounds, then answers;
+"tool" calls the function get_weather once, then answers; anything else is echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+
+from assistants.providers.router import ModelRouter
+from assistants.runtime import Runtime
+from tests.conftest import make_settings
+from tests.fakes.provider import ScriptedProvider
+
+FN = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+class RoleModel(ScriptedProvider):
+    """The turn is chosen by the last user message, so any process can script it through the thread."""
+
+    def chat(self, request, *, on_text, cancel):
+        last = next((m["content"] for m in reversed(request["messages"]) if m["role"] == "user"), "")
+        tools_done = sum(m["role"] == "tool" for m in request["messages"])
+        turn = {"text": f"echo: {last}"}
+        if isinstance(last, str) and last.startswith("slow:"):
+            _, n, delay = last.split(":")
+            turn = {"chunks": [f"w{i} " for i in range(int(n))], "chunk_delay": float(delay)}
+        elif isinstance(last, str) and last.startswith("rounds:"):
+            rounds = int(last.split(":")[1])
+            turn = ({"tool_calls": [("nosuch", json.dumps({"round": tools_done}))], "delay": 0.05}
+                    if tools_done < rounds else {"text": "finished rounds"})
+        elif last == "code":
+            code = json.dumps({"code": "import time\nprint('start', flush=True)\ntime.sleep(60)"})
+            turn = {"tool_calls": [("code_interpreter", code)]} if not tools_done else {"text": "slept"}
+        elif last == "tool":
+            turn = {"tool_calls": [("get_weather", '{"city": "Paris"}')]} if not tools_done else {"text": "sunny reply"}
+        with self._lock:
+            self.script.appendleft(turn)
+        return super().chat(request, on_text=on_text, cancel=cancel)
+
+
+def make_runtime(data_dir: str) -> Runtime:
+    return Runtime(make_settings(data_dir), router=ModelRouter([RoleModel()], default_model="fake-model"))
+
+
+def setup(rt: Runtime) -> dict:
+    return {"assistant_id": rt.create_assistant(model="fake-model", tools=[FN])["id"],
+            "code_assistant_id": rt.create_assistant(model="fake-model", tools=[{"type": "code_interpreter"}])["id"]}
+
+
+def submit_many(rt: Runtime, cmd: dict) -> int:
+    """Submit the same tool outputs from n threads at once; how many were accepted."""
+    barrier = threading.Barrier(cmd["n"])
+    results: list[bool] = []
+
+    def racer() -> None:
+        barrier.wait()
+        try:
+            rt.submit_tool_outputs(cmd["thread_id"], cmd["run_id"], tool_outputs=cmd["tool_outputs"])
+            results.append(True)
+        except Exception:
+            results.append(False)
+
+    racers = [threading.Thread(target=racer) for _ in range(cmd["n"])]
+    [r.start() for r in racers]
+    [r.join() for r in racers]
+    return sum(results)
+
+
+def soak(rt: Runtime, assistant_id: str, clients: int, runs: int, seed: int) -> dict:
+    """`clients` threads, each doing `runs` runs on its own thread with random cancels; statuses counted."""
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        rnd = random.Random(seed * 1000 + k)
+        thread_id = rt.create_thread()["id"]
+        for _ in range(runs):
+            content = rnd.choice(["hi", "slow:20:0.005", "rounds:2", "tool"])
+            try:
+                rt.create_message(thread_id, role="user", content=content)
+                run = rt.create_run(thread_id, assistant_id=assistant_id)
+            except Exception as exc:
+                with lock:
+                    counts[f"refused: {exc}"[:80]] = counts.get(f"refused: {exc}"[:80], 0) + 1
+                time.sleep(0.05)
+                continue
+            cancel_at = time.monotonic() + rnd.random() * 0.2 if rnd.random() < 0.3 else None
+            while True:
+                current = rt.get_run(thread_id, run["id"])
+                if current["status"] in ("completed", "failed", "cancelled", "expired", "incomplete"):
+                    break
+                if cancel_at is not None and time.monotonic() > cancel_at:
+                    cancel_at = None
+                    try:
+                        rt.cancel_run(thread_id, run["id"])
+                    except Exception:  # it ended meanwhile
+                        pass
+                elif current["status"] == "requires_action":
+                    calls = current["required_action"]["submit_tool_outputs"]["tool_calls"]
+                    try:
+                        rt.submit_tool_outputs(thread_id, run["id"], tool_outputs=[
+                            {"tool_call_id": c["id"], "output": "ok"} for c in calls])
+                    except Exception:  # cancelled meanwhile
+                        pass
+                time.sleep(0.005)
+            with lock:
+                counts[current["status"]] = counts.get(current["status"], 0) + 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return counts
+
+
+def main() -> None:
+    rt = make_runtime(sys.argv[1])
+    out_lock = threading.Lock()
+
+    def reply(obj: dict) -> None:
+        with out_lock:
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+
+    def stream(tag: str, run_id: str, after: int) -> None:
+        events = [(e, d, time.time()) for e, d in rt.engine.hub.subscribe(run_id, after=after)]
+        reply({"tag": tag, "events": [[e, d, t] for e, d, t in events]})
+
+    reply({"ready": True, **setup(rt)})
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        op = cmd["op"]
+        try:
+            if op == "run":
+                t = rt.create_thread(messages=[{"role": "user", "content": cmd["content"]}])
+                run = rt.create_run(t["id"], assistant_id=cmd["assistant_id"])
+                reply({"thread_id": t["id"], "run_id": run["id"]})
+            elif op == "stream":
+                threading.Thread(target=stream, args=(cmd["tag"], cmd["run_id"], cmd.get("after", 0)), daemon=True).start()
+                reply({"ok": True})
+            elif op == "submit":
+                try:
+                    rt.submit_tool_outputs(cmd["thread_id"], cmd["run_id"], tool_outputs=cmd["tool_outputs"])
+                    reply({"accepted": True})
+                except Exception as exc:  # the losers of the race
+                    reply({"accepted": False, "error": str(exc)})
+            elif op == "submit_many":
+                reply({"accepted": submit_many(rt, cmd)})
+            elif op == "soak":
+                def run_soak(c=cmd):
+                    reply({"tag": c["tag"], "counts": soak(rt, c["assistant_id"], c["clients"], c["runs"], c["seed"])})
+
+                threading.Thread(target=run_soak, daemon=True).start()
+                reply({"ok": True})
+            elif op == "exit":
+                break
+        except Exception as exc:
+            reply({"error": f"{type(exc).__name__}: {exc}"})
+    rt.close()
+
+
+if __name__ == "__main__":
+    main()
