@@ -9,6 +9,7 @@ import streamlit as st
 from assistants.model_catalog import GB, CatalogModel, fits, ram_gb
 from assistants.model_downloads import Download, InstalledModel, human_bytes
 from components import plain_error
+from components.safe_text import plain
 
 # Download state -> (material icon, words for people).
 STATES = {
@@ -139,17 +140,33 @@ def custom_download(key: str) -> tuple[str, str] | None:
     return None
 
 
+def context_words(tokens: int | None) -> str:
+    """32768 -> '32k context' (what the model was trained for), '' when its header does not say."""
+    if not tokens:
+        return ""
+    return f"{tokens // 1024}k context" if tokens >= 1024 else f"{tokens} context"
+
+
 def installed_list(installed: list[InstalledModel], key: str) -> str | None:
-    """The downloaded models with their size; returns the model id whose Delete was pressed."""
+    """The downloaded models with size, context and whether they can run; returns the model id whose Delete was pressed."""
     pressed = None
     for m in installed:
         with st.container(border=True, key=f"{key}_{_slug(m.model_id)}"):
             row = st.container(horizontal=True, vertical_alignment="center", gap="small")
             when = datetime.fromtimestamp(m.modified).strftime("%Y-%m-%d %H:%M")
-            row.markdown(f":material/deployed_code: **{m.model_id}** · {human_bytes(m.size_bytes)} · {when}",
-                         width="stretch")
+            facts = [human_bytes(m.size_bytes), context_words(m.context_length), when]
+            icon = ":material/deployed_code:" if m.usable else ":material/error:"
+            row.markdown(f"{icon} **{plain(m.model_id)}** · " + " · ".join(f for f in facts if f), width="stretch")
+            if m.usable:
+                row.badge("Ready", icon=":material/check:", color="green", width="content")
+            else:
+                row.badge("Cannot run", icon=":material/block:", color="red", width="content")
             if row.button("Delete", icon=":material/delete:", key=f"{key}_delete_{_slug(m.model_id)}", width="content"):
                 pressed = m.model_id
+            if not m.usable:
+                st.error(plain(m.error or "This file cannot be loaded."), icon=":material/error:")
+            elif m.memory_bytes:
+                st.caption(f"Needs about {m.memory_bytes / 2**30:.1f} GB of memory while it runs.")  # as the refusal counts
     return pressed
 
 
