@@ -93,8 +93,12 @@ def downloads_panel(downloads: list[Download], key: str) -> tuple[str, str] | No
 
 
 def catalog_cards(catalog: tuple[CatalogModel, ...], *, ram_bytes: int | None, suggested: str | None,
-                  installed: set[str], busy: set[str], key: str) -> CatalogModel | None:
-    """The curated models as cards, two a row; returns the one whose Download was pressed."""
+                  installed: set[str], busy: set[str], key: str,
+                  unusable: frozenset[str] | set[str] = frozenset()) -> CatalogModel | None:
+    """The curated models as cards, two a row; returns the one whose Download was pressed.
+
+    `unusable`: the installed ones whose file cannot run (truncated, too big): said on the card, not "Downloaded".
+    """
     chosen = None
     for start in range(0, len(catalog), 2):
         cols = st.columns(2, gap="medium")
@@ -117,7 +121,11 @@ def catalog_cards(catalog: tuple[CatalogModel, ...], *, ram_bytes: int | None, s
                     st.markdown(m.good_at)
                     st.caption(f"{m.repo} · {m.filename}")
                 slug = _slug(m.model_id)
-                if m.model_id in installed:
+                if m.model_id in unusable:
+                    st.button("Downloaded, cannot run", icon=":material/error:", disabled=True, key=f"{key}_have_{slug}",
+                              help="The file in the models folder cannot be used (the reason is under Downloaded): "
+                                   "delete it there, then download it again.")
+                elif m.model_id in installed:
                     st.button("Downloaded", icon=":material/check:", disabled=True, key=f"{key}_have_{slug}")
                 elif m.model_id in busy:
                     st.button("Downloading…", icon=":material/downloading:", disabled=True, key=f"{key}_busy_{slug}")
