@@ -394,5 +394,18 @@ def test_deleting_a_model_stops_its_worker_process_first(tmp_path):
         with pytest.raises(BadRequest, match="'smol-copy' is not served"):  # and no run starts its worker again
             rt.create_run(t["id"], assistant_id=a["id"])
         assert _workers(path) == []
+
+        # Deleted by another process (the Playground while this is the API server): the next look at the folder
+        # stops the worker, which would otherwise hold the deleted model's memory until this process ends.
+        shutil.copyfile(model_path(), path)
+        rt.list_models(refresh=True)
+        run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"], max_completion_tokens=16)["id"],
+                       timeout=120)
+        assert run["status"] in ("completed", "incomplete"), run.get("last_error")
+        [worker] = _workers(path)
+        pid = worker.pid
+        path.unlink()
+        assert "smol-copy" not in {m["id"] for m in rt.list_models(refresh=True)}
+        assert _gone(pid)
     finally:
         rt.close()
