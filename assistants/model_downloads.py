@@ -24,7 +24,7 @@ except ImportError:  # Windows: no advisory locks; one process per models folder
 from assistants.hub_fetch import (PARTIAL_DIR, Cancelled, DownloadError, FetchJob, check_names, explain, fetch,
                                   human_bytes)
 from assistants.model_catalog import model_id_for
-from assistants.providers.local import inspect
+from assistants.providers import local
 from assistants.providers.worker_client import ModelInUse, workers_stopped
 
 ACTIVE = ("checking", "downloading", "verifying")
@@ -136,7 +136,7 @@ class DownloadManager:
         for path in sorted(self.models_dir.glob("*.gguf"), key=lambda p: p.name.lower()):
             try:
                 st = path.stat()
-                info = inspect(path)  # the model list's own reading (cached per file version): the two agree
+                info = local.inspect(path)  # the model list's own reading (cached per file version): the two agree
             except OSError:
                 continue  # deleted meanwhile
             if path.is_file():
