@@ -24,6 +24,8 @@ except ImportError:  # Windows: no advisory locks; one process per models folder
 from assistants.hub_fetch import (PARTIAL_DIR, Cancelled, DownloadError, FetchJob, check_names, explain, fetch,
                                   human_bytes)
 from assistants.model_catalog import model_id_for
+from assistants.providers import local
+from assistants.providers.worker_client import ModelInUse, workers_stopped
 
 ACTIVE = ("checking", "downloading", "verifying")
 
@@ -65,12 +67,16 @@ class Download:
 
 @dataclass(frozen=True)
 class InstalledModel:
-    """A `.gguf` file in the models folder."""
+    """A `.gguf` file in the models folder, with what its header says (read by the models folder's own scan)."""
 
     model_id: str
     path: Path
     size_bytes: int
     modified: float
+    context_length: int | None = None
+    memory_bytes: int = 0         # what loading it needs, estimated (weights + KV cache + buffers)
+    usable: bool = True
+    error: str = ""               # why it cannot be used (truncated, corrupt, too big for this machine)
 
 
 def _disk_free(path: Path) -> int:
@@ -123,17 +129,19 @@ class DownloadManager:
             return any(d.active for d in self._downloads.values())
 
     def installed(self) -> list[InstalledModel]:
-        """The complete `.gguf` files in the models folder, by name."""
+        """The `.gguf` files in the models folder, by name, each with its context length and whether it can run."""
         if not self.models_dir.is_dir():
             return []
         found = []
         for path in sorted(self.models_dir.glob("*.gguf"), key=lambda p: p.name.lower()):
             try:
                 st = path.stat()
+                info = local.inspect(path)  # the model list's own reading (cached per file version): the two agree
             except OSError:
                 continue  # deleted meanwhile
             if path.is_file():
-                found.append(InstalledModel(path.stem, path, st.st_size, st.st_mtime))
+                found.append(InstalledModel(path.stem, path, st.st_size, st.st_mtime, info.context_length,
+                                            info.memory_bytes, info.usable, info.error))
         return found
 
     def free_bytes(self) -> int:
@@ -191,17 +199,24 @@ class DownloadManager:
             self._remove_partial(model_id)
 
     def delete(self, model_id: str) -> None:
-        """Delete a downloaded model from the models folder."""
+        """Delete a model from the models folder, stopping its worker process first if one runs in this process."""
         if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
             raise DownloadError(f"“{model_id}” is not a model in the models folder.")
         d = self.get(model_id)
         if d is not None and d.active:
             raise DownloadError(f"{model_id} is still downloading: cancel it instead.")
         path = self.models_dir / f"{model_id}.gguf"
+        if not path.is_file():
+            raise DownloadError(f"{model_id} is not in the models folder any more.")
         try:
-            path.unlink()
+            # The worker goes first (its memory with it; and Windows cannot delete a file a process maps), and none
+            # starts again on this file until it is gone.
+            with workers_stopped(path):
+                path.unlink()
         except FileNotFoundError:
             raise DownloadError(f"{model_id} is not in the models folder any more.") from None
+        except ModelInUse as exc:
+            raise DownloadError(f"{exc.message} Nothing was deleted.") from None
         with self._lock:
             if model_id in self._downloads and not self._downloads[model_id].active:
                 self._downloads.pop(model_id)

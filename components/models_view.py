@@ -9,6 +9,7 @@ import streamlit as st
 from assistants.model_catalog import GB, CatalogModel, fits, ram_gb
 from assistants.model_downloads import Download, InstalledModel, human_bytes
 from components import plain_error
+from components.safe_text import plain
 
 # Download state -> (material icon, words for people).
 STATES = {
@@ -92,8 +93,12 @@ def downloads_panel(downloads: list[Download], key: str) -> tuple[str, str] | No
 
 
 def catalog_cards(catalog: tuple[CatalogModel, ...], *, ram_bytes: int | None, suggested: str | None,
-                  installed: set[str], busy: set[str], key: str) -> CatalogModel | None:
-    """The curated models as cards, two a row; returns the one whose Download was pressed."""
+                  installed: set[str], busy: set[str], key: str,
+                  unusable: frozenset[str] | set[str] = frozenset()) -> CatalogModel | None:
+    """The curated models as cards, two a row; returns the one whose Download was pressed.
+
+    `unusable`: the installed ones whose file cannot run (truncated, too big): said on the card, not "Downloaded".
+    """
     chosen = None
     for start in range(0, len(catalog), 2):
         cols = st.columns(2, gap="medium")
@@ -116,7 +121,11 @@ def catalog_cards(catalog: tuple[CatalogModel, ...], *, ram_bytes: int | None, s
                     st.markdown(m.good_at)
                     st.caption(f"{m.repo} · {m.filename}")
                 slug = _slug(m.model_id)
-                if m.model_id in installed:
+                if m.model_id in unusable:
+                    st.button("Downloaded, cannot run", icon=":material/error:", disabled=True, key=f"{key}_have_{slug}",
+                              help="The file in the models folder cannot be used (the reason is under Downloaded): "
+                                   "delete it there, then download it again.")
+                elif m.model_id in installed:
                     st.button("Downloaded", icon=":material/check:", disabled=True, key=f"{key}_have_{slug}")
                 elif m.model_id in busy:
                     st.button("Downloading…", icon=":material/downloading:", disabled=True, key=f"{key}_busy_{slug}")
@@ -139,17 +148,33 @@ def custom_download(key: str) -> tuple[str, str] | None:
     return None
 
 
+def context_words(tokens: int | None) -> str:
+    """32768 -> '32k context' (what the model was trained for), '' when its header does not say."""
+    if not tokens:
+        return ""
+    return f"{tokens // 1024}k context" if tokens >= 1024 else f"{tokens} context"
+
+
 def installed_list(installed: list[InstalledModel], key: str) -> str | None:
-    """The downloaded models with their size; returns the model id whose Delete was pressed."""
+    """The downloaded models with size, context and whether they can run; returns the model id whose Delete was pressed."""
     pressed = None
     for m in installed:
         with st.container(border=True, key=f"{key}_{_slug(m.model_id)}"):
             row = st.container(horizontal=True, vertical_alignment="center", gap="small")
             when = datetime.fromtimestamp(m.modified).strftime("%Y-%m-%d %H:%M")
-            row.markdown(f":material/deployed_code: **{m.model_id}** · {human_bytes(m.size_bytes)} · {when}",
-                         width="stretch")
+            facts = [human_bytes(m.size_bytes), context_words(m.context_length), when]
+            icon = ":material/deployed_code:" if m.usable else ":material/error:"
+            row.markdown(f"{icon} **{plain(m.model_id)}** · " + " · ".join(f for f in facts if f), width="stretch")
+            if m.usable:
+                row.badge("Ready", icon=":material/check:", color="green", width="content")
+            else:
+                row.badge("Cannot run", icon=":material/block:", color="red", width="content")
             if row.button("Delete", icon=":material/delete:", key=f"{key}_delete_{_slug(m.model_id)}", width="content"):
                 pressed = m.model_id
+            if not m.usable:
+                st.error(plain(m.error or "This file cannot be loaded."), icon=":material/error:")
+            elif m.memory_bytes:
+                st.caption(f"Needs about {m.memory_bytes / 2**30:.1f} GB of memory while it runs.")  # as the refusal counts
     return pressed
 
 

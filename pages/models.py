@@ -91,7 +91,7 @@ st.caption("Instruct models that call tools well and fit a laptop, as Q4_K_M GGU
            + (f" For this machine: **{next(m.name for m in CATALOG if m.model_id == suggested.model_id)}**."
               if suggested else ""))
 chosen = catalog_cards(CATALOG, ram_bytes=ram, suggested=suggested.model_id if suggested else None,
-                       installed=have,
+                       installed=have, unusable={m.model_id for m in installed if not m.usable},
                        busy={d.model_id for d in manager.downloads() if d.active}, key="models_card")
 if chosen is not None:
     _start(chosen.repo, chosen.filename)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -293,10 +292,6 @@ def test_catalog_entries_and_ram_hints():
     assert fits(CATALOG[0], None) is None and fits(CATALOG[0], 16 * gib) and not fits(CATALOG[-1], 8 * gib)
 
 
-# Needs the models folder from the `models` branch (local GGUF models in a worker process). Enabled by that
-# feature's own module: once assistants/providers/local.py exists this test runs and must pass.
-@pytest.mark.skipif(importlib.util.find_spec("assistants.providers.local") is None,
-                    reason="needs assistants.providers.local (models folder); runs once merged")
 def test_downloaded_model_answers_a_chat_and_a_forced_tool_call(hub, tmp_path):
     from assistants.config import Settings
     from assistants.runtime import Runtime
@@ -329,5 +324,88 @@ def test_downloaded_model_answers_a_chat_and_a_forced_tool_call(hub, tmp_path):
         call = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]
         assert call["function"]["name"] == "get_weather"
         assert isinstance(json.loads(call["function"]["arguments"]).get("city"), str)
+    finally:
+        rt.close()
+
+
+def test_installed_models_say_their_context_and_whether_they_can_run(tmp_path):
+    from tests.fakes.gguf_writer import llama_metadata, write_gguf
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "smol.gguf").symlink_to(model_path())
+    write_gguf(folder / "half.gguf", llama_metadata(), {"w": 100_000}, cut=5000)
+    write_gguf(folder / "huge.gguf", llama_metadata(context=131072, layers=4000, embd=16384, heads=128))
+    half, huge, smol = DownloadManager(folder).installed()
+    assert (smol.model_id, smol.usable, smol.error, smol.context_length) == ("smol", True, "", 8192)
+    assert 0 < smol.memory_bytes < 2**30
+    assert not half.usable and "truncated" in half.error
+    assert not huge.usable and "it needs about" in huge.error and "GB" in huge.error
+
+
+def _workers(path) -> list:
+    from assistants.providers.worker_client import live_workers
+
+    return [w for w in live_workers() if w.path.resolve() == path.resolve()]
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_deleting_a_model_stops_its_worker_process_first(tmp_path):
+    import shutil
+
+    from assistants.config import Settings
+    from assistants.errors import BadRequest
+    from assistants.runtime import Runtime
+    from tests.conftest import wait_run
+
+    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=False, ollama_autodetect=False)
+    settings.models_dir.mkdir(parents=True)
+    path = settings.models_dir / "smol-copy.gguf"
+    shutil.copyfile(model_path(), path)
+    rt = Runtime(settings)
+    try:
+        a = rt.create_assistant(model="smol-copy", temperature=0)
+        t = rt.create_thread(messages=[{"role": "user", "content": "Say hello."}])
+        run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"], max_completion_tokens=16)["id"],
+                       timeout=120)
+        assert run["status"] in ("completed", "incomplete"), run.get("last_error")
+        [worker] = _workers(path)  # the run left its model's worker running, as it should
+        pid = worker.pid
+        manager = DownloadManager(settings.models_dir)
+
+        # A worker answering a run is not killed mid-answer: the delete is refused and nothing changes.
+        with worker._lock:  # as a chat holds it
+            with pytest.raises(DownloadError, match=r"answering a run right now.*Nothing was deleted"):
+                manager.delete("smol-copy")
+        assert path.exists() and not _gone(pid)
+
+        manager.delete("smol-copy")
+        assert _gone(pid) and _workers(path) == [] and not path.exists()
+        assert "smol-copy" not in {m["id"] for m in rt.list_models(refresh=True)}
+        with pytest.raises(BadRequest, match="'smol-copy' is not served"):  # and no run starts its worker again
+            rt.create_run(t["id"], assistant_id=a["id"])
+        assert _workers(path) == []
+
+        # Deleted by another process (the Playground while this is the API server): the next look at the folder
+        # stops the worker, which would otherwise hold the deleted model's memory until this process ends.
+        shutil.copyfile(model_path(), path)
+        rt.list_models(refresh=True)
+        run = wait_run(rt, t["id"], rt.create_run(t["id"], assistant_id=a["id"], max_completion_tokens=16)["id"],
+                       timeout=120)
+        assert run["status"] in ("completed", "incomplete"), run.get("last_error")
+        [worker] = _workers(path)
+        pid = worker.pid
+        path.unlink()
+        assert "smol-copy" not in {m["id"] for m in rt.list_models(refresh=True)}
+        assert _gone(pid)
     finally:
         rt.close()

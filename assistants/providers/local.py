@@ -139,7 +139,15 @@ class LocalModelsProvider:
         self.worker_command = worker_command
 
     def list_models(self) -> list[str]:
+        self.stop_orphans()
         return [m.name for m in scan_models(self.models_dir)]
+
+    def stop_orphans(self) -> None:
+        """Stop idle workers of this folder whose file is gone (deleted by another process): they hold its memory."""
+        folder = self.models_dir.resolve()
+        for worker in live_workers():
+            if worker.path.parent.resolve() == folder and not worker.path.exists() and not worker.busy:
+                worker.close()
 
     def model_details(self) -> dict[str, dict]:
         return {m.name: m.details() for m in scan_models(self.models_dir)}

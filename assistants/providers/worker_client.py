@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderError, ToolCall
@@ -285,6 +287,35 @@ def live_workers() -> list[ModelWorker]:
     """Workers whose process is running now."""
     with _WORKERS_LOCK:
         return [w for w in _WORKERS.values() if w.pid is not None]
+
+
+class ModelInUse(ProviderError):
+    """A model's worker is answering a run right now, so its file cannot go."""
+
+
+@contextmanager
+def workers_stopped(path: Path) -> Iterator[list[ModelWorker]]:
+    """Stop this process's workers of one model file and keep them from starting again until the block ends.
+
+    For deleting (or replacing) the file: each worker's chat lock is held through the block, so no run can start
+    the model in between; a worker answering a run now is not killed mid-answer: ModelInUse instead.
+    """
+    target = os.path.realpath(path)
+    with _WORKERS_LOCK:
+        mine = [w for w in _WORKERS.values() if os.path.realpath(w.path) == target]
+    held: list[ModelWorker] = []
+    try:
+        for worker in mine:
+            if not worker._lock.acquire(blocking=False):
+                raise ModelInUse(f"The model '{worker.label}' is answering a run right now. Wait for the run to end "
+                                 "(or cancel it), then try again.", code="model_in_use")
+            held.append(worker)
+        for worker in held:
+            worker.close()
+        yield held
+    finally:
+        for worker in held:
+            worker._lock.release()
 
 
 @atexit.register
