@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -444,12 +445,19 @@ def test_unsaved_edits_survive_a_visit_to_another_page(data_dir):
     at = start()
     at.text_input(key=K + "name").set_value("Keeper, renamed")
     run(at)
-    at.switch_page("pages/threads.py")
+    at.switch_page("app_pages/threads.py")
     run(at)
-    at.switch_page("pages/playground.py")
+    at.switch_page("app_pages/playground.py")
     run(at)
     assert at.text_input(key=K + "name").value == "Keeper, renamed"
     assert "Unsaved changes" in badges(at)
+
+
+def test_no_pages_folder_next_to_app_py():
+    """A pages/ folder beside app.py makes Streamlit run its files without app.py after every restart."""
+    assert not (ROOT / "pages").exists(), "put page files in app_pages/ (see app.py)"
+    paths = re.findall(r'st\.Page\("([^"]+)"', (ROOT / "app.py").read_text())
+    assert paths and all((ROOT / p).exists() for p in paths), paths
 
 
 # -- pure helpers ---------------------------------------------------------------------------------------------

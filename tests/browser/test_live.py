@@ -1,0 +1,120 @@
+"""The app in Chromium over a scripted model: a server restart under an open tab, a bookmark, a 50k-character reply."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistants.config import Settings
+from assistants.runtime import Runtime
+from tests.browser import VIEWPORT, free_port, idle, launch, start_app, stop_app
+from tests.fakes.openai_server import FakeOpenAIServer
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+LONG_REPLY_CHARS = 50_000
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, fake):
+    """A fresh app over a scripted model with one assistant; yields (url, restart)."""
+    data_dir = tmp_path_factory.mktemp("live-data")
+    env = {"PLAYGROUND_BACKENDS": f"fake={fake.base_url}", "PLAYGROUND_EMBEDDED_MODEL": "0",
+           "PLAYGROUND_DEFAULT_MODEL": "fake-model"}
+    rt = Runtime(Settings(data_dir=data_dir, embedded_enabled=False))
+    try:
+        rt.create_assistant(model="fake-model", name="Scripted", instructions="Say what the script says.")
+    finally:
+        rt.close()
+    port = free_port()
+    state = {"proc": start_app(data_dir, port, env=env)}
+
+    def restart() -> None:
+        stop_app(state["proc"])
+        state["proc"] = start_app(data_dir, port, env=env)
+
+    yield f"http://127.0.0.1:{port}", restart
+    stop_app(state["proc"])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def assert_healthy(page) -> None:
+    """No traceback, and the app's own top navigation (not the one Streamlit makes from a pages/ folder)."""
+    page.get_by_test_id("stChatInput").wait_for(timeout=30_000)  # a cold start shows a spinner first
+    assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id("stException").first.inner_text()
+    assert page.get_by_test_id("stSidebarNav").count() == 0  # the auto-generated lowercase menu lives there
+    assert page.locator("header a", has_text="Playground").count() >= 1
+    assert page.get_by_test_id("stChatInput").count() == 1
+
+
+def test_a_bookmark_to_playground_on_a_fresh_server(app, browser):
+    """The very first request after a start is /playground: it must run through app.py like any other."""
+    url, restart = app
+    restart()  # nothing has run app.py in this process yet
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(f"{url}/playground")
+        idle(page)
+        assert_healthy(page)
+        page.reload()
+        idle(page)
+        assert_healthy(page)
+    finally:
+        page.close()
+
+
+def test_an_open_tab_survives_a_server_restart(app, browser):
+    url, restart = app
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        idle(page)
+        page.goto(f"{url}/playground")  # the page's own URL, as after a click in the menu and back
+        idle(page)
+        assert_healthy(page)
+        restart()
+        # The tab reconnects by itself and reruns the page it shows on the new server.
+        page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                               "?.getAttribute('data-test-connection-state') === 'CONNECTED'", timeout=60_000)
+        idle(page)
+        page.get_by_role("button", name="Refresh").click()  # the first rerun on the new server
+        idle(page)
+        assert_healthy(page)
+    finally:
+        page.close()
+
+
+def test_a_50k_character_reply_streams_to_the_end(app, browser, fake):
+    """A long reply (about 8,500 streamed pieces) is on screen in full, and the page leaves "Running" when it ends."""
+    url, _restart = app
+    words = [f"w{i:05d}" for i in range(LONG_REPLY_CHARS // 7)]  # 7 characters each with its space
+    text = " ".join(words) + " THE-END"
+    assert len(text) >= LONG_REPLY_CHARS
+    fake.add({"text": text})
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        idle(page)
+        box = page.get_by_test_id("stChatInput").locator("textarea")
+        box.fill("Write something long.")
+        box.press("Enter")
+        reply = page.get_by_test_id("stChatMessage").filter(has_text="THE-END")
+        reply.first.wait_for(timeout=90_000)
+        page.get_by_role("button", name="Cancel run").wait_for(state="detached", timeout=60_000)
+        idle(page)
+        shown = page.get_by_test_id("stChatMessage").filter(has_text="THE-END").first.inner_text()
+        assert words[0] in shown and words[len(words) // 2] in shown and words[-1] in shown
+        assert page.get_by_test_id("stChatInput").locator("textarea").is_enabled()
+    finally:
+        page.close()
