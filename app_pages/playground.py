@@ -6,7 +6,7 @@ import streamlit as st
 
 from components import ACTIVE_STATUSES, run_log, sidebar, thread_view, tokens
 from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data
-from playground.live import watch_active, watch_indexing
+from playground.live import coalesce, watch_active, watch_indexing
 from session import get_runtime
 
 THREAD_HEIGHT = 520
@@ -228,7 +228,7 @@ with box:
             if outputs is not None:
                 subscription = actions.submit_outputs(thread_id, active["id"], outputs)
         if subscription is not None:
-            thread_view.stream_run(subscription.events(timeout=0.5))
+            thread_view.stream_run(coalesce(subscription.events(timeout=0.5)))
             st.rerun()  # draw the stored result: citations, images, tokens, the log
         elif active is not None and active["status"] in LIVE_STATUSES:
             watch_active(thread_id, active["id"])

@@ -82,6 +82,39 @@ def on_clear_thread() -> None:
     st.session_state["playground_history"] = MESSAGES_STEP
 
 
+def on_open_thread(thread_id: str) -> None:
+    """A thread picked in the list beside the chat."""
+    st.session_state["thread_id"] = thread_id
+    st.session_state["playground_history"] = MESSAGES_STEP
+
+
+def on_rename_thread(thread_id: str, key: str) -> None:
+    """Store the title typed into widget `key` in the thread's metadata (the rest of its metadata kept)."""
+    rt = get_runtime()
+    title = " ".join((st.session_state.get(key) or "").split())[:200]
+    try:
+        metadata = dict(rt.get_thread(thread_id).get("metadata") or {})
+        if title:
+            metadata["title"] = title
+        else:
+            metadata.pop("title", None)  # an empty title: named by its first message again
+        rt.update_thread(thread_id, metadata=metadata)
+    except APIError as exc:
+        notice("error", f"Could not rename the thread: {exc.message}")
+
+
+def on_delete_thread(thread_id: str) -> None:
+    """Delete a thread with its messages and runs; the open one is replaced by a new, empty thread."""
+    try:
+        get_runtime().delete_thread(thread_id)
+    except APIError as exc:
+        notice("error", f"Could not delete the thread: {exc.message}")
+        return
+    if st.session_state.get("thread_id") == thread_id:
+        on_clear_thread()
+    st.toast("Thread deleted.", icon=":material/delete:")
+
+
 def on_more_messages() -> None:
     """Show MESSAGES_STEP more of the older messages."""
     st.session_state["playground_history"] = st.session_state.get("playground_history", MESSAGES_STEP) + MESSAGES_STEP
@@ -234,11 +267,14 @@ def on_cancel(thread_id: str, run_id: str) -> None:
         pass  # it finished meanwhile: nothing to cancel
 
 
-def _ensure_thread(assistant: dict) -> str:
-    """The open thread, created (tagged with the assistant) if there is none yet."""
+def _ensure_thread(assistant: dict, first_message: str = "") -> str:
+    """The open thread, created if there is none yet: tagged with the assistant, titled by its first message."""
     ss = st.session_state
     if ss.get("thread_id") is None:
-        ss["thread_id"] = get_runtime().create_thread(metadata={"assistant_id": assistant["id"]})["id"]
+        metadata = {"assistant_id": assistant["id"]}
+        if first_message.strip():
+            metadata["title"] = data.thread_title(first_message, None)
+        ss["thread_id"] = get_runtime().create_thread(metadata=metadata)["id"]
     return ss["thread_id"]
 
 
@@ -283,7 +319,7 @@ def send(text: str, files: list, assistant: dict, mode: str):
     """Store the user's message (always first), then start a run unless only adding; returns the subscription."""
     if not text.strip() and not files:
         return None  # an empty message sends nothing
-    thread_id = _ensure_thread(assistant)
+    thread_id = _ensure_thread(assistant, text)
     try:
         parts, attachments = _upload_parts(files, assistant) if files else ([], [])
         content = [{"type": "text", "text": text}] if text.strip() else []

@@ -461,6 +461,34 @@ def test_no_pages_folder_next_to_app_py():
 
 
 # -- pure helpers ---------------------------------------------------------------------------------------------
+def test_streamed_text_is_merged_into_a_few_redraws():
+    from playground.live import coalesce
+
+    def delta(msg: str, text: str) -> tuple[str, dict]:
+        return "thread.message.delta", {"id": msg, "delta": {"content": [{"index": 0, "type": "text",
+                                                                          "text": {"value": text}}]}}
+
+    now = [0.0]
+    events = [("thread.run.in_progress", {"status": "in_progress"})]
+    events += [delta("msg_1", "abcdefghij") for _ in range(10_000)]  # 100,000 characters, no time passing
+    events += [("thread.run.completed", {"status": "completed"}), ("done", None)]
+    out = list(coalesce(iter(events), clock=lambda: now[0]))
+    texts = [d["delta"]["content"][0]["text"]["value"] for e, d in out if e == "thread.message.delta"]
+    assert "".join(texts) == "abcdefghij" * 10_000 and len(texts) == 1  # nothing lost, one redraw
+    assert [e for e, _ in out] == ["thread.run.in_progress", "thread.message.delta", "thread.run.completed", "done"]
+
+    def ticking():  # 1 ms between pieces: redraws every 0.1 s at first, then less often as the reply grows
+        for i in range(5_000):
+            now[0] = i / 1000
+            yield delta("msg_1", "x" * 10)
+    texts = [d["delta"]["content"][0]["text"]["value"] for e, d in coalesce(ticking(), clock=lambda: now[0])]
+    assert sum(map(len, texts)) == 50_000 and 10 <= len(texts) <= 50, len(texts)
+    mixed = list(coalesce(iter([delta("m1", "a"), delta("m2", "b"), ("ping", None), delta("m2", "c")]),
+                          clock=lambda: 0.0))
+    assert [(e, d and d["id"]) for e, d in mixed] == [("thread.message.delta", "m1"), ("thread.message.delta", "m2"),
+                                                      ("ping", None), ("thread.message.delta", "m2")]
+
+
 def test_markdown_escaping_keeps_money_and_code():
     assert safe_markdown("I make $5,000 and want $100,000") == "I make \\$5,000 and want \\$100,000"
     assert safe_markdown("`echo $HOME` costs $1") == "`echo $HOME` costs \\$1"
