@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ACTIVE_STATUSES, run_log, sidebar, thread_view, tokens
-from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data
+from components import ACTIVE_STATUSES, run_log, sidebar, thread_list, thread_view, tokens
+from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code
 from playground.live import coalesce, watch_active, watch_indexing
 from session import get_runtime
 
@@ -41,10 +41,31 @@ def _log_panel(thread_id: str | None, live: bool, mark: tuple) -> None:
                 page = min(pages, st.pagination(pages, key="playground_log_page", width="stretch"))
             shown = runs[(page - 1) * RUNS_PER_LOG_PAGE: page * RUNS_PER_LOG_PAGE]
             costs = data.costs(runs)  # all runs: a Code Interpreter session is charged to the run that opened it
-            with shown_slot:
-                run_log.render_run_log(shown, load=data.run_details, cost=lambda r: costs.get(r["id"], 0.0))
+            with shown_slot:  # the newest run open (the one being watched); the older ones closed until clicked
+                run_log.render_run_log(shown, load=data.run_details, cost=lambda r: costs.get(r["id"], 0.0),
+                                       open_run=runs[0]["id"] if runs else None)
 
     st.fragment(body, run_every=1.5 if live else (IDLE_CHECK_S if thread_id else None))()
+
+
+@st.dialog("Get code", width="large")
+def _get_code(assistant: dict, thread_id: str | None, runs: list[dict]) -> None:
+    """The Python that makes this assistant, thread and last run again through the API server."""
+    messages = data.messages(thread_id, 1000)[0] if thread_id else []
+    st.caption("Python for the `openai` package: it creates this assistant, a thread with this conversation and "
+               "runs it again on this machine's API server (`python -m assistants.server`). Change `base_url` if the "
+               "server runs elsewhere. Copy it with the button in the corner.")
+    st.code(get_code.generate(assistant, messages, runs[0] if runs else None), language="python", height=460)
+
+
+def _watch_elsewhere(thread_id: str, mark: tuple) -> None:
+    """With the log hidden: still redraw the page when another tab or the API changes this thread."""
+
+    def body() -> None:
+        if data.thread_mark(thread_id, data.runs_of(thread_id)) != mark:
+            st.rerun()
+
+    st.fragment(body, run_every=IDLE_CHECK_S)()
 
 
 # -- the page --------------------------------------------------------------------------------------------
@@ -78,8 +99,13 @@ if current is None:
     ss["playground_notices"] = []
     st.stop()
 
-# Side by side while the main area is wide enough; stacked (thread first) when narrow: see app.py's CSS.
-thread_col, log_col = st.container(key="playground_main").columns([3, 2], gap="medium")
+# Threads | conversation | run log (with Logs on) side by side while the main area is wide enough; stacked when
+# narrow (see app.py's CSS), the conversation first (the CSS below).
+show_log = bool(ss.get("playground_logs"))
+list_col, thread_col, *log_cols = st.container(key="playground_main").columns([1.1, 3, 2] if show_log else [1, 3],
+                                                                           gap="medium")
+st.html("<style>@container (max-width:760px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
+        "threads_box){order:2}}</style>")
 with thread_col:
     head = st.container()
     banners = st.container()
@@ -165,16 +191,24 @@ elif active is not None and active["id"] != ss.get("playground_busy_seen"):
 if active is not None:
     ss["playground_busy_seen"] = active["id"]
 
+threads = data.threads_of(current["id"])
 with head:
-    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
-        if thread_id:
-            st.code(thread_id, language=None, width="content")
-        else:
-            st.caption(":material/forum: New thread: it is created when you send the first message.")
-        st.button("Clear thread", icon=":material/add_comment:", key="playground_clear",
-                  on_click=actions.on_clear_thread, disabled=not thread_id or active is not None, type="tertiary",
-                  help="Start a new, empty thread. This one stays under Threads.")
+    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute", gap="small"):
+        title = next((t["title"] for t in threads if t["id"] == thread_id), None) if thread_id else None
+        st.markdown(f"**{thread_list.plain(title)}**" if title else ":gray[New thread: it is created when you send "
+                    "the first message.]", width="stretch",
+                    help=f"Thread id: `{thread_id}`" if thread_id else None)
+        if st.button("Get code", icon=":material/code:", key="playground_get_code", type="tertiary",
+                     help="Python (openai SDK) that makes this assistant, thread and run again on the API server"):
+            _get_code(current, thread_id, runs)
+        st.toggle("Logs", key="playground_logs", persist_state="session",
+                  help="Show the run log: every run, its steps, tool calls and raw model calls")
     tokens.render_tokens(**data.usage_summary(runs))
+
+with list_col:
+    thread_list.render_thread_list(threads, thread_id, on_open=actions.on_open_thread, on_new=actions.on_clear_thread,
+                                   on_rename=actions.on_rename_thread, on_delete=actions.on_delete_thread,
+                                   busy=active is not None)
 
 with banners:
     down = data.unreachable(current["model"])
@@ -195,9 +229,12 @@ _h = f"max(280px,calc(100vh - {THREAD_OFFSET + 100 * shown_banners}px))"
 st.html(f"<style>[data-testid='stLayoutWrapper']:has(> .st-key-playground_thread){{height:{_h} !important;"
         f"flex-basis:{_h} !important}}</style>")
 
-with log_col:
-    _log_panel(thread_id, live=active is not None and active["status"] in LIVE_STATUSES,
-               mark=data.thread_mark(thread_id, runs))
+live = active is not None and active["status"] in LIVE_STATUSES
+if log_cols:
+    with log_cols[0]:
+        _log_panel(thread_id, live=live, mark=data.thread_mark(thread_id, runs))
+elif not live and thread_id:
+    _watch_elsewhere(thread_id, data.thread_mark(thread_id, runs))
 
 with box:
     if not thread_id:

@@ -36,7 +36,7 @@ def render_thread_list(threads: list[dict], current: str | None, *, on_open: Cal
                           on_click=on_open, args=(thread["id"],), disabled=busy)
                 continue
             with st.container(horizontal=True, vertical_alignment="center", gap=None, key=K + "current"):
-                st.markdown(f"**{_plain(thread['title'])}**", width="stretch")
+                st.markdown(f"**{plain(thread['title'])}**", width="stretch")
                 with st.popover("", icon=":material/more_horiz:", type="tertiary", help="Rename or delete"):
                     field = K + "title_" + thread["id"]
                     st.session_state.setdefault(field, thread["title"])
@@ -49,6 +49,6 @@ def render_thread_list(threads: list[dict], current: str | None, *, on_open: Cal
                               on_click=on_delete, args=(thread["id"],), disabled=busy)
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     """A title as literal text in Markdown (no emphasis, links or LaTeX from what someone typed)."""
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|$<>~" else ch for ch in text)

@@ -16,7 +16,7 @@ WEATHER = {"name": "get_weather", "description": "Weather in a city",
 def _run_script(code: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "get_code.py", "exec"), {})  # noqa: S102 - the point of the test
+        exec(compile(code, "get_code.py", "exec"), {})  # running the generated code is the point of the test
     return out.getvalue()
 
 

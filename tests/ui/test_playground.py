@@ -232,7 +232,8 @@ def test_send_message_streams_reply_from_embedded_model(data_dir):
     assert run_["status"] in ("completed", "incomplete") and run_["usage"]["completion_tokens"] <= 16
     tokens_line = next(m.value for m in at.markdown if "Last run" in m.value)
     assert f"**{run_['usage']['total_tokens']}** tokens" in tokens_line and "$0" in tokens_line
-    assert any(EMBEDDED_MODEL_ID in e.label for e in at.expander)  # the run in the log
+    at.toggle(key="playground_logs").set_value(True)
+    assert any(EMBEDDED_MODEL_ID in e.label for e in run(at).expander)  # the run in the log
 
 
 def test_empty_message_sends_nothing(data_dir):
@@ -261,7 +262,7 @@ def test_clear_thread_starts_a_new_one_and_keeps_the_old(fake):
     rt().create_assistant(model="fake-model", name="Echo")
     at = send(start(), "hello")
     old = at.session_state["thread_id"]
-    at.button(key="playground_clear").click()
+    at.button(key="playground_threads_new").click()
     run(at)
     assert at.session_state["thread_id"] is None and not at.chat_message
     send(at, "again")
@@ -289,7 +290,8 @@ def test_function_call_by_hand_resumes_the_run(fake):
     assert bubbles(at)[-1] == ("assistant", "It is 22 degrees in Paris.")
     tool_turn = [m for m in fake.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_turn and tool_turn[0]["content"] == '{"temperature": 22}'
-    log = " ".join(e.label for e in at.expander)
+    at.toggle(key="playground_logs").set_value(True)
+    log = " ".join(e.label for e in run(at).expander)
     assert "Completed · fake-model" in log
 
 
@@ -299,7 +301,8 @@ def test_failed_run_shows_last_error_in_thread_and_log(fake):
     at = send(start(), "hello?")
     (failed,) = rt().list_runs(at.session_state["thread_id"])["data"]
     assert failed["status"] == "failed" and "GPU caught fire" in failed["last_error"]["message"]
-    errors = [e.value for e in at.error]
+    at.toggle(key="playground_logs").set_value(True)
+    errors = [e.value for e in run(at).error]
     assert any("The run failed" in e and "GPU caught fire" in e for e in errors)  # in the thread
     assert sum("GPU caught fire" in e for e in errors) >= 2  # and in the (expanded) log entry
     assert any(e.label.startswith("Failed") for e in at.expander)
@@ -366,6 +369,57 @@ def test_handoff_sends_reply_into_another_assistants_thread(fake):
     assert at.session_state["thread_id"] == source_thread
 
 
+def test_logs_toggle_and_the_newest_run_open(fake):
+    rt().create_assistant(model="fake-model", name="Echo")
+    fake.add({"status": 500, "message": "an old failure"})
+    at = send(start(), "one")
+    send(at, "two")
+    assert not at.expander and "Run log" not in everything(at)  # the conversation has the room
+    at.toggle(key="playground_logs").set_value(True)
+    run(at)
+    runs = [e for e in at.expander if not e.label.startswith("Model call")]
+    assert runs[0].label.startswith("Completed") and runs[1].label.startswith("Failed")
+    assert runs[0].proto.expanded and not runs[1].proto.expanded  # the newest open, the old failure not
+
+
+def test_thread_list_titles_rename_search_open_and_delete(fake):
+    a = rt().create_assistant(model="fake-model", name="Echo")
+    at = send(start(), "Shopping list for the weekend")
+    first = at.session_state["thread_id"]
+    assert rt().get_thread(first)["metadata"] == {"assistant_id": a["id"], "title": "Shopping list for the weekend"}
+    at.button(key="playground_threads_new").click()
+    run(at)
+    send(at, "Holiday plans")
+    second = at.session_state["thread_id"]
+    assert second != first
+    assert [b.label for b in at.button if b.key and b.key.startswith("playground_threads_open_")] == [
+        "Shopping list for the weekend"]  # the open one is marked, not a button
+    at.text_input(key="playground_threads_search").set_value("shop")
+    run(at)
+    at.button(key=f"playground_threads_open_{first}").click()
+    run(at)
+    assert at.session_state["thread_id"] == first and bubbles(at)[0] == ("user", "Shopping list for the weekend")
+    at.text_input(key=f"playground_threads_title_{first}").set_value("Groceries")
+    at.button(key="playground_threads_rename").click()
+    run(at)
+    assert rt().get_thread(first)["metadata"] == {"assistant_id": a["id"], "title": "Groceries"}
+    assert "**Groceries**" in everything(at)
+    at.text_input(key="playground_threads_search").set_value("")
+    run(at)
+    at.button(key="playground_threads_delete").click()
+    run(at)
+    assert at.session_state["thread_id"] is None and [t["id"] for t in rt().list_threads()["data"]] == [second]
+
+
+def test_get_code_shows_the_script(fake):
+    rt().create_assistant(model="fake-model", name="Coder", temperature=0.3)
+    at = send(start(), "hello")
+    at.button(key="playground_get_code").click()
+    run(at)
+    code = next(c.value for c in at.code if "client.beta.assistants.create(" in c.value)
+    assert "name='Coder'" in code and "temperature=0.3" in code and "'content': 'hello'" in code
+
+
 def test_long_thread_shows_the_latest_messages_first(fake):
     a = rt().create_assistant(model="fake-model", name="Chatty")
     thread = rt().create_thread(metadata={"assistant_id": a["id"]})
@@ -404,8 +458,8 @@ def test_code_interpreter_image_in_thread_and_log(fake):
     reply = at.chat_message[1]
     assert reply.image and "Here is the chart." in reply.markdown[0].value
     (done,) = rt().list_runs(at.session_state["thread_id"])["data"]
-    at.session_state[f"playground_log_{done['id']}"] = True  # open the run in the log
-    run(at)
+    at.toggle(key="playground_logs").set_value(True)
+    run(at)  # the newest run opens in the log by itself
     shown = " ".join(c.value for c in at.code)
     assert "plt.plot" in shown and "plotted" in shown
     assert len(at.image) >= 2  # in the reply and in the log's tool output
