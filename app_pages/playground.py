@@ -104,8 +104,10 @@ if current is None:
 show_log = bool(ss.get("playground_logs"))
 list_col, thread_col, *log_cols = st.container(key="playground_main").columns([1.1, 3, 2] if show_log else [1, 3],
                                                                            gap="medium")
+# Thread titles read left to right like a list, not centred like buttons.
 st.html("<style>@container (max-width:760px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
-        "threads_box){order:2}}</style>")
+        "threads_box){order:2}} .st-key-playground_threads_box button{justify-content:flex-start;text-align:left}"
+        "</style>")
 with thread_col:
     head = st.container()
     banners = st.container()
@@ -145,21 +147,23 @@ with unsent:
                       on_click=lambda: ss.update(playground_unsent=None))
 with bar:
     mode = st.segmented_control("When you send", ["run", "add"], default="run", key="playground_send_mode",
-                                format_func={"run": "Send & run", "add": "Add only"}.get, required=True,
+                                format_func={"run": "Ask", "add": "Add"}.get, required=True,
                                 label_visibility="collapsed", persist_state="session",
-                                help="Add only: put the message in the thread without asking for an answer; "
-                                     "press Run when ready.")
+                                help="Ask: send the message and get the assistant's answer. Add: put the message in "
+                                     "the thread without an answer yet; press Run when you want one.")
     run_clicked = st.button("Run", icon=":material/play_arrow:", key="playground_run",
                             disabled=active is not None or not thread_id,
                             help="Run the assistant on the thread as it is")
     with st.popover("Run options", icon=":material/tune:"):
-        st.number_input("Max reply tokens", min_value=0, max_value=32_000, step=64, key="playground_max_tokens",
-                        persist_state="session",
-                        help="0 leaves it to the backend (the embedded model stops at 512 per reply); otherwise at least 16. "
-                             "Applies to each run you start.")
+        st.number_input("Max reply tokens (0 = the model's default)", min_value=0, max_value=32_000,
+                        step=64, key="playground_max_tokens", persist_state="session",
+                        help="A token is about ¾ of a word. Leave it at 0 to let the model decide; the embedded model "
+                             "stops at 512 per reply. Any other value is at least 16. Applies to each run you start.")
         st.text_area("Extra instructions for this run", key="playground_run_instructions", height=90,
                      persist_state="session", placeholder="e.g. Provide a detailed analysis.",
                      help="Added to the assistant's instructions for runs started here.")
+    st.toggle("Logs", key="playground_logs", persist_state="session",
+              help="Show the run log beside the thread: every run, its steps, tool calls and raw model calls")
     if active is not None and active["status"] != "cancelling":
         st.button("Cancel run", icon=":material/stop_circle:", key="playground_cancel", on_click=actions.on_cancel,
                   args=(thread_id, active["id"]))
@@ -198,16 +202,16 @@ with head:
         st.markdown(f"**{thread_list.plain(title)}**" if title else ":gray[New thread: it is created when you send "
                     "the first message.]", width="stretch",
                     help=f"Thread id: `{thread_id}`" if thread_id else None)
+        if title:
+            thread_list.render_thread_menu(thread_id, title, on_rename=actions.on_rename_thread,
+                                           on_delete=actions.on_delete_thread, busy=active is not None)
         if st.button("Get code", icon=":material/code:", key="playground_get_code", type="tertiary",
                      help="Python (openai SDK) that makes this assistant, thread and run again on the API server"):
             _get_code(current, thread_id, runs)
-        st.toggle("Logs", key="playground_logs", persist_state="session",
-                  help="Show the run log: every run, its steps, tool calls and raw model calls")
     tokens.render_tokens(**data.usage_summary(runs))
 
 with list_col:
     thread_list.render_thread_list(threads, thread_id, on_open=actions.on_open_thread, on_new=actions.on_clear_thread,
-                                   on_rename=actions.on_rename_thread, on_delete=actions.on_delete_thread,
                                    busy=active is not None)
 
 with banners:

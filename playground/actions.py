@@ -16,6 +16,10 @@ from session import get_runtime
 IMAGE_TYPES = ("png", "jpg", "jpeg", "gif", "webp")
 UPLOAD_TYPES = (*IMAGE_TYPES, "pdf", "txt", "md", "csv", "tsv", "json", "jsonl", "xml", "html", "docx", "pptx",
                 "xlsx", "py", "js", "ts", "c", "cpp", "java", "go", "rb", "php", "sh", "tex", "zip")
+# The embedded model is tiny: at temperature 1 it rambles and loops until the 512-token cap ("cut short"). New
+# assistants on it start focused, and its replies stop at EMBEDDED_REPLY_CAP unless Run options say otherwise.
+EMBEDDED_DEFAULTS = {"temperature": 0.2, "top_p": 0.9}
+EMBEDDED_REPLY_CAP = 256
 FILE_SEARCH_TYPES = ("pdf", "txt", "md", "json", "html", "docx", "py", "js", "ts", "c", "cpp", "java",
                      "go", "rb", "php", "sh", "tex")
 
@@ -123,9 +127,11 @@ def on_more_messages() -> None:
 # -- the assistant's configuration ---------------------------------------------------------------------
 def on_create() -> None:
     """A new assistant on the default model, opened on a fresh thread."""
+    model = data.default_model()
+    tuned = EMBEDDED_DEFAULTS if data.is_embedded(model) else {}
     try:
-        made = get_runtime().create_assistant(model=data.default_model(), name="New assistant",
-                                              instructions="You are a helpful assistant.")
+        made = get_runtime().create_assistant(model=model, name="New assistant",
+                                              instructions="You are a helpful assistant. Answer briefly.", **tuned)
     except APIError as exc:
         notice("error", f"Could not create the assistant: {exc.message}")
         return
@@ -287,6 +293,8 @@ def start_run(thread_id: str, assistant: dict):
                   "metadata": {thread_view.AFTER_KEY: last[0]["id"]} if last else None}
     if ss.get("playground_max_tokens"):
         body["max_completion_tokens"] = max(16, int(ss["playground_max_tokens"]))  # the API's minimum
+    elif data.is_embedded(assistant.get("model")):
+        body["max_completion_tokens"] = EMBEDDED_REPLY_CAP
     if (ss.get("playground_run_instructions") or "").strip():
         body["additional_instructions"] = ss["playground_run_instructions"]
     try:

@@ -170,6 +170,11 @@ def default_model() -> str:
     return available[0]
 
 
+def is_embedded(model: str | None) -> bool:
+    """Whether `model` runs on the embedded model (by its name or an alias of it)."""
+    return get_runtime().router.aliases.get(model, model) == EMBEDDED_MODEL_ID
+
+
 def sidebar_choices() -> dict:
     """What the config sidebar offers: models (with where each comes from), backends, files, vector stores."""
     rt = get_runtime()

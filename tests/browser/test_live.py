@@ -6,11 +6,12 @@ import pytest
 
 from assistants.config import Settings
 from assistants.runtime import Runtime
-from tests.browser import VIEWPORT, free_port, idle, launch, start_app, stop_app
+from tests.browser import ROOT, VIEWPORT, free_port, idle, launch, start_app, stop_app
 from tests.fakes.openai_server import FakeOpenAIServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 LONG_REPLY_CHARS = 50_000
+SHOTS = ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -118,5 +119,40 @@ def test_a_50k_character_reply_streams_to_the_end(app, browser, fake):
         shown = page.get_by_test_id("stChatMessage").filter(has_text="THE-END").first.inner_text()
         assert words[0] in shown and words[len(words) // 2] in shown and words[-1] in shown
         assert page.get_by_test_id("stChatInput").locator("textarea").is_enabled()
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_playground_screenshots(app, browser, fake, scheme, width):
+    """docs/screenshots/playground-<scheme>-<width>.png: a conversation on the scripted model, thread list and log."""
+    url, _restart = app
+    fake.add({"text": "The capital of France is **Paris**."})
+    page = browser.new_page(viewport={"width": width, "height": 900 if width > 1100 else 768}, color_scheme=scheme)
+    try:
+        page.goto(url)
+        idle(page)
+        new = page.locator(".st-key-playground_threads_new button").first
+        if new.is_enabled():
+            new.click()
+            idle(page)
+        box = page.get_by_test_id("stChatInput").locator("textarea")
+        box.fill("What is the capital of France?")
+        box.press("Enter")
+        page.get_by_test_id("stChatMessage").filter(has_text="capital of France is").first.wait_for(timeout=60_000)
+        idle(page)
+        page.get_by_text("Logs", exact=True).click()
+        idle(page)
+        page.get_by_text("Wrote a reply").first.wait_for(timeout=10_000)
+        messages = page.get_by_test_id("stChatMessage")
+        assert "What is the capital of France?" in messages.nth(0).inner_text()
+        assert "What is the capital" in page.locator(".st-key-playground_threads_current").inner_text()
+        chat = page.get_by_test_id("stChatInput").bounding_box()
+        assert chat["y"] + chat["height"] <= page.viewport_size["height"], chat
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(300)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"playground-{scheme}-{width}.png"))
     finally:
         page.close()

@@ -95,6 +95,7 @@ def test_first_visit_create_clone_and_delete(data_dir):
     run(at)
     made = rt().list_assistants()["data"]
     assert len(made) == 1 and made[0]["model"] == EMBEDDED_MODEL_ID
+    assert made[0]["temperature"] == 0.2 and made[0]["top_p"] == 0.9  # focused: the tiny model rambles at 1.0
     assert at.session_state["assistant_id"] == made[0]["id"]
     assert at.text_input(key=K + "name").value == "New assistant"
     assert made[0]["id"] in [c.value for c in at.sidebar.code]  # the copyable id
@@ -230,6 +231,9 @@ def test_send_message_streams_reply_from_embedded_model(data_dir):
     assert drawn[1][0] == "assistant" and drawn[1][1].strip()
     (run_,) = rt().list_runs(thread_id)["data"]
     assert run_["status"] in ("completed", "incomplete") and run_["usage"]["completion_tokens"] <= 16
+    at.number_input(key="playground_max_tokens").set_value(0)
+    send(run(at), "Say hello again.")
+    assert rt().list_runs(thread_id)["data"][0]["max_completion_tokens"] == 256  # the embedded model's own cap
     tokens_line = next(m.value for m in at.markdown if "Last run" in m.value)
     assert f"**{run_['usage']['total_tokens']}** tokens" in tokens_line and "$0" in tokens_line
     at.toggle(key="playground_logs").set_value(True)
@@ -393,7 +397,8 @@ def test_thread_list_titles_rename_search_open_and_delete(fake):
     second = at.session_state["thread_id"]
     assert second != first
     assert [b.label for b in at.button if b.key and b.key.startswith("playground_threads_open_")] == [
-        "Shopping list for the weekend"]  # the open one is marked, not a button
+        "Shopping list for the weekend"]
+    assert at.button(key="playground_threads_current").label == "Holiday plans"  # the open one, outlined
     at.text_input(key="playground_threads_search").set_value("shop")
     run(at)
     at.button(key=f"playground_threads_open_{first}").click()
@@ -457,7 +462,7 @@ def test_code_interpreter_image_in_thread_and_log(fake):
     at = send(start(timeout=90), "plot squares")
     reply = at.chat_message[1]
     assert reply.image and "Here is the chart." in reply.markdown[0].value
-    (done,) = rt().list_runs(at.session_state["thread_id"])["data"]
+    assert len(rt().list_runs(at.session_state["thread_id"])["data"]) == 1
     at.toggle(key="playground_logs").set_value(True)
     run(at)  # the newest run opens in the log by itself
     shown = " ".join(c.value for c in at.code)
