@@ -178,10 +178,6 @@ elif resend:
     subscription = actions.send(ss["playground_unsent"], [], current, "run")
 elif run_clicked and active is None and thread_id:
     subscription = actions.start_run(thread_id, current)
-elif ss.get("playground_autorun") and ss.get("playground_autorun") == thread_id and active is None:
-    ss["playground_autorun"] = None
-    subscription = actions.start_run(thread_id, current)
-    run_clicked = True
 
 if subscription is None and (sent is not None or run_clicked or resend):
     st.rerun()  # the message was stored (or refused): redraw so the toolbar and thread agree with the store

@@ -384,7 +384,8 @@ def handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None
         return
     images = any(b["type"] != "text" for b in message.get("content") or [])
     try:
-        thread_id = data.latest_thread(target_id) or rt.create_thread(metadata={"assistant_id": target_id})["id"]
+        thread_id = data.latest_thread(target_id) or rt.create_thread(
+            metadata={"assistant_id": target_id, "title": data.thread_title(text, None)})["id"]
         rt.create_message(thread_id, role="user", content=text, metadata={
             thread_view.HANDOFF_FROM: assistant["id"], thread_view.HANDOFF_THREAD: message["thread_id"],
             "handoff_from_message": message["id"]})
@@ -393,6 +394,17 @@ def handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None
         return
     open_assistant(target_id, thread_id)
     if ss.get("playground_send_mode", "run") == "run":
-        ss["playground_autorun"] = thread_id
+        # Started here and watched by the next, complete redraw (Cancel shown, message box disabled), rather than
+        # streamed by a redraw that also swaps the sidebar to another assistant: that one left the old sidebar's
+        # elements greyed on screen for as long as the reply streamed.
+        try:
+            target = rt.get_assistant(target_id)
+        except APIError as exc:
+            _explain(exc)
+            return
+        subscription = start_run(thread_id, target)
+        if subscription is not None:
+            subscription.close()  # nobody streams it: the page polls it like a run started in another tab
+            ss["playground_busy_seen"] = subscription.run_id
     notice("success", f"Handed off to {names.get(target_id, 'the assistant')}: the reply is now a user message "
                       "in its thread" + (" (its text; the images stay in the original thread)." if images else "."))

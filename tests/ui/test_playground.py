@@ -357,12 +357,20 @@ def test_handoff_sends_reply_into_another_assistants_thread(fake):
     source_thread = at.session_state["thread_id"]
     menu = at.main.menu_button[0]
     assert menu.options == ["Send to Writer"]
+    fake.add({"text": "echo: echo: find facts", "delay": 2})
     menu.set_value(writer["id"])
     run(at)
     assert at.session_state["assistant_id"] == writer["id"]
     target_thread = at.session_state["thread_id"]
     assert target_thread != source_thread
     assert rt().get_thread(target_thread)["metadata"]["assistant_id"] == writer["id"]
+    (working,) = rt().list_runs(target_thread)["data"]
+    assert working["status"] in ("queued", "in_progress")  # the Writer is answering: it can be cancelled...
+    assert at.button(key="playground_cancel") and at.chat_input(key="playground_prompt").disabled  # ...and waited for
+    assert "Unsaved" not in badges(at) and at.text_input(key=K + "name").value == "Writer"
+    wait_run(rt(), target_thread, working["id"])
+    run(at)
+    assert "Unsaved" not in badges(at) and not at.chat_input(key="playground_prompt").disabled
     texts = bubbles(at)
     assert texts[0] == ("user", "echo: find facts")  # Researcher's reply, as a user message
     assert texts[1] == ("assistant", "echo: echo: find facts")  # and the Writer answered it
