@@ -98,7 +98,8 @@ def test_first_visit_create_clone_and_delete(data_dir):
     assert made[0]["temperature"] == 0.2 and made[0]["top_p"] == 0.9  # focused: the tiny model rambles at 1.0
     assert at.session_state["assistant_id"] == made[0]["id"]
     assert at.text_input(key=K + "name").value == "New assistant"
-    assert made[0]["id"] in [c.value for c in at.sidebar.code]  # the copyable id
+    assert any(made[0]["id"] in c.value for c in at.sidebar.caption)  # the id, small
+    assert at.button(key="playground_delete_confirm").proto.type == "secondary"  # not Save's green
 
     at.button(key="playground_clone").click()
     run(at)
@@ -238,6 +239,13 @@ def test_send_message_streams_reply_from_embedded_model(data_dir):
     assert f"**{run_['usage']['total_tokens']}** tokens" in tokens_line and "$0" in tokens_line
     at.toggle(key="playground_logs").set_value(True)
     assert any(EMBEDDED_MODEL_ID in e.label for e in run(at).expander)  # the run in the log
+
+
+def test_token_line_hides_zero_counts():
+    from components.tokens import _line
+    assert _line("Last run", {"total_tokens": 0, "prompt_tokens": 0, "completion_tokens": 0}, 0.0) == \
+        ":gray[Last run] &nbsp; :gray[no runs yet]"
+    assert "**12** tokens" in _line("Last run", {"total_tokens": 12, "prompt_tokens": 10, "completion_tokens": 2}, 0.0)
 
 
 def test_empty_message_sends_nothing(data_dir):
