@@ -38,8 +38,9 @@ def render_thread_list(threads: list[dict], current: str | None, *, on_open: Cal
                           label_visibility="collapsed", icon=":material/search:")
     shown = matches(threads, query or "")
     with st.container(height=height, border=False, key=K + "box", gap=None):
-        if current is None:
-            st.button("New thread", key=K + "current", type="secondary", width="stretch", icon=":material/edit_square:")
+        if current is None and threads:  # where you are: a thread that starts with your next message
+            st.button("Untitled, not started", key=K + "current", type="secondary", width="stretch",
+                      icon=":material/edit_square:")
         if not threads:
             st.caption("Your conversations with this assistant appear here.")
         elif not shown:
