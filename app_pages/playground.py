@@ -19,8 +19,15 @@ rt = get_runtime()  # this page runs afresh on every rerun: the runtime of the c
 ss = st.session_state  # this page's keys (PLAYGROUND_DEFAULTS) are set by app.py
 
 
-def _log_panel(thread_id: str | None, live: bool, mark: tuple) -> None:
-    """The run log; redraws itself every 1.5 s while a run works, and looks for changes made elsewhere every 3 s."""
+def _log_panel(thread_id: str | None, live: bool, mark: tuple, fresh: bool = False) -> None:
+    """The run log; redraws itself every 1.5 s while a run works, and looks for changes made elsewhere every 3 s.
+
+    `fresh`: this page run goes on to stream a reply, so it ends late: whatever the previous page run drew and
+    this one does not draw again stays on screen, greyed, until then, such as the open details of the run before.
+    An empty element first moves every entry one place down, so the old open entry is replaced by an element,
+    which has no children to leave behind. (Clearing an st.empty and refilling it does not work: Streamlit
+    sends only the last of two deltas for one place.)
+    """
 
     def body() -> None:
         runs = data.runs_of(thread_id)
@@ -37,6 +44,8 @@ def _log_panel(thread_id: str | None, live: bool, mark: tuple) -> None:
         page = 1
         with st.container(height=LOG_HEIGHT, border=False, key="playground_log_box"):
             shown_slot = st.container()
+            if fresh:
+                shown_slot.empty()
             if pages > 1:
                 page = min(pages, st.pagination(pages, key="playground_log_page", width="stretch"))
             shown = runs[(page - 1) * RUNS_PER_LOG_PAGE: page * RUNS_PER_LOG_PAGE]
@@ -232,7 +241,7 @@ st.html(f"<style>[data-testid='stLayoutWrapper']:has(> .st-key-playground_thread
 live = active is not None and active["status"] in LIVE_STATUSES
 if log_cols:
     with log_cols[0]:
-        _log_panel(thread_id, live=live, mark=data.thread_mark(thread_id, runs))
+        _log_panel(thread_id, live=live, mark=data.thread_mark(thread_id, runs), fresh=subscription is not None)
 elif not live and thread_id:
     _watch_elsewhere(thread_id, data.thread_mark(thread_id, runs))
 
@@ -249,6 +258,8 @@ with box:
         targets = {a_id: name for a_id, name in names.items() if a_id != current["id"]}
         files = data.files_of(messages)
         for kind, item in thread_view.timeline(messages, runs, older_hidden=older):
+            if subscription is not None and kind == "message" and item.get("status") == "in_progress":
+                continue  # the reply the stream below draws: its run started before this redraw
             if kind == "run":
                 thread_view.render_run_outcome(item)
                 continue

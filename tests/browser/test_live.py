@@ -158,3 +158,32 @@ def test_playground_screenshots(app, browser, fake, scheme, width):
         page.screenshot(path=str(SHOTS / f"playground-{scheme}-{width}.png"))
     finally:
         page.close()
+
+
+def test_a_running_run_is_open_and_never_greyed_in_the_log(app, browser, fake):
+    """While a reply streams, the log shows the new run open and nothing left over (greyed) from the run before."""
+    url, _restart = app
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        idle(page)
+        page.get_by_text("Logs", exact=True).click()
+        idle(page)
+        fake.add({"text": "first reply"})
+        box = page.get_by_test_id("stChatInput").locator("textarea")
+        box.fill("one")
+        box.press("Enter")
+        page.get_by_text("Wrote a reply").first.wait_for(timeout=30_000)  # the finished run, open
+        idle(page)
+        fake.add({"text": " ".join(f"word{i}" for i in range(120)), "chunk_delay": 0.05})
+        box.fill("two")
+        box.press("Enter")
+        page.get_by_test_id("stChatMessage").filter(has_text="word20").first.wait_for(timeout=30_000)
+        log = page.locator(".st-key-playground_log_box")
+        greyed = log.locator("[data-stale=true]:not(:has([data-testid=stEmpty]))")  # an empty one shows nothing
+        assert greyed.count() == 0, greyed.first.inner_text()
+        assert log.get_by_test_id("stExpander").first.inner_text().startswith(("progress_activity", "Running"))
+        assert page.get_by_test_id("stChatMessage").count() == 4  # one, its reply, two, the reply streaming: not twice
+        page.get_by_role("button", name="Cancel run").wait_for(state="detached", timeout=30_000)
+    finally:
+        page.close()
