@@ -1,6 +1,7 @@
 """Changing things from the Playground: open, create, clone, delete and save assistants, upload, send and run.
 
 The on_* functions are widget callbacks: they run before the page is drawn, so they may reset widgets safely.
+They report in banners above the thread (notice), not toasts: a toast covered the run log's heading.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def on_delete_thread(thread_id: str) -> None:
         return
     if st.session_state.get("thread_id") == thread_id:
         on_clear_thread()
-    st.toast("Thread deleted.", icon=":material/delete:")
+    notice("success", "Thread deleted.")
 
 
 def on_more_messages() -> None:
@@ -136,7 +137,7 @@ def on_create() -> None:
         notice("error", f"Could not create the assistant: {exc.message}")
         return
     open_assistant(made["id"], None)
-    st.toast("Assistant created: name it and give it instructions in the sidebar.", icon=":material/add:")
+    notice("success", "Assistant created: name it and give it instructions in the sidebar.")
 
 
 def on_clone() -> None:
@@ -151,7 +152,7 @@ def on_clone() -> None:
         notice("error", f"Could not clone the assistant: {exc.message}")
         return
     open_assistant(made["id"], None)
-    st.toast(f"Cloned into “{made['name']}”.", icon=":material/content_copy:")
+    notice("success", f"Cloned into “{made['name']}”.")
 
 
 def on_delete() -> None:
@@ -167,7 +168,7 @@ def on_delete() -> None:
     ss["playground_drafts"].pop(doomed, None)
     rest = rt.list_assistants(limit=1, order="desc")["data"]
     open_assistant(rest[0]["id"] if rest else None)
-    st.toast(f"Deleted “{name}”. Its threads are still under Threads.", icon=":material/delete:")
+    notice("success", f"Deleted “{name}”. Its threads are still under Threads.")
 
 
 def on_save() -> None:
@@ -191,8 +192,7 @@ def on_save() -> None:
     ss["playground_drafts"].pop(saved["id"], None)
     fresh = sidebar.draft_from_assistant(saved)
     sidebar.load_draft(fresh)
-    ss["playground_cfg_base"] = fresh
-    st.toast("Saved.", icon=":material/check:")
+    ss["playground_cfg_base"] = fresh  # the badge now says Saved: no toast over the page's headings
 
 
 def on_refresh_models() -> None:
