@@ -234,13 +234,13 @@ def test_send_message_streams_reply_from_embedded_model(data_dir):
     assert drawn[1][0] == "assistant" and drawn[1][1].strip()
     (run_,) = rt().list_runs(thread_id)["data"]
     assert run_["status"] in ("completed", "incomplete") and run_["usage"]["completion_tokens"] <= 16
-    at.number_input(key="playground_max_tokens").set_value(0)
-    send(run(at), "Say hello again.")
-    assert rt().list_runs(thread_id)["data"][0]["max_completion_tokens"] == 256  # the embedded model's own cap
     tokens_line = next(m.value for m in at.markdown if "Last run" in m.value)
     assert f"**{run_['usage']['total_tokens']}** tokens" in tokens_line and "$0" in tokens_line
     at.toggle(key="playground_logs").set_value(True)
     assert any(EMBEDDED_MODEL_ID in e.label for e in run(at).expander)  # the run in the log
+    at.number_input(key="playground_max_tokens").set_value(0)
+    send(run(at), "Say hello again.")
+    assert rt().list_runs(thread_id)["data"][0]["max_completion_tokens"] == 256  # the embedded model's own cap
 
 
 def test_token_line_hides_zero_counts():
