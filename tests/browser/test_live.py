@@ -182,7 +182,8 @@ def test_a_running_run_is_open_and_never_greyed_in_the_log(app, browser, fake):
         log = page.locator(".st-key-playground_log_box")
         greyed = log.locator("[data-stale=true]:not(:has([data-testid=stEmpty]))")  # an empty one shows nothing
         assert greyed.count() == 0, greyed.first.inner_text()
-        assert log.get_by_test_id("stExpander").first.inner_text().startswith(("progress_activity", "Running"))
+        newest = log.get_by_test_id("stExpander").first.inner_text()  # as it was when the page drew: live, open
+        assert newest.startswith(("progress_activity\n\nRunning", "schedule\n\nQueued")) and "run_" in newest, newest
         assert page.get_by_test_id("stChatMessage").filter(has_text="word20").count() == 1  # the reply once, not twice
         page.get_by_role("button", name="Cancel run").wait_for(state="detached", timeout=30_000)
     finally:
