@@ -115,7 +115,8 @@ list_col, thread_col, *log_cols = st.container(key="playground_main").columns([1
                                                                            gap="medium")
 # Thread titles read left to right like a list, not centred like buttons.
 st.html("<style>@container (max-width:760px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
-        "threads_box){order:2}} .st-key-playground_threads_box button{justify-content:flex-start;text-align:left}"
+        "threads_box){order:2}} .st-key-playground_threads_box button{justify-content:flex-start;text-align:left;"
+        "padding:0.25rem 0.75rem} .st-key-playground_threads_box button *{text-align:left;justify-content:flex-start}"
         "</style>")
 with thread_col:
     head = st.container()
