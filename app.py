@@ -37,17 +37,19 @@ for key, value in PLAYGROUND_DEFAULTS.items():
     # Copy mutable defaults: each browser session gets its own dict/list.
     st.session_state.setdefault(key, type(value)(value) if isinstance(value, (dict, list)) else value)
 
+# The page files live in app_pages/, not pages/: a pages/ folder makes Streamlit run its files on their own (no
+# session defaults, an auto-generated menu) until some session has run this file since the server started.
 pages = [
-    st.Page("pages/playground.py", title="Playground", icon=":material/forum:", default=True),
-    st.Page("pages/assistants.py", title="Assistants", icon=":material/smart_toy:"),
-    st.Page("pages/threads.py", title="Threads", icon=":material/chat:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/models.py", title="Models", icon=":material/download:"),
-    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    st.Page("app_pages/playground.py", title="Playground", icon=":material/forum:", default=True),
+    st.Page("app_pages/assistants.py", title="Assistants", icon=":material/smart_toy:"),
+    st.Page("app_pages/threads.py", title="Threads", icon=":material/chat:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/download:"),
+    st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
 # Before any page: nothing of the Playground is drawn for a browser that has not logged in where a login is set,
 # and nothing at all when it listens beyond this machine without one. The pages are registered either way (hidden
-# until then), so Streamlit never falls back to offering the pages/ folder's files by their own URLs.
+# until then), so a page's own URL never runs it without this file.
 password = load_settings().playground_password
 gate = login.needed(password)
 page = st.navigation(pages, position="hidden" if gate else "top")

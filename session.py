@@ -23,8 +23,8 @@ def _runtime_for(data_dir: str) -> Runtime:
 def get_runtime() -> Runtime:
     """The one Runtime of this process for the configured data dir (never mutated per user)."""
     if not login.passed():
-        # A page can run without app.py (Streamlit runs pages/<name>.py directly until the router has run once in
-        # this process), so the login gate stands here too, in front of everything a page can read.
+        # Defence in depth: app.py gates every page, and this gate stands in front of everything a page can read
+        # too, should a page ever run without app.py (as files in a pages/ folder would after a restart).
         if not login.allowed(load_settings().playground_password):
             st.stop()
     return _runtime_for(str(load_settings().data_dir))

@@ -1,4 +1,4 @@
-"""Playground page speed: median AppTest rerun with a 200-message thread and a 20-run log."""
+"""Playground page speed: median AppTest rerun with a 200-message thread, the thread list and a 20-run log."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _fill(rt, server) -> tuple[str, str]:
 
 
 def bench(quick: bool) -> dict:
-    """Median and p90 ms of a Playground rerun (nothing clicked), and with the newest run's log entry open."""
+    """Median and p90 ms of a Playground rerun (nothing clicked), and with the Logs on and the newest run open."""
     import session
     from streamlit.testing.v1 import AppTest
     from tests.fakes.openai_server import FakeOpenAIServer
@@ -79,7 +79,8 @@ def bench(quick: bool) -> dict:
 
             plain = timed(5 if quick else 25)
             newest = rt.list_runs(thread_id, limit=1)["data"][0]["id"]
-            at.session_state[f"playground_log_{newest}"] = True  # as if the newest run's entry were opened
+            at.toggle(key="playground_logs").set_value(True)  # the run log shown (off by default)...
+            at.session_state[f"playground_log_{newest}"] = True  # ...with the newest run's entry open
             at.run()
             opened = timed(5 if quick else 25)
         finally:

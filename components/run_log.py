@@ -150,16 +150,16 @@ def _details(run: dict, details: dict, cost: float) -> None:
                     st.code(_raw(call.get("response")), language="json", height=260, wrap_lines=True)
 
 
-def render_run_log(runs: list[dict], *, load: Callable[[dict], dict], cost: Callable[[dict], float]) -> None:
-    """Runs newest first as expanders; a run's details are loaded only while its expander is open."""
+def render_run_log(runs: list[dict], *, load: Callable[[dict], dict], cost: Callable[[dict], float],
+                   open_run: str | None = None) -> None:
+    """Runs newest first as expanders, `open_run` opened; a run's details are loaded only while its expander is open."""
     if not runs:
         st.caption("Runs of this thread appear here: status, model, time, tokens, each step and tool call, "
                    "and the raw request and response of every model call.")
         return
     for run in runs:
         icon, _words = RUN_STATUS.get(run["status"], (":material/help:", ""))
-        active = run["status"] in ("queued", "in_progress", "requires_action", "cancelling")
-        box = st.expander(run_label(run), icon=icon, expanded=active or run["status"] == "failed",
+        box = st.expander(run_label(run), icon=icon, expanded=run["id"] == open_run,
                           key=f"playground_log_{run['id']}", on_change="rerun")
         if box.open:  # details (steps, model calls) are read only for the runs someone opened
             with box:

@@ -344,10 +344,11 @@ def render_picker(assistants: list[dict], current: dict | None, *, on_pick: Call
                             key=f"playground_delete_{current['id']}"):
                 st.markdown(f"Delete **{assistant_label(current)}**? This cannot be undone. "
                             "Its threads are kept and stay under Threads.")
-                st.button("Delete assistant", type="primary", icon=":material/delete_forever:", on_click=on_delete,
+                # Not primary: the green of Save would make the irreversible click look like the expected one.
+                st.button("Delete assistant", type="secondary", icon=":material/delete_forever:", on_click=on_delete,
                           key="playground_delete_confirm")
-    if current is not None:
-        st.code(current["id"], language=None, width="stretch")
+    if current is not None:  # small: people read the name; developers still find (and copy) the id
+        st.caption(f"Id `{current['id']}`")
 
 
 def model_facts(details: dict | None) -> str:

@@ -14,7 +14,7 @@ COST_HELP = ("Estimated from OpenAI's list prices per million tokens for OpenAI 
 
 
 def _line(title: str, usage: dict | None, cost: float | None, pending: str = "no runs yet") -> str:
-    if not usage:
+    if not usage or not usage.get("total_tokens"):  # "0 tokens · 0 prompt · 0 completion · $0" says nothing
         return f":gray[{title}] &nbsp; :gray[{pending}]"
     return (f":gray[{title}] &nbsp; **{fmt_tokens(usage.get('total_tokens'))}** tokens :gray[·] "
             f"{fmt_tokens(usage.get('prompt_tokens'))} prompt :gray[·] "

@@ -1,6 +1,7 @@
 """Changing things from the Playground: open, create, clone, delete and save assistants, upload, send and run.
 
 The on_* functions are widget callbacks: they run before the page is drawn, so they may reset widgets safely.
+They report in banners above the thread (notice), not toasts: a toast covered the run log's heading.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from session import get_runtime
 IMAGE_TYPES = ("png", "jpg", "jpeg", "gif", "webp")
 UPLOAD_TYPES = (*IMAGE_TYPES, "pdf", "txt", "md", "csv", "tsv", "json", "jsonl", "xml", "html", "docx", "pptx",
                 "xlsx", "py", "js", "ts", "c", "cpp", "java", "go", "rb", "php", "sh", "tex", "zip")
+# The embedded model is tiny: at temperature 1 it rambles and loops until the 512-token cap ("cut short"). New
+# assistants on it start focused, and its replies stop at EMBEDDED_REPLY_CAP unless Run options say otherwise.
+EMBEDDED_DEFAULTS = {"temperature": 0.2, "top_p": 0.9}
+EMBEDDED_REPLY_CAP = 256
 FILE_SEARCH_TYPES = ("pdf", "txt", "md", "json", "html", "docx", "py", "js", "ts", "c", "cpp", "java",
                      "go", "rb", "php", "sh", "tex")
 
@@ -82,6 +87,39 @@ def on_clear_thread() -> None:
     st.session_state["playground_history"] = MESSAGES_STEP
 
 
+def on_open_thread(thread_id: str) -> None:
+    """A thread picked in the list beside the chat."""
+    st.session_state["thread_id"] = thread_id
+    st.session_state["playground_history"] = MESSAGES_STEP
+
+
+def on_rename_thread(thread_id: str, key: str) -> None:
+    """Store the title typed into widget `key` in the thread's metadata (the rest of its metadata kept)."""
+    rt = get_runtime()
+    title = " ".join((st.session_state.get(key) or "").split())[:200]
+    try:
+        metadata = dict(rt.get_thread(thread_id).get("metadata") or {})
+        if title:
+            metadata["title"] = title
+        else:
+            metadata.pop("title", None)  # an empty title: named by its first message again
+        rt.update_thread(thread_id, metadata=metadata)
+    except APIError as exc:
+        notice("error", f"Could not rename the thread: {exc.message}")
+
+
+def on_delete_thread(thread_id: str) -> None:
+    """Delete a thread with its messages and runs; the open one is replaced by a new, empty thread."""
+    try:
+        get_runtime().delete_thread(thread_id)
+    except APIError as exc:
+        notice("error", f"Could not delete the thread: {exc.message}")
+        return
+    if st.session_state.get("thread_id") == thread_id:
+        on_clear_thread()
+    notice("success", "Thread deleted.")
+
+
 def on_more_messages() -> None:
     """Show MESSAGES_STEP more of the older messages."""
     st.session_state["playground_history"] = st.session_state.get("playground_history", MESSAGES_STEP) + MESSAGES_STEP
@@ -90,14 +128,16 @@ def on_more_messages() -> None:
 # -- the assistant's configuration ---------------------------------------------------------------------
 def on_create() -> None:
     """A new assistant on the default model, opened on a fresh thread."""
+    model = data.default_model()
+    tuned = EMBEDDED_DEFAULTS if data.is_embedded(model) else {}
     try:
-        made = get_runtime().create_assistant(model=data.default_model(), name="New assistant",
-                                              instructions="You are a helpful assistant.")
+        made = get_runtime().create_assistant(model=model, name="New assistant",
+                                              instructions="You are a helpful assistant. Answer briefly.", **tuned)
     except APIError as exc:
         notice("error", f"Could not create the assistant: {exc.message}")
         return
     open_assistant(made["id"], None)
-    st.toast("Assistant created: name it and give it instructions in the sidebar.", icon=":material/add:")
+    notice("success", "Assistant created: name it and give it instructions in the sidebar.")
 
 
 def on_clone() -> None:
@@ -112,7 +152,7 @@ def on_clone() -> None:
         notice("error", f"Could not clone the assistant: {exc.message}")
         return
     open_assistant(made["id"], None)
-    st.toast(f"Cloned into “{made['name']}”.", icon=":material/content_copy:")
+    notice("success", f"Cloned into “{made['name']}”.")
 
 
 def on_delete() -> None:
@@ -128,7 +168,7 @@ def on_delete() -> None:
     ss["playground_drafts"].pop(doomed, None)
     rest = rt.list_assistants(limit=1, order="desc")["data"]
     open_assistant(rest[0]["id"] if rest else None)
-    st.toast(f"Deleted “{name}”. Its threads are still under Threads.", icon=":material/delete:")
+    notice("success", f"Deleted “{name}”. Its threads are still under Threads.")
 
 
 def on_save() -> None:
@@ -152,8 +192,7 @@ def on_save() -> None:
     ss["playground_drafts"].pop(saved["id"], None)
     fresh = sidebar.draft_from_assistant(saved)
     sidebar.load_draft(fresh)
-    ss["playground_cfg_base"] = fresh
-    st.toast("Saved.", icon=":material/check:")
+    ss["playground_cfg_base"] = fresh  # the badge now says Saved: no toast over the page's headings
 
 
 def on_refresh_models() -> None:
@@ -234,11 +273,14 @@ def on_cancel(thread_id: str, run_id: str) -> None:
         pass  # it finished meanwhile: nothing to cancel
 
 
-def _ensure_thread(assistant: dict) -> str:
-    """The open thread, created (tagged with the assistant) if there is none yet."""
+def _ensure_thread(assistant: dict, first_message: str = "") -> str:
+    """The open thread, created if there is none yet: tagged with the assistant, titled by its first message."""
     ss = st.session_state
     if ss.get("thread_id") is None:
-        ss["thread_id"] = get_runtime().create_thread(metadata={"assistant_id": assistant["id"]})["id"]
+        metadata = {"assistant_id": assistant["id"]}
+        if first_message.strip():
+            metadata["title"] = data.thread_title(first_message, None)
+        ss["thread_id"] = get_runtime().create_thread(metadata=metadata)["id"]
     return ss["thread_id"]
 
 
@@ -251,6 +293,8 @@ def start_run(thread_id: str, assistant: dict):
                   "metadata": {thread_view.AFTER_KEY: last[0]["id"]} if last else None}
     if ss.get("playground_max_tokens"):
         body["max_completion_tokens"] = max(16, int(ss["playground_max_tokens"]))  # the API's minimum
+    elif data.is_embedded(assistant.get("model")):
+        body["max_completion_tokens"] = EMBEDDED_REPLY_CAP
     if (ss.get("playground_run_instructions") or "").strip():
         body["additional_instructions"] = ss["playground_run_instructions"]
     try:
@@ -283,7 +327,7 @@ def send(text: str, files: list, assistant: dict, mode: str):
     """Store the user's message (always first), then start a run unless only adding; returns the subscription."""
     if not text.strip() and not files:
         return None  # an empty message sends nothing
-    thread_id = _ensure_thread(assistant)
+    thread_id = _ensure_thread(assistant, text)
     try:
         parts, attachments = _upload_parts(files, assistant) if files else ([], [])
         content = [{"type": "text", "text": text}] if text.strip() else []
@@ -340,7 +384,8 @@ def handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None
         return
     images = any(b["type"] != "text" for b in message.get("content") or [])
     try:
-        thread_id = data.latest_thread(target_id) or rt.create_thread(metadata={"assistant_id": target_id})["id"]
+        thread_id = data.latest_thread(target_id) or rt.create_thread(
+            metadata={"assistant_id": target_id, "title": data.thread_title(text, None)})["id"]
         rt.create_message(thread_id, role="user", content=text, metadata={
             thread_view.HANDOFF_FROM: assistant["id"], thread_view.HANDOFF_THREAD: message["thread_id"],
             "handoff_from_message": message["id"]})
@@ -349,6 +394,17 @@ def handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None
         return
     open_assistant(target_id, thread_id)
     if ss.get("playground_send_mode", "run") == "run":
-        ss["playground_autorun"] = thread_id
+        # Started here and watched by the next, complete redraw (Cancel shown, message box disabled), rather than
+        # streamed by a redraw that also swaps the sidebar to another assistant: that one left the old sidebar's
+        # elements greyed on screen for as long as the reply streamed.
+        try:
+            target = rt.get_assistant(target_id)
+        except APIError as exc:
+            _explain(exc)
+            return
+        subscription = start_run(thread_id, target)
+        if subscription is not None:
+            subscription.close()  # nobody streams it: the page polls it like a run started in another tab
+            ss["playground_busy_seen"] = subscription.run_id
     notice("success", f"Handed off to {names.get(target_id, 'the assistant')}: the reply is now a user message "
                       "in its thread" + (" (its text; the images stay in the original thread)." if images else "."))

@@ -170,6 +170,11 @@ def default_model() -> str:
     return available[0]
 
 
+def is_embedded(model: str | None) -> bool:
+    """Whether `model` runs on the embedded model (by its name or an alias of it)."""
+    return get_runtime().router.aliases.get(model, model) == EMBEDDED_MODEL_ID
+
+
 def sidebar_choices() -> dict:
     """What the config sidebar offers: models (with where each comes from), backends, files, vector stores."""
     rt = get_runtime()
@@ -202,3 +207,28 @@ def failed_files(store_id: str) -> list[tuple[str, str]]:
     except APIError:
         pass  # the store was deleted meanwhile: nothing to explain
     return out
+
+
+THREADS_LISTED = 100  # newest threads in the list beside the chat; the Threads page lists them all
+_THREADS_SQL = """
+SELECT t.id, t.created_at, json_extract(t.data, '$.metadata.title'),
+       (SELECT json_extract(m.data, '$.content[0].text.value') FROM messages m WHERE m.thread_id = t.id
+         ORDER BY m.seq LIMIT 1),
+       COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.thread_id = t.id), 0) AS last_seq
+FROM threads t WHERE json_extract(t.data, '$.metadata.assistant_id') = ?
+ORDER BY last_seq DESC, t.seq DESC LIMIT ?
+"""
+
+
+def thread_title(title: str | None, first_message: str | None) -> str:
+    """A thread's name: its title, else the start of its first message, else "New thread"."""
+    text = " ".join((title or first_message or "").split())
+    return (text[:60] + "…" if len(text) > 60 else text) or "New thread"
+
+
+def threads_of(assistant_id: str) -> list[dict]:
+    """The assistant's threads, the latest message first: {"id", "title", "created_at"}."""
+    rt = get_runtime()
+    rows = rt.store.conn().execute(_THREADS_SQL, (assistant_id, THREADS_LISTED)).fetchall()
+    return [{"id": tid, "created_at": created, "title": thread_title(title, first)}
+            for tid, created, title, first, _seq in rows]

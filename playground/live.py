@@ -2,12 +2,59 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable, Iterator
+
 import streamlit as st
 
 from assistants.errors import APIError
 from components import thread_view
 from playground import LIVE_STATUSES
 from session import get_runtime
+
+
+REDRAWS_MIN_S = 0.1  # the reply on screen is redrawn at most this often...
+REDRAW_CHARS_PER_S = 100_000  # ...and less often as it grows: about this many characters sent to the browser a second
+
+
+def _text_parts(data: dict | None) -> list[dict] | None:
+    parts = ((data or {}).get("delta") or {}).get("content") or []
+    return parts if parts and all(p.get("type") == "text" for p in parts) else None
+
+
+def coalesce(events: Iterable[tuple[str, dict | None]],
+             clock: Callable[[], float] = time.monotonic) -> Iterator[tuple[str, dict | None]]:
+    """The run's events with consecutive text deltas merged, so a reply is redrawn a few times a second.
+
+    st.write_stream redraws the whole reply for every piece it gets: per token, a 50,000-character reply sends
+    the browser hundreds of megabytes, which it falls minutes behind on (the page froze at ~19k characters and
+    said "Running" long after the run ended). Merged, what is sent stays near REDRAW_CHARS_PER_S.
+    """
+    pending: dict | None = None
+    written, last = 0, clock()
+    for event, data in events:
+        parts = _text_parts(data) if event == "thread.message.delta" else None
+        if parts is not None:
+            value = "".join(p["text"].get("value") or "" for p in parts)
+            written += len(value)
+            if pending is not None and pending["id"] != data["id"]:
+                yield "thread.message.delta", pending
+                pending = None
+            if pending is None:
+                pending = {**data, "delta": {**data["delta"], "content": [
+                    {"index": parts[0].get("index", 0), "type": "text", "text": {"value": value}}]}}
+            else:
+                pending["delta"]["content"][0]["text"]["value"] += value
+            if clock() - last >= max(REDRAWS_MIN_S, written / REDRAW_CHARS_PER_S):
+                yield "thread.message.delta", pending
+                pending, last = None, clock()
+            continue
+        if pending is not None:  # anything else (a ping, a new step, the end) shows what was held back first
+            yield "thread.message.delta", pending
+            pending, last = None, clock()
+        yield event, data
+    if pending is not None:
+        yield "thread.message.delta", pending
 
 
 def watch_indexing(store_ids: list[str]) -> None:

@@ -28,7 +28,7 @@ def data(tmp_path, monkeypatch):
 def _run(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     if page:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"app_pages/{page}.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -92,7 +92,7 @@ def test_oidc_login_required_when_configured(data):
     at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s",
                           "client_id": "c", "client_secret": "x",
                           "server_metadata_url": "https://accounts.example/.well-known/openid-configuration"}
-    at.switch_page("pages/settings.py")
+    at.switch_page("app_pages/settings.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [b.label for b in at.button] == ["Log in"] and all(t.value != "Settings" for t in at.title)

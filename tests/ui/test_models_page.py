@@ -62,7 +62,7 @@ def test_downloaded_models_say_what_they_can_do_and_delete_stops_the_worker(mode
     pid = worker.pid
 
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/models.py")
+    at.switch_page("app_pages/models.py")
     run_page(at)
     rows = " ".join(m.value for m in at.markdown)
     assert "**smol-copy** · 98.4 MB · 8k context" in rows

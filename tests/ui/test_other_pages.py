@@ -35,9 +35,9 @@ def app_rt(tmp_path, monkeypatch):
 
 
 def open_page(name: str, timeout: float = 30) -> AppTest:
-    """An AppTest of app.py switched to pages/<name>.py and run once."""
+    """An AppTest of app.py switched to app_pages/<name>.py and run once."""
     at = AppTest.from_file(APP, default_timeout=timeout)
-    at.switch_page(f"pages/{name}.py")
+    at.switch_page(f"app_pages/{name}.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -408,14 +408,14 @@ def test_typed_text_survives_leaving_the_page(app_rt):
     _assistant(app_rt, "Tiny")
     at = open_page("compare")
     at.text_area(key="compare_prompt").set_value("half-written prompt").run()
-    at.switch_page("pages/threads.py").run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/threads.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert at.text_area(key="compare_prompt").value == "half-written prompt"
 
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/settings.py").run()
     at.text_area(key=form.ALIASES).set_value("a = b").run()
-    at.switch_page("pages/assistants.py").run()
-    at.switch_page("pages/settings.py").run()
+    at.switch_page("app_pages/assistants.py").run()
+    at.switch_page("app_pages/settings.py").run()
     assert at.text_area(key=form.ALIASES).value == "a = b"
 
 

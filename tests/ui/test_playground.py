@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -94,12 +95,15 @@ def test_first_visit_create_clone_and_delete(data_dir):
     run(at)
     made = rt().list_assistants()["data"]
     assert len(made) == 1 and made[0]["model"] == EMBEDDED_MODEL_ID
+    assert made[0]["temperature"] == 0.2 and made[0]["top_p"] == 0.9  # focused: the tiny model rambles at 1.0
     assert at.session_state["assistant_id"] == made[0]["id"]
     assert at.text_input(key=K + "name").value == "New assistant"
-    assert made[0]["id"] in [c.value for c in at.sidebar.code]  # the copyable id
+    assert any(made[0]["id"] in c.value for c in at.sidebar.caption)  # the id, small
+    assert at.button(key="playground_delete_confirm").proto.type == "secondary"  # not Save's green
 
     at.button(key="playground_clone").click()
     run(at)
+    assert not at.toast and any("Cloned into" in s.value for s in at.success)
     names = sorted(a["name"] for a in rt().list_assistants()["data"])
     assert names == ["Copy of New assistant", "New assistant"]
     clone_id = at.session_state["assistant_id"]
@@ -134,6 +138,7 @@ def test_save_config_with_unsaved_marker(data_dir):
     assert {"type": "code_interpreter"} in saved["tools"]
     assert saved["response_format"] == {"type": "json_object"}
     assert "Unsaved" not in badges(at) and "Saved" in badges(at)
+    assert not at.toast  # the badge says it; a toast covered the run log's heading
 
 
 def test_unsaved_edits_survive_switching_assistants(data_dir):
@@ -231,7 +236,18 @@ def test_send_message_streams_reply_from_embedded_model(data_dir):
     assert run_["status"] in ("completed", "incomplete") and run_["usage"]["completion_tokens"] <= 16
     tokens_line = next(m.value for m in at.markdown if "Last run" in m.value)
     assert f"**{run_['usage']['total_tokens']}** tokens" in tokens_line and "$0" in tokens_line
-    assert any(EMBEDDED_MODEL_ID in e.label for e in at.expander)  # the run in the log
+    at.toggle(key="playground_logs").set_value(True)
+    assert any(EMBEDDED_MODEL_ID in e.label for e in run(at).expander)  # the run in the log
+    at.number_input(key="playground_max_tokens").set_value(0)
+    send(run(at), "Say hello again.")
+    assert rt().list_runs(thread_id)["data"][0]["max_completion_tokens"] == 256  # the embedded model's own cap
+
+
+def test_token_line_hides_zero_counts():
+    from components.tokens import _line
+    assert _line("Last run", {"total_tokens": 0, "prompt_tokens": 0, "completion_tokens": 0}, 0.0) == \
+        ":gray[Last run] &nbsp; :gray[no runs yet]"
+    assert "**12** tokens" in _line("Last run", {"total_tokens": 12, "prompt_tokens": 10, "completion_tokens": 2}, 0.0)
 
 
 def test_empty_message_sends_nothing(data_dir):
@@ -260,7 +276,7 @@ def test_clear_thread_starts_a_new_one_and_keeps_the_old(fake):
     rt().create_assistant(model="fake-model", name="Echo")
     at = send(start(), "hello")
     old = at.session_state["thread_id"]
-    at.button(key="playground_clear").click()
+    at.button(key="playground_threads_new").click()
     run(at)
     assert at.session_state["thread_id"] is None and not at.chat_message
     send(at, "again")
@@ -288,7 +304,8 @@ def test_function_call_by_hand_resumes_the_run(fake):
     assert bubbles(at)[-1] == ("assistant", "It is 22 degrees in Paris.")
     tool_turn = [m for m in fake.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_turn and tool_turn[0]["content"] == '{"temperature": 22}'
-    log = " ".join(e.label for e in at.expander)
+    at.toggle(key="playground_logs").set_value(True)
+    log = " ".join(e.label for e in run(at).expander)
     assert "Completed · fake-model" in log
 
 
@@ -298,7 +315,8 @@ def test_failed_run_shows_last_error_in_thread_and_log(fake):
     at = send(start(), "hello?")
     (failed,) = rt().list_runs(at.session_state["thread_id"])["data"]
     assert failed["status"] == "failed" and "GPU caught fire" in failed["last_error"]["message"]
-    errors = [e.value for e in at.error]
+    at.toggle(key="playground_logs").set_value(True)
+    errors = [e.value for e in run(at).error]
     assert any("The run failed" in e and "GPU caught fire" in e for e in errors)  # in the thread
     assert sum("GPU caught fire" in e for e in errors) >= 2  # and in the (expanded) log entry
     assert any(e.label.startswith("Failed") for e in at.expander)
@@ -349,12 +367,20 @@ def test_handoff_sends_reply_into_another_assistants_thread(fake):
     source_thread = at.session_state["thread_id"]
     menu = at.main.menu_button[0]
     assert menu.options == ["Send to Writer"]
+    fake.add({"text": "echo: echo: find facts", "delay": 2})
     menu.set_value(writer["id"])
     run(at)
     assert at.session_state["assistant_id"] == writer["id"]
     target_thread = at.session_state["thread_id"]
     assert target_thread != source_thread
     assert rt().get_thread(target_thread)["metadata"]["assistant_id"] == writer["id"]
+    (working,) = rt().list_runs(target_thread)["data"]
+    assert working["status"] in ("queued", "in_progress")  # the Writer is answering: it can be cancelled...
+    assert at.button(key="playground_cancel") and at.chat_input(key="playground_prompt").disabled  # ...and waited for
+    assert "Unsaved" not in badges(at) and at.text_input(key=K + "name").value == "Writer"
+    wait_run(rt(), target_thread, working["id"])
+    run(at)
+    assert "Unsaved" not in badges(at) and not at.chat_input(key="playground_prompt").disabled
     texts = bubbles(at)
     assert texts[0] == ("user", "echo: find facts")  # Researcher's reply, as a user message
     assert texts[1] == ("assistant", "echo: echo: find facts")  # and the Writer answered it
@@ -363,6 +389,58 @@ def test_handoff_sends_reply_into_another_assistants_thread(fake):
     run(at)
     assert at.session_state["assistant_id"] == researcher["id"]
     assert at.session_state["thread_id"] == source_thread
+
+
+def test_logs_toggle_and_the_newest_run_open(fake):
+    rt().create_assistant(model="fake-model", name="Echo")
+    fake.add({"status": 500, "message": "an old failure"})
+    at = send(start(), "one")
+    send(at, "two")
+    assert not at.expander and "Run log" not in everything(at)  # the conversation has the room
+    at.toggle(key="playground_logs").set_value(True)
+    run(at)
+    runs = [e for e in at.expander if not e.label.startswith("Model call")]
+    assert runs[0].label.startswith("Completed") and runs[1].label.startswith("Failed")
+    assert runs[0].proto.expanded and not runs[1].proto.expanded  # the newest open, the old failure not
+
+
+def test_thread_list_titles_rename_search_open_and_delete(fake):
+    a = rt().create_assistant(model="fake-model", name="Echo")
+    at = send(start(), "Shopping list for the weekend")
+    first = at.session_state["thread_id"]
+    assert rt().get_thread(first)["metadata"] == {"assistant_id": a["id"], "title": "Shopping list for the weekend"}
+    at.button(key="playground_threads_new").click()
+    run(at)
+    send(at, "Holiday plans")
+    second = at.session_state["thread_id"]
+    assert second != first
+    assert [b.label for b in at.button if b.key and b.key.startswith("playground_threads_open_")] == [
+        "Shopping list for the weekend"]
+    assert at.button(key="playground_threads_current").label == "Holiday plans"  # the open one, outlined
+    at.text_input(key="playground_threads_search").set_value("shop")
+    run(at)
+    at.button(key=f"playground_threads_open_{first}").click()
+    run(at)
+    assert at.session_state["thread_id"] == first and bubbles(at)[0] == ("user", "Shopping list for the weekend")
+    at.text_input(key=f"playground_threads_title_{first}").set_value("Groceries")
+    at.button(key="playground_threads_rename").click()
+    run(at)
+    assert rt().get_thread(first)["metadata"] == {"assistant_id": a["id"], "title": "Groceries"}
+    assert "**Groceries**" in everything(at)
+    at.text_input(key="playground_threads_search").set_value("")
+    run(at)
+    at.button(key="playground_threads_delete").click()
+    run(at)
+    assert at.session_state["thread_id"] is None and [t["id"] for t in rt().list_threads()["data"]] == [second]
+
+
+def test_get_code_shows_the_script(fake):
+    rt().create_assistant(model="fake-model", name="Coder", temperature=0.3)
+    at = send(start(), "hello")
+    at.button(key="playground_get_code").click()
+    run(at)
+    code = next(c.value for c in at.code if "client.beta.assistants.create(" in c.value)
+    assert "name='Coder'" in code and "temperature=0.3" in code and "'content': 'hello'" in code
 
 
 def test_long_thread_shows_the_latest_messages_first(fake):
@@ -402,9 +480,9 @@ def test_code_interpreter_image_in_thread_and_log(fake):
     at = send(start(timeout=90), "plot squares")
     reply = at.chat_message[1]
     assert reply.image and "Here is the chart." in reply.markdown[0].value
-    (done,) = rt().list_runs(at.session_state["thread_id"])["data"]
-    at.session_state[f"playground_log_{done['id']}"] = True  # open the run in the log
-    run(at)
+    assert len(rt().list_runs(at.session_state["thread_id"])["data"]) == 1
+    at.toggle(key="playground_logs").set_value(True)
+    run(at)  # the newest run opens in the log by itself
     shown = " ".join(c.value for c in at.code)
     assert "plt.plot" in shown and "plotted" in shown
     assert len(at.image) >= 2  # in the reply and in the log's tool output
@@ -444,15 +522,50 @@ def test_unsaved_edits_survive_a_visit_to_another_page(data_dir):
     at = start()
     at.text_input(key=K + "name").set_value("Keeper, renamed")
     run(at)
-    at.switch_page("pages/threads.py")
+    at.switch_page("app_pages/threads.py")
     run(at)
-    at.switch_page("pages/playground.py")
+    at.switch_page("app_pages/playground.py")
     run(at)
     assert at.text_input(key=K + "name").value == "Keeper, renamed"
     assert "Unsaved changes" in badges(at)
 
 
+def test_no_pages_folder_next_to_app_py():
+    """A pages/ folder beside app.py makes Streamlit run its files without app.py after every restart."""
+    assert not (ROOT / "pages").exists(), "put page files in app_pages/ (see app.py)"
+    paths = re.findall(r'st\.Page\("([^"]+)"', (ROOT / "app.py").read_text())
+    assert paths and all((ROOT / p).exists() for p in paths), paths
+
+
 # -- pure helpers ---------------------------------------------------------------------------------------------
+def test_streamed_text_is_merged_into_a_few_redraws():
+    from playground.live import coalesce
+
+    def delta(msg: str, text: str) -> tuple[str, dict]:
+        return "thread.message.delta", {"id": msg, "delta": {"content": [{"index": 0, "type": "text",
+                                                                          "text": {"value": text}}]}}
+
+    now = [0.0]
+    events = [("thread.run.in_progress", {"status": "in_progress"})]
+    events += [delta("msg_1", "abcdefghij") for _ in range(10_000)]  # 100,000 characters, no time passing
+    events += [("thread.run.completed", {"status": "completed"}), ("done", None)]
+    out = list(coalesce(iter(events), clock=lambda: now[0]))
+    texts = [d["delta"]["content"][0]["text"]["value"] for e, d in out if e == "thread.message.delta"]
+    assert "".join(texts) == "abcdefghij" * 10_000 and len(texts) == 1  # nothing lost, one redraw
+    assert [e for e, _ in out] == ["thread.run.in_progress", "thread.message.delta", "thread.run.completed", "done"]
+
+    def ticking():  # 1 ms between pieces: redraws every 0.1 s at first, then less often as the reply grows
+        for i in range(5_000):
+            now[0] = i / 1000
+            yield delta("msg_1", "x" * 10)
+    texts = [d["delta"]["content"][0]["text"]["value"] for e, d in coalesce(ticking(), clock=lambda: now[0])]
+    assert sum(map(len, texts)) == 50_000 and 10 <= len(texts) <= 50, len(texts)
+    mixed = list(coalesce(iter([delta("m1", "a"), delta("m2", "b"), ("ping", None), delta("m2", "c")]),
+                          clock=lambda: 0.0))
+    assert [(e, d and d["id"]) for e, d in mixed] == [("thread.message.delta", "m1"), ("thread.message.delta", "m2"),
+                                                      ("ping", None), ("thread.message.delta", "m2")]
+
+
 def test_markdown_escaping_keeps_money_and_code():
     assert safe_markdown("I make $5,000 and want $100,000") == "I make \\$5,000 and want \\$100,000"
     assert safe_markdown("`echo $HOME` costs $1") == "`echo $HOME` costs \\$1"

@@ -54,7 +54,7 @@ def run(at: AppTest) -> AppTest:
 def test_the_threads_page_lists_a_thread_whose_rows_hold_nan(poisoned):
     thread_id = poisoned[2]
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/threads.py")
+    at.switch_page("app_pages/threads.py")
     run(at)
     assert thread_id in "".join(str(v) for df in at.dataframe for v in df.value.to_numpy().ravel())
 

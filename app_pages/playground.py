@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ACTIVE_STATUSES, run_log, sidebar, thread_view, tokens
-from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data
-from playground.live import watch_active, watch_indexing
+from components import ACTIVE_STATUSES, run_log, sidebar, thread_list, thread_view, tokens
+from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code
+from playground.live import coalesce, watch_active, watch_indexing
 from session import get_runtime
 
 THREAD_HEIGHT = 520
@@ -19,8 +19,15 @@ rt = get_runtime()  # this page runs afresh on every rerun: the runtime of the c
 ss = st.session_state  # this page's keys (PLAYGROUND_DEFAULTS) are set by app.py
 
 
-def _log_panel(thread_id: str | None, live: bool, mark: tuple) -> None:
-    """The run log; redraws itself every 1.5 s while a run works, and looks for changes made elsewhere every 3 s."""
+def _log_panel(thread_id: str | None, live: bool, mark: tuple, fresh: bool = False) -> None:
+    """The run log; redraws itself every 1.5 s while a run works, and looks for changes made elsewhere every 3 s.
+
+    `fresh`: this page run goes on to stream a reply, so it ends late: whatever the previous page run drew and
+    this one does not draw again stays on screen, greyed, until then, such as the open details of the run before.
+    An empty element first moves every entry one place down, so the old open entry is replaced by an element,
+    which has no children to leave behind. (Clearing an st.empty and refilling it does not work: Streamlit
+    sends only the last of two deltas for one place.)
+    """
 
     def body() -> None:
         runs = data.runs_of(thread_id)
@@ -37,14 +44,37 @@ def _log_panel(thread_id: str | None, live: bool, mark: tuple) -> None:
         page = 1
         with st.container(height=LOG_HEIGHT, border=False, key="playground_log_box"):
             shown_slot = st.container()
+            if fresh:
+                shown_slot.empty()
             if pages > 1:
                 page = min(pages, st.pagination(pages, key="playground_log_page", width="stretch"))
             shown = runs[(page - 1) * RUNS_PER_LOG_PAGE: page * RUNS_PER_LOG_PAGE]
             costs = data.costs(runs)  # all runs: a Code Interpreter session is charged to the run that opened it
-            with shown_slot:
-                run_log.render_run_log(shown, load=data.run_details, cost=lambda r: costs.get(r["id"], 0.0))
+            with shown_slot:  # the newest run open (the one being watched); the older ones closed until clicked
+                run_log.render_run_log(shown, load=data.run_details, cost=lambda r: costs.get(r["id"], 0.0),
+                                       open_run=runs[0]["id"] if runs else None)
 
     st.fragment(body, run_every=1.5 if live else (IDLE_CHECK_S if thread_id else None))()
+
+
+@st.dialog("Get code", width="large")
+def _get_code(assistant: dict, thread_id: str | None, runs: list[dict]) -> None:
+    """The Python that makes this assistant, thread and last run again through the API server."""
+    messages = data.messages(thread_id, 1000)[0] if thread_id else []
+    st.caption("Python for the `openai` package: it creates this assistant, a thread with this conversation and "
+               "runs it again on this machine's API server (`python -m assistants.server`). Change `base_url` if the "
+               "server runs elsewhere. Copy it with the button in the corner.")
+    st.code(get_code.generate(assistant, messages, runs[0] if runs else None), language="python", height=460)
+
+
+def _watch_elsewhere(thread_id: str, mark: tuple) -> None:
+    """With the log hidden: still redraw the page when another tab or the API changes this thread."""
+
+    def body() -> None:
+        if data.thread_mark(thread_id, data.runs_of(thread_id)) != mark:
+            st.rerun()
+
+    st.fragment(body, run_every=IDLE_CHECK_S)()
 
 
 # -- the page --------------------------------------------------------------------------------------------
@@ -78,8 +108,16 @@ if current is None:
     ss["playground_notices"] = []
     st.stop()
 
-# Side by side while the main area is wide enough; stacked (thread first) when narrow: see app.py's CSS.
-thread_col, log_col = st.container(key="playground_main").columns([3, 2], gap="medium")
+# Threads | conversation | run log (with Logs on) side by side while the main area is wide enough; stacked when
+# narrow (see app.py's CSS), the conversation first (the CSS below).
+show_log = bool(ss.get("playground_logs"))
+list_col, thread_col, *log_cols = st.container(key="playground_main").columns([1.1, 3, 2] if show_log else [1, 3],
+                                                                           gap="medium")
+# Thread titles read left to right like a list, not centred like buttons.
+st.html("<style>@container (max-width:760px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
+        "threads_box){order:2}} .st-key-playground_threads_box button{justify-content:flex-start;text-align:left;"
+        "padding:0.25rem 0.75rem} .st-key-playground_threads_box button *{text-align:left;justify-content:flex-start}"
+        "</style>")
 with thread_col:
     head = st.container()
     banners = st.container()
@@ -119,21 +157,23 @@ with unsent:
                       on_click=lambda: ss.update(playground_unsent=None))
 with bar:
     mode = st.segmented_control("When you send", ["run", "add"], default="run", key="playground_send_mode",
-                                format_func={"run": "Send & run", "add": "Add only"}.get, required=True,
+                                format_func={"run": "Ask", "add": "Add"}.get, required=True,
                                 label_visibility="collapsed", persist_state="session",
-                                help="Add only: put the message in the thread without asking for an answer; "
-                                     "press Run when ready.")
+                                help="Ask: send the message and get the assistant's answer. Add: put the message in "
+                                     "the thread without an answer yet; press Run when you want one.")
     run_clicked = st.button("Run", icon=":material/play_arrow:", key="playground_run",
                             disabled=active is not None or not thread_id,
                             help="Run the assistant on the thread as it is")
     with st.popover("Run options", icon=":material/tune:"):
-        st.number_input("Max reply tokens", min_value=0, max_value=32_000, step=64, key="playground_max_tokens",
-                        persist_state="session",
-                        help="0 leaves it to the backend (the embedded model stops at 512 per reply); otherwise at least 16. "
-                             "Applies to each run you start.")
+        st.number_input("Max reply tokens (0 = the model's default)", min_value=0, max_value=32_000,
+                        step=64, key="playground_max_tokens", persist_state="session",
+                        help="A token is about ¾ of a word. Leave it at 0 to let the model decide; the embedded model "
+                             "stops at 512 per reply. Any other value is at least 16. Applies to each run you start.")
         st.text_area("Extra instructions for this run", key="playground_run_instructions", height=90,
                      persist_state="session", placeholder="e.g. Provide a detailed analysis.",
                      help="Added to the assistant's instructions for runs started here.")
+    st.toggle("Logs", key="playground_logs", persist_state="session",
+              help="Show the run log beside the thread: every run, its steps, tool calls and raw model calls")
     if active is not None and active["status"] != "cancelling":
         st.button("Cancel run", icon=":material/stop_circle:", key="playground_cancel", on_click=actions.on_cancel,
                   args=(thread_id, active["id"]))
@@ -148,10 +188,6 @@ elif resend:
     subscription = actions.send(ss["playground_unsent"], [], current, "run")
 elif run_clicked and active is None and thread_id:
     subscription = actions.start_run(thread_id, current)
-elif ss.get("playground_autorun") and ss.get("playground_autorun") == thread_id and active is None:
-    ss["playground_autorun"] = None
-    subscription = actions.start_run(thread_id, current)
-    run_clicked = True
 
 if subscription is None and (sent is not None or run_clicked or resend):
     st.rerun()  # the message was stored (or refused): redraw so the toolbar and thread agree with the store
@@ -165,16 +201,24 @@ elif active is not None and active["id"] != ss.get("playground_busy_seen"):
 if active is not None:
     ss["playground_busy_seen"] = active["id"]
 
+threads = data.threads_of(current["id"])
 with head:
-    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
-        if thread_id:
-            st.code(thread_id, language=None, width="content")
-        else:
-            st.caption(":material/forum: New thread: it is created when you send the first message.")
-        st.button("Clear thread", icon=":material/add_comment:", key="playground_clear",
-                  on_click=actions.on_clear_thread, disabled=not thread_id or active is not None, type="tertiary",
-                  help="Start a new, empty thread. This one stays under Threads.")
+    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute", gap="small"):
+        title = next((t["title"] for t in threads if t["id"] == thread_id), None) if thread_id else None
+        st.markdown(f"**{thread_list.plain(title)}**" if title else ":gray[New thread: it is created when you send "
+                    "the first message.]", width="stretch",
+                    help=f"Thread id: `{thread_id}`" if thread_id else None)
+        if title:
+            thread_list.render_thread_menu(thread_id, title, on_rename=actions.on_rename_thread,
+                                           on_delete=actions.on_delete_thread, busy=active is not None)
+        if st.button("Get code", icon=":material/code:", key="playground_get_code", type="tertiary",
+                     help="Python (openai SDK) that makes this assistant, thread and run again on the API server"):
+            _get_code(current, thread_id, runs)
     tokens.render_tokens(**data.usage_summary(runs))
+
+with list_col:
+    thread_list.render_thread_list(threads, thread_id, on_open=actions.on_open_thread, on_new=actions.on_clear_thread,
+                                   busy=active is not None)
 
 with banners:
     down = data.unreachable(current["model"])
@@ -195,9 +239,12 @@ _h = f"max(280px,calc(100vh - {THREAD_OFFSET + 100 * shown_banners}px))"
 st.html(f"<style>[data-testid='stLayoutWrapper']:has(> .st-key-playground_thread){{height:{_h} !important;"
         f"flex-basis:{_h} !important}}</style>")
 
-with log_col:
-    _log_panel(thread_id, live=active is not None and active["status"] in LIVE_STATUSES,
-               mark=data.thread_mark(thread_id, runs))
+live = active is not None and active["status"] in LIVE_STATUSES
+if log_cols:
+    with log_cols[0]:
+        _log_panel(thread_id, live=live, mark=data.thread_mark(thread_id, runs), fresh=subscription is not None)
+elif not live and thread_id:
+    _watch_elsewhere(thread_id, data.thread_mark(thread_id, runs))
 
 with box:
     if not thread_id:
@@ -212,6 +259,8 @@ with box:
         targets = {a_id: name for a_id, name in names.items() if a_id != current["id"]}
         files = data.files_of(messages)
         for kind, item in thread_view.timeline(messages, runs, older_hidden=older):
+            if subscription is not None and kind == "message" and item.get("status") == "in_progress":
+                continue  # the reply the stream below draws: its run started before this redraw
             if kind == "run":
                 thread_view.render_run_outcome(item)
                 continue
@@ -228,7 +277,7 @@ with box:
             if outputs is not None:
                 subscription = actions.submit_outputs(thread_id, active["id"], outputs)
         if subscription is not None:
-            thread_view.stream_run(subscription.events(timeout=0.5))
+            thread_view.stream_run(coalesce(subscription.events(timeout=0.5)))
             st.rerun()  # draw the stored result: citations, images, tokens, the log
         elif active is not None and active["status"] in LIVE_STATUSES:
             watch_active(thread_id, active["id"])

@@ -68,7 +68,7 @@ if selected:
             state["thread_id"] = one["id"]
             if one.get("assistant_id") and one.get("assistant_exists"):
                 state["assistant_id"] = one["assistant_id"]
-            st.switch_page("pages/playground.py")
+            st.switch_page("app_pages/playground.py")
         if one:
             thread_id = one["id"]
 

@@ -20,7 +20,7 @@ def _open(assistant_id: str) -> None:
     """Open the assistant in the Playground on its newest thread, as picking it there does."""
     state["assistant_id"] = assistant_id
     state["thread_id"] = export.latest_thread(rt.store, assistant_id)
-    st.switch_page("pages/playground.py")
+    st.switch_page("app_pages/playground.py")
 
 
 def _reset_selection() -> None:

@@ -34,7 +34,7 @@ assistants = export.all_assistants(rt)
 if not assistants:
     st.info("There is nothing to compare yet: create an assistant first.", icon=":material/smart_toy:")
     if st.button("Go to Assistants", icon=":material/arrow_forward:"):
-        st.switch_page("pages/assistants.py")
+        st.switch_page("app_pages/assistants.py")
     st.stop()
 
 models = rt.router.available_models()
@@ -152,4 +152,4 @@ if last and not send:
             if st.button("Open in Playground", key=f"compare_open_{n}", icon=":material/play_arrow:"):
                 state["assistant_id"] = s["assistant_id"]
                 state["thread_id"] = s["thread_id"]
-                st.switch_page("pages/playground.py")
+                st.switch_page("app_pages/playground.py")
