@@ -98,9 +98,11 @@ class Runtime:
 
     def reload_settings(self, settings: Settings | None = None) -> None:
         """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
-        self.settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
-        self.router = ModelRouter.from_settings(self.settings)
-        self.engine.router = self.router
+        settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
+        # The router first, then both at once: a reader never sees new settings beside the old router.
+        router = ModelRouter.from_settings(settings)
+        self.settings, self.router = settings, router
+        self.engine.router = router
         if self._settings_mtime is not None:
             self._settings_mtime = self._settings_file_mtime()
 
