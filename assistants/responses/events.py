@@ -18,7 +18,10 @@ CLOSING = {"completed": "response.completed", "incomplete": "response.incomplete
 
 
 class Translator:
-    """Turns one response's run events into Responses events; `finish` builds the final response from the store."""
+    """Turns one response's run events into Responses events; `finish` builds the final response from the store.
+
+    `thread_id` is the thread whose Code Interpreter session (container) the response uses.
+    """
 
     def __init__(self, start: dict, thread_id: str, include: list[str], finish: Callable[[], dict],
                  queries: Callable[[], dict] = dict, filename: Callable[[str], str] | None = None):
@@ -114,7 +117,7 @@ class Translator:
         entry = self.open.pop(data["id"], None)
         if entry is None:
             return []
-        index, item = entry[0], message_item(data, self.filename)
+        index, item = entry[0], message_item(data, self.filename, self.thread_id)
         part = item["content"][0]
         return [self._event("response.output_text.done", item_id=data["id"], output_index=index, content_index=0,
                             text=part["text"], logprobs=[]),

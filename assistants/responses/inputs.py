@@ -11,7 +11,7 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, NotFound, Unsupported
-from assistants.responses import files, filters, prompts
+from assistants.responses import containers, files, filters, prompts
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
@@ -54,6 +54,7 @@ class Request:
     outputs: dict[str, str] = field(default_factory=dict)  # function_call_output: call_id -> output
     assistant_id: str | None = None  # a prompt's assistant; None: the shared Responses API assistant
     fork_from: dict | None = None  # the earlier response a branch starts from (set when planning)
+    container: str | None = None  # code_interpreter's named container (cntr_…): its session and files are used
 
 
 def parse(body: dict, rt: Any) -> Request:
@@ -81,7 +82,7 @@ def parse(body: dict, rt: Any) -> Request:
         instructions = prompt.instructions
     items = _items(body.get("input"), rt)
     system = [_text_of(i.echo) for i in items if i.type == "message" and i.echo["role"] in ("system", "developer")]
-    run_tools, resources, echo_tools = _tools(body.get("tools"), rt)
+    run_tools, resources, echo_tools, container = _tools(body.get("tools"), rt)
     if prompt is not None and body.get("tools") is None:  # the assistant's tools, with its own resources
         run_tools, echo_tools = list(prompt.assistant.get("tools") or []), prompts.echo_tools(prompt.assistant)
     choice, echo_choice = _tool_choice(body.get("tool_choice"))
@@ -121,7 +122,7 @@ def parse(body: dict, rt: Any) -> Request:
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
                    echo["background"], _flag(body, "stream", False), previous, conversation, outputs,
-                   prompt.assistant["id"] if prompt else None)
+                   prompt.assistant["id"] if prompt else None, container=container)
 
 
 def _echoed(key: str, value: Any) -> Any:
@@ -278,13 +279,13 @@ def _text_of(echo: dict) -> str:
 
 
 # -- tools, tool_choice, text.format, include -------------------------------------------------------
-def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict]]:
-    """(tools for the run, tool_resources for the thread, tools as the response echoes them)."""
+def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict], str | None]:
+    """(tools for the run, tool_resources for the thread, tools as the response echoes them, named container)."""
     if value is None:
-        return [], {}, []
+        return [], {}, [], None
     if not isinstance(value, list):
         raise BadRequest("tools must be an array of tool objects.", param="tools")
-    run_tools, echo, resources = [], [], {}
+    run_tools, echo, resources, container = [], [], {}, None
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
@@ -304,7 +305,11 @@ def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict]]:
             echo.append({k: tool.get(k) for k in ("type", "vector_store_ids", "filters", "max_num_results",
                                                     "ranking_options") if tool.get(k) is not None})
         elif kind == "code_interpreter":
-            resources["code_interpreter"] = {"file_ids": _container(tool.get("container"), f"{where}.container", rt)}
+            if any(t["type"] == "code_interpreter" for t in run_tools):
+                raise BadRequest("Only one code_interpreter tool is allowed.", param=f"{where}.type")
+            ids, container = _container(tool.get("container"), f"{where}.container", rt)
+            if container is None:
+                resources["code_interpreter"] = {"file_ids": ids}
             run_tools.append({"type": "code_interpreter"})
             echo.append({"type": "code_interpreter", "container": tool.get("container")})
         else:
@@ -313,7 +318,7 @@ def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict]]:
     names = [t["function"]["name"] for t in run_tools if t["type"] == "function"]
     if len(names) != len(set(names)):
         raise BadRequest("Two functions have the same name; function names must be unique.", param="tools")
-    return run_tools, resources, echo
+    return run_tools, resources, echo, container
 
 
 def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
@@ -338,12 +343,17 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
     return checked, list(ids)
 
 
-def _container(value: Any, where: str, rt: Any) -> list[str]:
+def _container(value: Any, where: str, rt: Any) -> tuple[list[str], str | None]:
+    """(files for the thread's own session, or the named container whose session is used instead)."""
     if value is None or value == "auto":
-        return []
+        return [], None
     if isinstance(value, str):
-        raise Unsupported(f"{where}: container ids are not supported yet; use {{\"type\": \"auto\"}}.", param=where,
-                          code="unsupported_parameter")
+        try:
+            containers.thread_of(rt, value)
+        except NotFound:
+            raise BadRequest(f"Container '{value}' does not exist (or was deleted).", param=where,
+                             code="invalid_value") from None
+        return [], value
     if not isinstance(value, dict) or value.get("type") != "auto":
         raise BadRequest(f"{where} must be 'auto' or {{\"type\": \"auto\", \"file_ids\": [...]}}.", param=where)
     ids = value.get("file_ids") or []
@@ -352,7 +362,7 @@ def _container(value: Any, where: str, rt: Any) -> list[str]:
     for file_id in ids:
         if not _exists(rt.files, file_id):
             raise BadRequest(f"File '{file_id}' does not exist.", param=f"{where}.file_ids")
-    return list(ids)
+    return list(ids), None
 
 
 def _tool_choice(value: Any) -> tuple[Any, Any]:

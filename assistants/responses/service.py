@@ -10,11 +10,11 @@ from typing import Any
 
 from assistants.errors import APIError, BadRequest, NotFound
 from assistants.ids import new_id
-from assistants.responses import conversations, filters, records
+from assistants.responses import container_sessions, conversations, filters, records
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Item, Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
-                                         search_queries, segment_output, shaped, usage_of)
+                                         search_queries, segment_output, session_thread, shaped, usage_of)
 from assistants.responses.paging import page
 from assistants.runtime import list_every
 
@@ -37,6 +37,7 @@ class ResponsesService:
         self._assistant: str | None = None
         self._lock = threading.Lock()
         filters.install(rt)
+        container_sessions.install(rt)
 
     # -- the assistant every response's run names -------------------------------------------------------
     def _assistant_id(self, model: str) -> str:
@@ -64,7 +65,7 @@ class ResponsesService:
         record, sub = self._start(req)
         finish = lambda: shaped(self.finalize(record["id"], record), req.include)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
-        translator = Translator(start, record["thread_id"], req.include, finish,
+        translator = Translator(start, session_thread(record), req.include, finish,
                                 lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt))
         if req.stream or req.background:
             # The run's events are translated on a thread of their own, so the response is settled (kept, or
@@ -88,7 +89,7 @@ class ResponsesService:
         thread_id, waiting, conversation = self._target(req)
         record = {"id": new_id("resp"), "created_at": int(time.time()), "thread_id": thread_id, "run_id": "",
                   "step_offset": 0, "conversation_id": conversation, "store": req.store, "echo": req.echo,
-                  "input_items": [], "final": None, "waiting_calls": []}
+                  "input_items": [], "final": None, "waiting_calls": [], "container": req.container}
         if waiting is not None:
             return self._continue(req, record, waiting)
         return self._new_run(req, record)
@@ -156,6 +157,7 @@ class ResponsesService:
                                  "function_call_output items until it has them.", param=f"input[{i}]")
         steps = run_steps(self.rt, waiting["thread_id"], waiting["run_id"])
         record.update(thread_id=waiting["thread_id"], run_id=waiting["run_id"], step_offset=len(steps),
+                      container=waiting.get("container"),
                       input_items=[{**i.echo, "id": new_id("fco")} for i in req.items
                                    if i.type == "function_call_output" and i.echo["call_id"] in pending])
         outputs = [{"tool_call_id": c, "output": req.outputs[c]} for c in pending]
