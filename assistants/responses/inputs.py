@@ -18,7 +18,7 @@ FIELDS = {"model", "input", "instructions", "previous_response_id", "conversatio
           "store", "metadata", "stream", "background", "user", "prompt_cache_key", "safety_identifier",
           "service_tier", "reasoning", "max_tool_calls", "top_logprobs", "stream_options", "prompt"}
 # Accepted and repeated back, but they change nothing here (no reasoning models, caches or service tiers);
-# max_tool_calls, top_logprobs and stream_options are accepted and ignored.
+# max_tool_calls and top_logprobs are checked and repeated back, not applied; stream_options is ignored.
 ECHOED = ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning")
 INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "message.output_text.logprobs",
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
@@ -119,6 +119,13 @@ def parse(body: dict, rt: Any) -> Request:
     for key in ECHOED:
         if body.get(key) is not None:
             echo[key] = _echoed(key, body[key])
+    if body.get("max_tool_calls") is not None:
+        echo["max_tool_calls"] = v.positive_int(body["max_tool_calls"], "max_tool_calls", 1)
+    if body.get("top_logprobs") is not None:
+        top = body["top_logprobs"]
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+            raise BadRequest("top_logprobs must be an integer from 0 to 20.", param="top_logprobs")
+        echo["top_logprobs"] = top
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
                    echo["background"], _flag(body, "stream", False), previous, conversation, outputs,

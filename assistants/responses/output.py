@@ -208,6 +208,10 @@ def response_object(record: dict, status: str, output: list[dict], usage: dict |
         "previous_response_id": echo.get("previous_response_id"), "temperature": echo.get("temperature"),
         "text": echo.get("text"), "tool_choice": echo.get("tool_choice", "auto"), "tools": echo.get("tools") or [],
         "top_p": echo.get("top_p"), "truncation": echo.get("truncation", "disabled"), "usage": usage,
-        **{k: echo[k] for k in ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning", "prompt")
-           if k in echo},
+        # Sent by OpenAI's API and required by the Open Responses spec (openai-python leaves some undeclared).
+        "presence_penalty": 0.0, "frequency_penalty": 0.0, "store": record.get("store", True),
+        "top_logprobs": echo.get("top_logprobs", 0), "max_tool_calls": echo.get("max_tool_calls"),
+        "service_tier": echo.get("service_tier") or "default",
+        **{k: echo.get(k) for k in ("user", "prompt_cache_key", "safety_identifier", "reasoning")},
+        **({"prompt": echo["prompt"]} if "prompt" in echo else {}),
     }
