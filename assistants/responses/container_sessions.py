@@ -6,16 +6,13 @@ import dataclasses
 from typing import Any
 
 from assistants.errors import APIError
-from assistants.responses import containers, records
+from assistants.responses import containers, run_records
 from assistants.tools import BuiltinOutcome, empty_details
 
 
-def named_container(rt: Any, run_id: str) -> str | None:
-    """The container the response that started this run named in its code_interpreter tool, if any."""
-    record = records.first_of_run(rt.store, run_id)
-    if record is None:
-        return None
-    return record.get("container")
+def named_container(rt: Any, run: dict) -> str | None:
+    """The container the run's current response named in its code_interpreter tool, if any."""
+    return (run_records.current(rt, run) or {}).get("container")
 
 
 def install(rt: Any) -> None:
@@ -25,7 +22,7 @@ def install(rt: Any) -> None:
         return
 
     def handle(arguments: dict, ctx: Any):
-        cntr = named_container(rt, ctx.run["id"])
+        cntr = named_container(rt, ctx.run)
         if cntr is None:
             return original(arguments, ctx)
         try:

@@ -24,6 +24,7 @@ INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "messag
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
             "web_search_call.action.sources", "web_search_call.results"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+MAX_VECTOR_STORES = 10
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Request:
     assistant_id: str | None = None  # a prompt's assistant; None: the shared Responses API assistant
     fork_from: dict | None = None  # the earlier response a branch starts from (set when planning)
     container: str | None = None  # code_interpreter's named container (cntr_…): its session and files are used
+    tools_given: bool = False  # the request named its tools (function outputs: they replace the waiting run's)
 
 
 def parse(body: dict, rt: Any) -> Request:
@@ -129,7 +131,8 @@ def parse(body: dict, rt: Any) -> Request:
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
                    echo["background"], _flag(body, "stream", False), previous, conversation, outputs,
-                   prompt.assistant["id"] if prompt else None, container=container)
+                   prompt.assistant["id"] if prompt else None, container=container,
+                   tools_given=body.get("tools") is not None)
 
 
 def _echoed(key: str, value: Any) -> Any:
@@ -306,9 +309,13 @@ def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict], str | Non
                          "parameters": checked["function"]["parameters"],
                          "strict": True if tool.get("strict") is None else bool(tool["strict"])})
         elif kind == "file_search":
+            if any(t["type"] == "file_search" for t in run_tools):
+                raise BadRequest("Only one file_search tool is allowed; name several vector stores in it.",
+                                 param=f"{where}.type")
             entry, ids = _file_search(tool, where, rt)
             run_tools.append(entry)
-            resources["file_search"] = {"vector_store_ids": ids}
+            # A thread holds one vector store; the others reach the search through filters.install.
+            resources["file_search"] = {"vector_store_ids": ids[:1]}
             echo.append({k: tool.get(k) for k in ("type", "vector_store_ids", "filters", "max_num_results",
                                                     "ranking_options") if tool.get(k) is not None})
         elif kind == "code_interpreter":
@@ -333,8 +340,8 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise BadRequest(f"{where}.vector_store_ids must be a non-empty list of vector store ids.",
                          param=f"{where}.vector_store_ids")
-    if len(ids) > 1:  # the thread carries them, and a thread takes one vector store
-        raise BadRequest(f"{where}.vector_store_ids can name one vector store on this server (OpenAI allows two).",
+    if len(ids) > MAX_VECTOR_STORES:
+        raise BadRequest(f"{where}.vector_store_ids can name at most {MAX_VECTOR_STORES} vector stores.",
                          param=f"{where}.vector_store_ids")
     for vs_id in ids:
         if not _exists(rt.vector_stores, vs_id):
@@ -347,7 +354,7 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
         raise BadRequest(f"{where}.ranking_options must be an object.", param=f"{where}.ranking_options")
     inner = {k: tool[k] for k in ("max_num_results", "ranking_options") if tool.get(k) is not None}
     checked = v.tools([{"type": "file_search", "file_search": inner}], where)[0]
-    return checked, list(ids)
+    return checked, list(dict.fromkeys(ids))
 
 
 def _container(value: Any, where: str, rt: Any) -> tuple[list[str], str | None]:

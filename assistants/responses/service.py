@@ -10,7 +10,7 @@ from typing import Any
 
 from assistants.errors import APIError, BadRequest, NotFound
 from assistants.ids import new_id
-from assistants.responses import container_sessions, conversations, filters, records
+from assistants.responses import container_sessions, conversations, filters, records, run_records, truncation
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Item, Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
@@ -157,11 +157,13 @@ class ResponsesService:
                                  "function_call_output items until it has them.", param=f"input[{i}]")
         steps = run_steps(self.rt, waiting["thread_id"], waiting["run_id"])
         record.update(thread_id=waiting["thread_id"], run_id=waiting["run_id"], step_offset=len(steps),
-                      container=waiting.get("container"),
+                      container=req.container if req.tools_given else waiting.get("container"),
                       input_items=[{**i.echo, "id": new_id("fco")} for i in req.items
                                    if i.type == "function_call_output" and i.echo["call_id"] in pending])
+        if not req.tools_given:  # the rest of the run keeps the tools it had, and says so
+            record["echo"] = {**record["echo"], "tools": (waiting.get("echo") or {}).get("tools") or []}
         outputs = [{"tool_call_id": c, "output": req.outputs[c]} for c in pending]
-        sub = self.rt.submit_tool_outputs(waiting["thread_id"], waiting["run_id"], tool_outputs=outputs, stream=True)
+        sub = self._resume(req, record, waiting, outputs)
         if waiting.get("store", True):
             records.save(self.rt.store, {**waiting, "waiting_calls": []})
         else:  # store=false was kept only while its run waited for these outputs
@@ -169,8 +171,32 @@ class ResponsesService:
         records.save(self.rt.store, record)
         return record, sub
 
+    def _resume(self, req: Request, record: dict, waiting: dict, outputs: list[dict]) -> Any:
+        """Submit the outputs; tools named in this request replace the run's first (undone if it is refused).
+
+        The record is saved before the run goes on, so the tool handlers read this segment's settings.
+        """
+        thread_id, run_id = waiting["thread_id"], waiting["run_id"]
+        before = self.rt.get_thread(thread_id).get("tool_resources") or {}
+        old_tools = self.rt.get_run(thread_id, run_id)["tools"]
+        records.save(self.rt.store, record)
+        try:
+            if req.tools_given and req.run["tools"] != old_tools:
+                if req.resources:
+                    self.rt.update_thread(thread_id, tool_resources={**before, **req.resources})
+                run_records.retool(self.rt, run_id, req.run["tools"])
+            return self.rt.submit_tool_outputs(thread_id, run_id, tool_outputs=outputs, stream=True)
+        except BaseException:
+            records.delete(self.rt.store, record["id"])
+            if req.tools_given and req.run["tools"] != old_tools:
+                run_records.retool(self.rt, run_id, old_tools)
+                self.rt.update_thread(thread_id, tool_resources=before)
+            raise
+
     def _new_run(self, req: Request, record: dict) -> tuple[dict, Any]:
         messages = self._history(req.fork_from) + self._messages(req) if req.fork_from else self._messages(req)
+        truncation.check(self.rt, req.echo["truncation"], req.model, req.run.get("instructions"),
+                         req.run.get("max_completion_tokens"), record["thread_id"], messages)
         run_body = {k: v for k, v in req.run.items() if v is not None}
         assistant_id = req.assistant_id or self._assistant_id(req.model)
         thread_id = record["thread_id"]
