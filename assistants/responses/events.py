@@ -49,10 +49,12 @@ class Translator:
         return index, self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item))
 
     def opening(self) -> list[dict]:
-        """response.created (and in_progress), sent before the run's first event arrives."""
+        """response.created (queued for a background response), then in_progress, before the run's first event."""
         self.started = True
-        return [self._event("response.created", response=self.start),
-                self._event("response.in_progress", response={**self.start, "status": "in_progress"})]
+        out = [self._event("response.created", response=self.start)]
+        if self.start["status"] == "queued":
+            out.append(self._event("response.queued", response=self.start))
+        return [*out, self._event("response.in_progress", response={**self.start, "status": "in_progress"})]
 
     def run(self, events: Iterator[tuple[str, dict | None]]) -> Iterator[dict]:
         """Every Responses event for the run's events, ending with the response's final event (or `error`)."""

@@ -10,7 +10,8 @@ from typing import Any
 
 from assistants.errors import APIError, BadRequest, NotFound
 from assistants.ids import new_id
-from assistants.responses import container_sessions, conversations, filters, records, run_records, truncation
+from assistants.responses import (container_sessions, conversations, filters, records, resume, run_records,
+                                  truncation)
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Item, Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
@@ -179,6 +180,7 @@ class ResponsesService:
         thread_id, run_id = waiting["thread_id"], waiting["run_id"]
         before = self.rt.get_thread(thread_id).get("tool_resources") or {}
         old_tools = self.rt.get_run(thread_id, run_id)["tools"]
+        record["event_after"] = self.rt.store.last_event_seq(run_id)  # the run waits: this segment's events follow
         records.save(self.rt.store, record)
         try:
             if req.tools_given and req.run["tools"] != old_tools:
@@ -225,7 +227,7 @@ class ResponsesService:
             if item.type != "message":  # a replayed call keeps its own id; its text message is an implementation detail
                 msg_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
             echoes.append({**item.echo, "id": msg_id})
-        record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes)
+        record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes, event_after=0)
         records.save(self.rt.store, record)
         return record, sub
 
@@ -330,6 +332,10 @@ class ResponsesService:
     def get(self, response_id: str, include: list[str] | None = None) -> dict:
         self._record(response_id)
         return shaped(self.finalize(response_id), include or [])
+
+    def events(self, response_id: str, include: list[str], starting_after: int = -1) -> Iterator[dict]:
+        """The response's stream again, from the event after `starting_after` (GET ...?stream=true)."""
+        return resume.replay(self, self._record(response_id), include, starting_after)
 
     def delete(self, response_id: str) -> dict:
         record = self._record(response_id)
