@@ -75,7 +75,8 @@ class ResponsesService:
 
             def translate() -> None:
                 for event in translator.run(sub):
-                    inbox.put(event)
+                    if req.stream:  # background alone: nobody reads them (a resumed stream reads the log)
+                        inbox.put(event)
                 inbox.put(None)
 
             threading.Thread(target=translate, name=f"resp-{record['id']}", daemon=True).start()
