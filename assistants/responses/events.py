@@ -18,7 +18,10 @@ CLOSING = {"completed": "response.completed", "incomplete": "response.incomplete
 
 
 class Translator:
-    """Turns one response's run events into Responses events; `finish` builds the final response from the store."""
+    """Turns one response's run events into Responses events; `finish` builds the final response from the store.
+
+    `thread_id` is the thread whose Code Interpreter session (container) the response uses.
+    """
 
     def __init__(self, start: dict, thread_id: str, include: list[str], finish: Callable[[], dict],
                  queries: Callable[[], dict] = dict, filename: Callable[[str], str] | None = None):
@@ -46,10 +49,12 @@ class Translator:
         return index, self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item))
 
     def opening(self) -> list[dict]:
-        """response.created (and in_progress), sent before the run's first event arrives."""
+        """response.created (queued for a background response), then in_progress, before the run's first event."""
         self.started = True
-        return [self._event("response.created", response=self.start),
-                self._event("response.in_progress", response={**self.start, "status": "in_progress"})]
+        out = [self._event("response.created", response=self.start)]
+        if self.start["status"] == "queued":
+            out.append(self._event("response.queued", response=self.start))
+        return [*out, self._event("response.in_progress", response={**self.start, "status": "in_progress"})]
 
     def run(self, events: Iterator[tuple[str, dict | None]]) -> Iterator[dict]:
         """Every Responses event for the run's events, ending with the response's final event (or `error`)."""
@@ -114,7 +119,7 @@ class Translator:
         entry = self.open.pop(data["id"], None)
         if entry is None:
             return []
-        index, item = entry[0], message_item(data, self.filename)
+        index, item = entry[0], message_item(data, self.filename, self.thread_id)
         part = item["content"][0]
         return [self._event("response.output_text.done", item_id=data["id"], output_index=index, content_index=0,
                             text=part["text"], logprobs=[]),

@@ -6,10 +6,11 @@ over a view of the runtime whose vector-store search drops the files that do not
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from assistants.errors import BadRequest
-from assistants.responses import records
+from assistants.responses import run_records
 from assistants.tools.file_search_tool import make_handler
 from assistants.vector_stores import matches
 
@@ -40,27 +41,23 @@ def check(flt: Any, param: str) -> dict:
 
 
 def install(rt: Any) -> None:
-    """Wrap the runtime's file_search handler once; runs without filters go straight to it."""
+    """Wrap the runtime's file_search handler once: filters, and a tool naming several vector stores."""
     original = rt.toolbox.handlers.get("file_search")
     if original is None or getattr(original, "responses_filters", False):
         return
 
     def handle(arguments: dict, ctx: Any):
-        flt = _filters_of(rt, ctx.run["id"])
-        if flt is None:
+        tool = run_records.tool_of(run_records.current(rt, ctx.run), "file_search") or {}
+        ids = tool.get("vector_store_ids") or []
+        if len(ids) > 1:  # a thread holds one vector store: the others reach the handler through its context
+            resources = {**((ctx.thread or {}).get("tool_resources") or {}), "file_search": {"vector_store_ids": ids}}
+            ctx = dataclasses.replace(ctx, thread={**(ctx.thread or {}), "tool_resources": resources})
+        if tool.get("filters") is None:
             return original(arguments, ctx)
-        return make_handler(_FilteredRuntime(rt, flt))(arguments, ctx)
+        return make_handler(_FilteredRuntime(rt, tool["filters"]))(arguments, ctx)
 
     handle.responses_filters = True
     rt.toolbox.register("file_search", handle)
-
-
-def _filters_of(rt: Any, run_id: str) -> dict | None:
-    record = records.first_of_run(rt.store, run_id)
-    if record is None:
-        return None
-    tool = next((t for t in record["echo"].get("tools") or [] if t.get("type") == "file_search"), None)
-    return (tool or {}).get("filters")
 
 
 class _FilteredRuntime:

@@ -11,19 +11,20 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, NotFound, Unsupported
-from assistants.responses import files, filters, prompts
+from assistants.responses import containers, files, filters, prompts
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
           "store", "metadata", "stream", "background", "user", "prompt_cache_key", "safety_identifier",
           "service_tier", "reasoning", "max_tool_calls", "top_logprobs", "stream_options", "prompt"}
 # Accepted and repeated back, but they change nothing here (no reasoning models, caches or service tiers);
-# max_tool_calls, top_logprobs and stream_options are accepted and ignored.
+# max_tool_calls and top_logprobs are checked and repeated back, not applied; stream_options is ignored.
 ECHOED = ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning")
 INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "message.output_text.logprobs",
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
             "web_search_call.action.sources", "web_search_call.results"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+MAX_VECTOR_STORES = 10
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Request:
     outputs: dict[str, str] = field(default_factory=dict)  # function_call_output: call_id -> output
     assistant_id: str | None = None  # a prompt's assistant; None: the shared Responses API assistant
     fork_from: dict | None = None  # the earlier response a branch starts from (set when planning)
+    container: str | None = None  # code_interpreter's named container (cntr_…): its session and files are used
+    tools_given: bool = False  # the request named its tools (function outputs: they replace the waiting run's)
 
 
 def parse(body: dict, rt: Any) -> Request:
@@ -81,7 +84,7 @@ def parse(body: dict, rt: Any) -> Request:
         instructions = prompt.instructions
     items = _items(body.get("input"), rt)
     system = [_text_of(i.echo) for i in items if i.type == "message" and i.echo["role"] in ("system", "developer")]
-    run_tools, resources, echo_tools = _tools(body.get("tools"), rt)
+    run_tools, resources, echo_tools, container = _tools(body.get("tools"), rt)
     if prompt is not None and body.get("tools") is None:  # the assistant's tools, with its own resources
         run_tools, echo_tools = list(prompt.assistant.get("tools") or []), prompts.echo_tools(prompt.assistant)
     choice, echo_choice = _tool_choice(body.get("tool_choice"))
@@ -118,10 +121,18 @@ def parse(body: dict, rt: Any) -> Request:
     for key in ECHOED:
         if body.get(key) is not None:
             echo[key] = _echoed(key, body[key])
+    if body.get("max_tool_calls") is not None:
+        echo["max_tool_calls"] = v.positive_int(body["max_tool_calls"], "max_tool_calls", 1)
+    if body.get("top_logprobs") is not None:
+        top = body["top_logprobs"]
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+            raise BadRequest("top_logprobs must be an integer from 0 to 20.", param="top_logprobs")
+        echo["top_logprobs"] = top
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
                    echo["background"], _flag(body, "stream", False), previous, conversation, outputs,
-                   prompt.assistant["id"] if prompt else None)
+                   prompt.assistant["id"] if prompt else None, container=container,
+                   tools_given=body.get("tools") is not None)
 
 
 def _echoed(key: str, value: Any) -> Any:
@@ -278,13 +289,13 @@ def _text_of(echo: dict) -> str:
 
 
 # -- tools, tool_choice, text.format, include -------------------------------------------------------
-def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict]]:
-    """(tools for the run, tool_resources for the thread, tools as the response echoes them)."""
+def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict], str | None]:
+    """(tools for the run, tool_resources for the thread, tools as the response echoes them, named container)."""
     if value is None:
-        return [], {}, []
+        return [], {}, [], None
     if not isinstance(value, list):
         raise BadRequest("tools must be an array of tool objects.", param="tools")
-    run_tools, echo, resources = [], [], {}
+    run_tools, echo, resources, container = [], [], {}, None
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
@@ -298,13 +309,21 @@ def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict]]:
                          "parameters": checked["function"]["parameters"],
                          "strict": True if tool.get("strict") is None else bool(tool["strict"])})
         elif kind == "file_search":
+            if any(t["type"] == "file_search" for t in run_tools):
+                raise BadRequest("Only one file_search tool is allowed; name several vector stores in it.",
+                                 param=f"{where}.type")
             entry, ids = _file_search(tool, where, rt)
             run_tools.append(entry)
-            resources["file_search"] = {"vector_store_ids": ids}
+            # A thread holds one vector store; the others reach the search through filters.install.
+            resources["file_search"] = {"vector_store_ids": ids[:1]}
             echo.append({k: tool.get(k) for k in ("type", "vector_store_ids", "filters", "max_num_results",
                                                     "ranking_options") if tool.get(k) is not None})
         elif kind == "code_interpreter":
-            resources["code_interpreter"] = {"file_ids": _container(tool.get("container"), f"{where}.container", rt)}
+            if any(t["type"] == "code_interpreter" for t in run_tools):
+                raise BadRequest("Only one code_interpreter tool is allowed.", param=f"{where}.type")
+            ids, container = _container(tool.get("container"), f"{where}.container", rt)
+            if container is None:
+                resources["code_interpreter"] = {"file_ids": ids}
             run_tools.append({"type": "code_interpreter"})
             echo.append({"type": "code_interpreter", "container": tool.get("container")})
         else:
@@ -313,7 +332,7 @@ def _tools(value: Any, rt: Any) -> tuple[list[dict], dict, list[dict]]:
     names = [t["function"]["name"] for t in run_tools if t["type"] == "function"]
     if len(names) != len(set(names)):
         raise BadRequest("Two functions have the same name; function names must be unique.", param="tools")
-    return run_tools, resources, echo
+    return run_tools, resources, echo, container
 
 
 def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
@@ -321,8 +340,8 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise BadRequest(f"{where}.vector_store_ids must be a non-empty list of vector store ids.",
                          param=f"{where}.vector_store_ids")
-    if len(ids) > 1:  # the thread carries them, and a thread takes one vector store
-        raise BadRequest(f"{where}.vector_store_ids can name one vector store on this server (OpenAI allows two).",
+    if len(ids) > MAX_VECTOR_STORES:
+        raise BadRequest(f"{where}.vector_store_ids can name at most {MAX_VECTOR_STORES} vector stores.",
                          param=f"{where}.vector_store_ids")
     for vs_id in ids:
         if not _exists(rt.vector_stores, vs_id):
@@ -335,15 +354,20 @@ def _file_search(tool: dict, where: str, rt: Any) -> tuple[dict, list[str]]:
         raise BadRequest(f"{where}.ranking_options must be an object.", param=f"{where}.ranking_options")
     inner = {k: tool[k] for k in ("max_num_results", "ranking_options") if tool.get(k) is not None}
     checked = v.tools([{"type": "file_search", "file_search": inner}], where)[0]
-    return checked, list(ids)
+    return checked, list(dict.fromkeys(ids))
 
 
-def _container(value: Any, where: str, rt: Any) -> list[str]:
+def _container(value: Any, where: str, rt: Any) -> tuple[list[str], str | None]:
+    """(files for the thread's own session, or the named container whose session is used instead)."""
     if value is None or value == "auto":
-        return []
+        return [], None
     if isinstance(value, str):
-        raise Unsupported(f"{where}: container ids are not supported yet; use {{\"type\": \"auto\"}}.", param=where,
-                          code="unsupported_parameter")
+        try:
+            containers.thread_of(rt, value)
+        except NotFound:
+            raise BadRequest(f"Container '{value}' does not exist (or was deleted).", param=where,
+                             code="invalid_value") from None
+        return [], value
     if not isinstance(value, dict) or value.get("type") != "auto":
         raise BadRequest(f"{where} must be 'auto' or {{\"type\": \"auto\", \"file_ids\": [...]}}.", param=where)
     ids = value.get("file_ids") or []
@@ -352,7 +376,7 @@ def _container(value: Any, where: str, rt: Any) -> list[str]:
     for file_id in ids:
         if not _exists(rt.files, file_id):
             raise BadRequest(f"File '{file_id}' does not exist.", param=f"{where}.file_ids")
-    return list(ids)
+    return list(ids), None
 
 
 def _tool_choice(value: Any) -> tuple[Any, Any]:

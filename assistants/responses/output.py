@@ -23,14 +23,23 @@ def container_id(thread_id: str) -> str:
     return "cntr_" + thread_id.split("_", 1)[-1]
 
 
-def message_item(msg: dict, filename=None) -> dict:
-    """An assistant thread message as an output `message` item (text parts only; figures are in the code call)."""
+def session_thread(record: dict) -> str:
+    """The thread whose Code Interpreter session a response used: its named container's, else its own."""
+    named = record.get("container")
+    return "thread_" + named.removeprefix("cntr_") if named else record["thread_id"]
+
+
+def message_item(msg: dict, filename=None, session: str | None = None) -> dict:
+    """An assistant thread message as an output `message` item (text parts only; figures are in the code call).
+
+    `session` is the thread whose container holds the files the code wrote (default: the message's thread).
+    """
     parts = []
     for block in msg.get("content") or []:
         if block["type"] == "text":
             text = block["text"]["value"]
             parts.append({"type": "output_text", "text": text, "logprobs": [],
-                          "annotations": [_annotation(a, filename, msg.get("thread_id", ""))
+                          "annotations": [_annotation(a, filename, session or msg.get("thread_id", ""))
                                           for a in block["text"].get("annotations") or []]})
     if not parts:
         parts.append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
@@ -135,6 +144,7 @@ def call_items(step: dict, thread_id: str, include: list[str], queries: dict | N
 def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict], dict]:
     """The output items and token usage of the run steps that belong to this response."""
     thread_id, run_id = record["thread_id"], record["run_id"]
+    session = session_thread(record)
     steps = run_steps(rt, thread_id, run_id)[record.get("step_offset", 0):]
     filename = filenames(rt)
     items, prompt, completion = [], 0, 0
@@ -151,9 +161,9 @@ def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict
                 msg = rt.get_message(thread_id, details["message_creation"]["message_id"])
             except APIError:
                 continue
-            items.append(message_item(msg, filename))
+            items.append(message_item(msg, filename, session))
         else:
-            items.extend(call_items(step, thread_id, include, queries))
+            items.extend(call_items(step, session, include, queries))
     return items, usage_of(prompt, completion)
 
 
@@ -198,6 +208,10 @@ def response_object(record: dict, status: str, output: list[dict], usage: dict |
         "previous_response_id": echo.get("previous_response_id"), "temperature": echo.get("temperature"),
         "text": echo.get("text"), "tool_choice": echo.get("tool_choice", "auto"), "tools": echo.get("tools") or [],
         "top_p": echo.get("top_p"), "truncation": echo.get("truncation", "disabled"), "usage": usage,
-        **{k: echo[k] for k in ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning", "prompt")
-           if k in echo},
+        # Sent by OpenAI's API and required by the Open Responses spec (openai-python leaves some undeclared).
+        "presence_penalty": 0.0, "frequency_penalty": 0.0, "store": record.get("store", True),
+        "top_logprobs": echo.get("top_logprobs", 0), "max_tool_calls": echo.get("max_tool_calls"),
+        "service_tier": echo.get("service_tier") or "default",
+        **{k: echo.get(k) for k in ("user", "prompt_cache_key", "safety_identifier", "reasoning")},
+        **({"prompt": echo["prompt"]} if "prompt" in echo else {}),
     }

@@ -10,11 +10,12 @@ from typing import Any
 
 from assistants.errors import APIError, BadRequest, NotFound
 from assistants.ids import new_id
-from assistants.responses import conversations, filters, records
+from assistants.responses import (container_sessions, conversations, filters, records, resume, run_records,
+                                  truncation)
 from assistants.responses.events import Translator
 from assistants.responses.inputs import Item, Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
-                                         search_queries, segment_output, shaped, usage_of)
+                                         search_queries, segment_output, session_thread, shaped, usage_of)
 from assistants.responses.paging import page
 from assistants.runtime import list_every
 
@@ -37,6 +38,7 @@ class ResponsesService:
         self._assistant: str | None = None
         self._lock = threading.Lock()
         filters.install(rt)
+        container_sessions.install(rt)
 
     # -- the assistant every response's run names -------------------------------------------------------
     def _assistant_id(self, model: str) -> str:
@@ -64,7 +66,7 @@ class ResponsesService:
         record, sub = self._start(req)
         finish = lambda: shaped(self.finalize(record["id"], record), req.include)  # noqa: E731
         start = response_object(record, "queued" if req.background else "in_progress", [], None)
-        translator = Translator(start, record["thread_id"], req.include, finish,
+        translator = Translator(start, session_thread(record), req.include, finish,
                                 lambda: search_queries(self.rt, record["run_id"]), filenames(self.rt))
         if req.stream or req.background:
             # The run's events are translated on a thread of their own, so the response is settled (kept, or
@@ -73,7 +75,8 @@ class ResponsesService:
 
             def translate() -> None:
                 for event in translator.run(sub):
-                    inbox.put(event)
+                    if req.stream:  # background alone: nobody reads them (a resumed stream reads the log)
+                        inbox.put(event)
                 inbox.put(None)
 
             threading.Thread(target=translate, name=f"resp-{record['id']}", daemon=True).start()
@@ -88,7 +91,7 @@ class ResponsesService:
         thread_id, waiting, conversation = self._target(req)
         record = {"id": new_id("resp"), "created_at": int(time.time()), "thread_id": thread_id, "run_id": "",
                   "step_offset": 0, "conversation_id": conversation, "store": req.store, "echo": req.echo,
-                  "input_items": [], "final": None, "waiting_calls": []}
+                  "input_items": [], "final": None, "waiting_calls": [], "container": req.container}
         if waiting is not None:
             return self._continue(req, record, waiting)
         return self._new_run(req, record)
@@ -156,10 +159,13 @@ class ResponsesService:
                                  "function_call_output items until it has them.", param=f"input[{i}]")
         steps = run_steps(self.rt, waiting["thread_id"], waiting["run_id"])
         record.update(thread_id=waiting["thread_id"], run_id=waiting["run_id"], step_offset=len(steps),
+                      container=req.container if req.tools_given else waiting.get("container"),
                       input_items=[{**i.echo, "id": new_id("fco")} for i in req.items
                                    if i.type == "function_call_output" and i.echo["call_id"] in pending])
+        if not req.tools_given:  # the rest of the run keeps the tools it had, and says so
+            record["echo"] = {**record["echo"], "tools": (waiting.get("echo") or {}).get("tools") or []}
         outputs = [{"tool_call_id": c, "output": req.outputs[c]} for c in pending]
-        sub = self.rt.submit_tool_outputs(waiting["thread_id"], waiting["run_id"], tool_outputs=outputs, stream=True)
+        sub = self._resume(req, record, waiting, outputs)
         if waiting.get("store", True):
             records.save(self.rt.store, {**waiting, "waiting_calls": []})
         else:  # store=false was kept only while its run waited for these outputs
@@ -167,8 +173,33 @@ class ResponsesService:
         records.save(self.rt.store, record)
         return record, sub
 
+    def _resume(self, req: Request, record: dict, waiting: dict, outputs: list[dict]) -> Any:
+        """Submit the outputs; tools named in this request replace the run's first (undone if it is refused).
+
+        The record is saved before the run goes on, so the tool handlers read this segment's settings.
+        """
+        thread_id, run_id = waiting["thread_id"], waiting["run_id"]
+        before = self.rt.get_thread(thread_id).get("tool_resources") or {}
+        old_tools = self.rt.get_run(thread_id, run_id)["tools"]
+        record["event_after"] = self.rt.store.last_event_seq(run_id)  # the run waits: this segment's events follow
+        records.save(self.rt.store, record)
+        try:
+            if req.tools_given and req.run["tools"] != old_tools:
+                if req.resources:
+                    self.rt.update_thread(thread_id, tool_resources={**before, **req.resources})
+                run_records.retool(self.rt, run_id, req.run["tools"])
+            return self.rt.submit_tool_outputs(thread_id, run_id, tool_outputs=outputs, stream=True)
+        except BaseException:
+            records.delete(self.rt.store, record["id"])
+            if req.tools_given and req.run["tools"] != old_tools:
+                run_records.retool(self.rt, run_id, old_tools)
+                self.rt.update_thread(thread_id, tool_resources=before)
+            raise
+
     def _new_run(self, req: Request, record: dict) -> tuple[dict, Any]:
         messages = self._history(req.fork_from) + self._messages(req) if req.fork_from else self._messages(req)
+        truncation.check(self.rt, req.echo["truncation"], req.model, req.run.get("instructions"),
+                         req.run.get("max_completion_tokens"), record["thread_id"], messages)
         run_body = {k: v for k, v in req.run.items() if v is not None}
         assistant_id = req.assistant_id or self._assistant_id(req.model)
         thread_id = record["thread_id"]
@@ -197,7 +228,7 @@ class ResponsesService:
             if item.type != "message":  # a replayed call keeps its own id; its text message is an implementation detail
                 msg_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
             echoes.append({**item.echo, "id": msg_id})
-        record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes)
+        record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes, event_after=0)
         records.save(self.rt.store, record)
         return record, sub
 
@@ -302,6 +333,10 @@ class ResponsesService:
     def get(self, response_id: str, include: list[str] | None = None) -> dict:
         self._record(response_id)
         return shaped(self.finalize(response_id), include or [])
+
+    def events(self, response_id: str, include: list[str], starting_after: int = -1) -> Iterator[dict]:
+        """The response's stream again, from the event after `starting_after` (GET ...?stream=true)."""
+        return resume.replay(self, self._record(response_id), include, starting_after)
 
     def delete(self, response_id: str) -> dict:
         record = self._record(response_id)

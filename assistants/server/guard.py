@@ -16,6 +16,7 @@ http://127.0.0.1:8000 without asking first; the answer is unreadable to it, but 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -28,6 +29,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Routes that take multipart/form-data (file uploads); every other body is JSON.
 UPLOAD_PATHS = {"/v1/files"}
+UPLOAD_PATTERN = re.compile(r"/v1/containers/[^/]+/files")  # a container file's content (or JSON with file_id)
+
+
+def _upload(path: str) -> bool:
+    return path in UPLOAD_PATHS or UPLOAD_PATTERN.fullmatch(path) is not None
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -81,7 +87,7 @@ class BrowserGuard:
                 f"Requests a browser makes on behalf of another site are refused (Sec-Fetch-Site: {site}). Call the "
                 "API from your own code, or open its URL directly.", "cross_site_request")
         if scope["method"] in BODY_METHODS:
-            return _content_type_problem(headers, scope["path"] in UPLOAD_PATHS and scope["method"] == "POST")
+            return _content_type_problem(headers, _upload(scope["path"]) and scope["method"] == "POST")
         return None
 
 

@@ -83,3 +83,25 @@ def test_odd_nested_values_never_cause_a_500(raw, client):
             response = raw.post("/responses", json=body)
             _checked(response, body)
             assert response.status_code == 400, body
+
+
+def test_odd_values_for_containers_never_cause_a_500(api, raw):
+    from assistants.responses.containers import FIELDS as CONTAINER_FIELDS
+
+    threads = api.rt.store.count("threads")
+    for field in sorted(CONTAINER_FIELDS):
+        for value in ODD_VALUES:
+            body = {"name": "odd", field: value}
+            response = raw.post("/containers", json=body)
+            _checked(response, body)
+            if response.status_code == 200:
+                assert raw.delete(f"/containers/{response.json()['id']}").status_code == 200
+            assert api.rt.store.count("threads") == threads, body
+    made = raw.post("/containers", json={"name": "files"}).json()["id"]
+    for value in ODD_VALUES:
+        _checked(raw.post(f"/containers/{made}/files", json={"file_id": value}), value)
+    for query in ("stream=true&starting_after=1e9", "stream=2", "stream=true&starting_after="):
+        _checked(raw.get(f"/responses/resp_nope?{query}"), query)
+    _checked(raw.post("/responses", json={"model": "gpt-4o-mini", "input": "hi",
+                                          "tools": [{"type": "code_interpreter", "container": "cntr_nope"}]}), "cntr")
+    raw.delete(f"/containers/{made}")

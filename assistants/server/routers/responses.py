@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from assistants.responses import service
+from assistants.errors import BadRequest
+from assistants.responses import resume, service
 from assistants.runtime import Runtime
 from assistants.server.deps import get_runtime, includes, json_body, page_params
 
@@ -38,7 +39,16 @@ def _frames(events: Iterator[dict]) -> Iterator[bytes]:
 
 @router.get("/{response_id}")
 def retrieve_response(response_id: str, request: Request, rt: Runtime = Depends(get_runtime)):
-    return service(rt).get(response_id, includes(request))
+    """The response; with stream=true its events again, after sequence number `starting_after`."""
+    q = request.query_params
+    streamed = q.get("stream", "false").lower()
+    if streamed not in ("true", "false", "1", "0"):
+        raise BadRequest(f"stream must be true or false (got {q['stream']!r}).", param="stream")
+    if streamed in ("false", "0"):
+        return service(rt).get(response_id, includes(request))
+    events = service(rt).events(response_id, includes(request), resume.starting_after(q.get("starting_after")))
+    return StreamingResponse(_frames(events), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.delete("/{response_id}")

@@ -1,0 +1,39 @@
+"""`code_interpreter` with `container: "cntr_…"`: the run's code goes to that container's session and files."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from assistants.errors import APIError
+from assistants.responses import containers, run_records
+from assistants.tools import BuiltinOutcome, empty_details
+
+
+def named_container(rt: Any, run: dict) -> str | None:
+    """The container the run's current response named in its code_interpreter tool, if any."""
+    return (run_records.current(rt, run) or {}).get("container")
+
+
+def install(rt: Any) -> None:
+    """Wrap the runtime's code_interpreter handler once; runs that name no container go straight to it."""
+    original = rt.toolbox.handlers.get("code_interpreter")
+    if original is None or getattr(original, "responses_containers", False):
+        return
+
+    def handle(arguments: dict, ctx: Any):
+        cntr = named_container(rt, ctx.run)
+        if cntr is None:
+            return original(arguments, ctx)
+        try:
+            thread = containers.thread_of(rt, cntr)
+        except APIError:
+            msg = f"error: container {cntr} no longer exists (it was deleted)."
+            return BuiltinOutcome(msg, empty_details("code_interpreter", arguments), error=msg)
+        containers.touch(rt, thread)
+        # The handler keys the session, its input files and its output files by ctx.thread: the container's.
+        return original(arguments, dataclasses.replace(ctx, thread=thread))
+
+    handle.responses_containers = True
+    rt.toolbox.register("code_interpreter", handle)
+
