@@ -60,7 +60,8 @@ class Runtime:
         self.router = router or ModelRouter.from_settings(self.settings)
         self.toolbox = toolbox or ToolBox()
         self.engine = Engine(self.store, self.router, self.toolbox, workers=self.settings.run_workers,
-                             max_tool_rounds=self.settings.max_tool_rounds, run_expires_s=self.settings.run_expires_s)
+                             max_tool_rounds=self.settings.max_tool_rounds, run_expires_s=self.settings.run_expires_s,
+                             lease_s=self.settings.run_lease_s)
         self.files = None
         self.vector_stores = None
         self._attach_tools()
@@ -98,9 +99,11 @@ class Runtime:
 
     def reload_settings(self, settings: Settings | None = None) -> None:
         """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
-        self.settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
-        self.router = ModelRouter.from_settings(self.settings)
+        settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
+        # The router first: whoever sees the new settings also finds the router built from them.
+        self.router = ModelRouter.from_settings(settings)
         self.engine.router = self.router
+        self.settings = settings
         if self._settings_mtime is not None:
             self._settings_mtime = self._settings_file_mtime()
 
