@@ -122,6 +122,7 @@ class Settings:
     run_workers: int = 8
     max_tool_rounds: int = 10
     run_expires_s: int = 600
+    run_lease_s: float = 10.0  # how long a process's claim on a run (or an indexing job) lasts unless renewed
     max_upload_mb: int = 100
     embedding_model: str = ""
     code_timeout_s: float = 30.0
@@ -210,6 +211,7 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
         run_workers=_int(env, "PLAYGROUND_RUN_WORKERS", 8),
         max_tool_rounds=_int(env, "PLAYGROUND_MAX_TOOL_ROUNDS", 10),
         run_expires_s=_int(env, "PLAYGROUND_RUN_EXPIRES_SECONDS", 600),
+        run_lease_s=_float(env, "PLAYGROUND_RUN_LEASE_SECONDS", 10.0),
         max_upload_mb=_int(env, "PLAYGROUND_MAX_UPLOAD_MB", 100),
         embedding_model=env.get("PLAYGROUND_EMBEDDING_MODEL", ""),
         code_timeout_s=_float(env, "PLAYGROUND_CODE_TIMEOUT", 30.0),

@@ -60,7 +60,8 @@ class Runtime:
         self.router = router or ModelRouter.from_settings(self.settings)
         self.toolbox = toolbox or ToolBox()
         self.engine = Engine(self.store, self.router, self.toolbox, workers=self.settings.run_workers,
-                             max_tool_rounds=self.settings.max_tool_rounds, run_expires_s=self.settings.run_expires_s)
+                             max_tool_rounds=self.settings.max_tool_rounds, run_expires_s=self.settings.run_expires_s,
+                             lease_s=self.settings.run_lease_s)
         self.files = None
         self.vector_stores = None
         self._attach_tools()

@@ -16,7 +16,7 @@ from assistants.config import Settings
 from assistants.errors import BadRequest, NotFound, not_found
 from assistants.files import FileService, public
 from assistants.ids import new_id, now
-from assistants.runs.engine import LEASE_S, process_owner
+from assistants.runs.engine import process_owner
 from assistants.store import Store
 from assistants.tools.file_search import (
     PARSE_TIMEOUT_S,
@@ -241,13 +241,15 @@ class VectorStoreService:
 
     def __init__(self, store: Store, files: FileService, settings: Settings | Callable[[], Settings], *,
                  workers: int = INDEX_WORKERS, embedder: Embedder | None = None,
-                 parse_timeout_s: float = PARSE_TIMEOUT_S):
+                 parse_timeout_s: float = PARSE_TIMEOUT_S, lease_s: float | None = None):
         self.store = store
         self.files = files
         # Wall-clock limit for reading one PDF or DOCX (in a child process): a file that takes
         # longer fails with that reason and frees its worker for the rest of the batch.
         self.parse_timeout_s = parse_timeout_s
         settings_fn = settings if callable(settings) else (lambda: settings)
+        # How long this process's claim on a file being indexed lasts unless renewed (the runs' lease setting).
+        self.lease_s = settings_fn().run_lease_s if lease_s is None else lease_s
         self.embedder = embedder or Embedder(settings_fn)
         self.owner = process_owner()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vs-index")
@@ -282,11 +284,11 @@ class VectorStoreService:
     def _renew_loop(self) -> None:
         """Renew this process's indexing leases; take over files whose lease lapsed elsewhere."""
         while not self._closed:
-            time.sleep(LEASE_S / 4)
+            time.sleep(self.lease_s / 4)
             if self._closed:
                 return
             try:
-                self.store.renew_json_leases("vector_store_files", self.owner, time.time() + LEASE_S)
+                self.store.renew_json_leases("vector_store_files", self.owner, time.time() + self.lease_s)
                 self._take_over()
             except Exception:  # a locked or closed database: try at the next round
                 log.debug("indexing lease renewal failed", exc_info=True)
@@ -668,7 +670,7 @@ class VectorStoreService:
     def _claim(self, row: dict) -> tuple[str, str, str]:
         """Mark a row as this process's work with a fresh job token (an older job for it then discards its result)."""
         row["_owner"] = self.owner
-        row["_lease_until"] = time.time() + LEASE_S
+        row["_lease_until"] = time.time() + self.lease_s
         row["_job"] = new_id("job")
         return row["vector_store_id"], row["id"], row["_job"]
 

@@ -74,10 +74,22 @@ def watch_indexing(store_ids: list[str]) -> None:
 
 
 def watch_active(thread_id: str, run_id: str) -> None:
-    """A run working elsewhere (another tab, or before a reload): poll it and redraw the page when it stops."""
+    """A run working elsewhere (the API server, another tab, or before a reload): its status now, then streamed live.
+
+    The page's own run draws its status at once; the fragment's reruns (from half a second on) stream the run
+    from the durable event log, token by token, whichever process executes it, and redraw the page when it stops.
+    """
+    rt = get_runtime()
+    # Replies of this run the page has already drawn whole are not streamed again; the one being written is.
+    drawn = {m["id"] for m in rt.list_messages(thread_id, run_id=run_id, limit=100)["data"]
+             if m["status"] != "in_progress"}
+    runs = {"n": 0}  # this call's fragment: 0 = inside the page's run, then its own reruns
 
     def body() -> None:
-        rt = get_runtime()
+        runs["n"] += 1
+        if runs["n"] > 1:
+            _stream_from_log(rt, run_id, drawn)
+            st.rerun()
         try:
             run = rt.get_run(thread_id, run_id)
         except APIError:
@@ -87,4 +99,19 @@ def watch_active(thread_id: str, run_id: str) -> None:
         replies = rt.list_messages(thread_id, run_id=run_id, limit=1, order="desc")["data"]
         thread_view.render_active_run(run, writing=bool(replies) and replies[0]["status"] == "in_progress")
 
-    st.fragment(body, run_every=1.0)()
+    st.fragment(body, run_every=0.5)()
+
+
+def _stream_from_log(rt, run_id: str, drawn: set[str]) -> None:
+    """Draw the run as it happens from its event log (from its start, skipping the replies already drawn)."""
+    sub = rt.engine.hub.subscribe(run_id, after=0)
+
+    def events():
+        for event, data in sub.events(timeout=0.5):
+            if not (event.startswith("thread.message.") and data and data.get("id") in drawn):
+                yield event, data
+
+    try:
+        thread_view.stream_run(events())
+    finally:
+        sub.close()

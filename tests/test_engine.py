@@ -404,3 +404,32 @@ def test_following_an_ended_run_from_now_ends_at_once(rt, provider):
     run = rt.create_run(t["id"], assistant_id=a["id"])
     wait_run(rt, t["id"], run["id"])
     assert list(rt.engine.hub.subscribe(run["id"]).events(timeout=1)) == [("done", None)]
+
+
+def test_the_lease_is_one_setting_passed_to_the_engine_and_the_indexer(tmp_path):
+    from pathlib import Path
+
+    from assistants.config import Settings, load_settings
+    from assistants.providers.router import ModelRouter
+    from assistants.runtime import Runtime
+    from tests.fakes.provider import ScriptedProvider
+
+    assert Settings(data_dir=tmp_path).run_lease_s == 10.0
+    with pytest.raises(ValueError, match="PLAYGROUND_RUN_LEASE_SECONDS"):
+        load_settings({"PLAYGROUND_DATA_DIR": str(tmp_path), "PLAYGROUND_RUN_LEASE_SECONDS": "long"})
+    settings = load_settings({"PLAYGROUND_DATA_DIR": str(tmp_path), "PLAYGROUND_RUN_LEASE_SECONDS": "2.5",
+                              "PLAYGROUND_EMBEDDED_MODEL": "0"})
+    assert settings.run_lease_s == 2.5
+    rt = Runtime(settings, router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
+    try:
+        assert rt.engine.status.lease_s == 2.5 and rt.vector_stores.lease_s == 2.5
+        row = {"vector_store_id": "vs_x", "id": "file-x"}
+        rt.vector_stores._claim(row)
+        assert 2.0 < row["_lease_until"] - time.time() <= 2.5
+        assert rt.engine.status.lease_until() - time.time() <= 2.5
+    finally:
+        rt.close()
+    # Declared once: no other module reads it from the environment.
+    root = Path(__file__).resolve().parents[1] / "assistants"
+    readers = [p.relative_to(root).as_posix() for p in root.rglob("*.py") if "PLAYGROUND_RUN_LEASE_SECONDS" in p.read_text()]
+    assert readers == ["config.py"]

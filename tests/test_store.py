@@ -154,7 +154,8 @@ CRASHER = textwrap.dedent("""
     from assistants.runtime import Runtime
     from tests.conftest import make_settings
     from tests.fakes.provider import ScriptedProvider
-    rt = Runtime(make_settings({data!r}), router=ModelRouter([ScriptedProvider(script=[{{"text": "x", "delay": 60}}])]))
+    rt = Runtime(make_settings({data!r}, run_lease_s=1.5),
+                 router=ModelRouter([ScriptedProvider(script=[{{"text": "x", "delay": 60}}])]))
     a = rt.create_assistant(model="fake-model")
     t = rt.create_thread(messages=[{{"role": "user", "content": "survive me"}}])
     run = rt.create_run(t["id"], assistant_id=a["id"])
@@ -172,8 +173,7 @@ def test_run_of_a_killed_process_ends_failed_once_its_lease_lapses(tmp_path):
     from assistants.providers.router import ModelRouter
 
     script = CRASHER.format(root=str(ROOT), data=str(tmp_path))
-    env = {**os.environ, "PLAYGROUND_RUN_LEASE_SECONDS": "1.5"}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         thread_id, run_id = proc.stdout.readline().split()
         # A live owner's run is left alone by another process starting up.

@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from assistants.config import Settings
 from assistants.errors import APIError
 from assistants.ids import new_id, now
 from assistants.messages import text_block
@@ -26,10 +27,6 @@ from assistants.tools import ToolBox
 __all__ = ["TERMINAL", "Engine", "indexed_outputs", "public"]
 
 log = logging.getLogger(__name__)
-
-# How long a worker's claim on a run lasts unless renewed (the sweeper renews it while the run works).
-LEASE_S = float(os.environ.get("PLAYGROUND_RUN_LEASE_SECONDS") or 10)
-
 
 def process_owner() -> str:
     """A name for this process that no other process (here or on another host) will ever have."""
@@ -48,7 +45,7 @@ class Engine(ToolRunner):
     """Owns the worker pool and this process's working set; status changes go through the status machine."""
 
     def __init__(self, store: Store, router: ModelRouter, toolbox: ToolBox, *, workers: int = 8,
-                 max_tool_rounds: int = 10, run_expires_s: int = 600, lease_s: float = LEASE_S):
+                 max_tool_rounds: int = 10, run_expires_s: int = 600, lease_s: float = Settings.run_lease_s):
         self.store = store
         self.router = router
         self.toolbox = toolbox

@@ -13,6 +13,7 @@ from assistants.errors import BadRequest
 from assistants.store.migrations import ACTIVE_RUN_STATUSES, migrate
 from assistants.store.pool import ConnectionPool
 from assistants.store.reports import ReportQueries
+from assistants.store.responses import ResponseQueries
 from assistants.store.runs import RunQueries
 
 __all__ = ["ACTIVE_RUN_STATUSES", "IntegrityError", "Store"]
@@ -48,7 +49,7 @@ def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class Store(RunQueries, ReportQueries):
+class Store(RunQueries, ReportQueries, ResponseQueries):
     """A SQLite database in WAL mode: pooled connections, `BEGIN IMMEDIATE` for every write."""
 
     def __init__(self, path: Path | str, *, migrate_schema: bool = True):

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 
 class StoreInterface(Protocol):
-    """Objects as wire JSON with indexed columns, compare-and-set updates, leases, the run event log, chunk search."""
+    """Objects as wire JSON with indexed columns, compare-and-set updates, leases, the run event log, named queries."""
 
     # -- transactions ----------------------------------------------------------------------------
     def write(self) -> AbstractContextManager[Any]: """A short write transaction; an inner one joins it."""
@@ -42,6 +42,18 @@ class StoreInterface(Protocol):
     def active_run(self, thread_id: str) -> dict | None: """The thread's active run, if any."""
     def step_usage(self, run_id: str) -> dict: """A run's usage: the sum of its steps'."""
     def delete_thread(self, thread_id: str) -> int: """Delete a thread and everything that hangs off it."""
+
+    # -- the Responses API: response records and conversation items ------------------------------
+    def save_response(self, record: dict) -> None: """Insert or replace a response record (its thread must exist)."""
+    def get_response(self, response_id: str) -> dict | None: """One response record, or None."""
+    def delete_response(self, response_id: str) -> bool: """Forget a response record; whether it existed."""
+    def response_waiting_for(self, call_id: str) -> dict | None: """The newest record waiting for this call."""
+    def latest_response(self, thread_id: str) -> dict | None: """The newest record on a thread."""
+    def first_response_of_run(self, run_id: str) -> dict | None: """The record that started a run."""
+    def save_conversation_item(self, thread_id: str, message_id: str, item: dict) -> None:
+        """The conversation item a thread message stands for (the message must exist)."""
+    def conversation_items(self, thread_id: str) -> dict[str, dict]: """message id -> item, for one thread."""
+    def delete_conversation_item(self, message_id: str) -> None: """Forget a message's item."""
 
     # -- reports and the file-search index -------------------------------------------------------
     def thread_summaries(self, limit: int = 1000) -> list[dict]: """Threads with counts, tokens, last activity."""

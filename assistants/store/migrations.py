@@ -116,6 +116,55 @@ def m007_leases_events_foreign_keys(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX run_events_age ON run_events(created_at)")
 
 
+# The Responses API's tables. Older versions made them on first use, without foreign keys, so m008 may find them.
+_RESPONSE_TABLES = {
+    "responses": (
+        "CREATE TABLE {name} (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+        "created_at INTEGER NOT NULL, thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE, "
+        "run_id TEXT NOT NULL, waiting_calls TEXT NOT NULL DEFAULT '', data TEXT NOT NULL)",
+        "thread_id IN (SELECT id FROM threads)",
+        ["CREATE INDEX responses_run ON responses(run_id)",
+         "CREATE INDEX responses_thread ON responses(thread_id, seq)"]),
+    "conversation_items": (
+        "CREATE TABLE {name} (message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE, "
+        "thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE, item_id TEXT NOT NULL, data TEXT NOT NULL)",
+        "message_id IN (SELECT id FROM messages) AND thread_id IN (SELECT id FROM threads)",
+        ["CREATE INDEX conversation_items_thread ON conversation_items(thread_id)"]),
+}
+
+
+def _shape(conn: sqlite3.Connection, table: str) -> tuple[set, set]:
+    """A table's columns and foreign keys (child column, parent table, parent column, on delete)."""
+    cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    fks = {(r[3], r[2], r[4], r[6]) for r in conn.execute(f"PRAGMA foreign_key_list({table})")}
+    return cols, fks
+
+
+def m008_responses(conn: sqlite3.Connection) -> None:
+    """The Responses API's records and conversation items, with foreign keys: deleting a conversation (a thread)
+    deletes its responses and items, deleting a message its item.
+
+    Idempotent: a table made on first use by an older version is rebuilt when its columns or foreign keys differ
+    (its rows copied; those whose thread or message is already gone are left behind, as in m007).
+    """
+    for table, (create, keep, indexes) in _RESPONSE_TABLES.items():
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        if exists:
+            conn.execute(create.format(name=f"{table}__new"))
+            wanted = _shape(conn, f"{table}__new")
+            if _shape(conn, table) == wanted:
+                conn.execute(f"DROP TABLE {table}__new")
+            else:
+                shared = ", ".join(c for c in _shape(conn, table)[0] if c in wanted[0])
+                conn.execute(f"INSERT INTO {table}__new ({shared}) SELECT {shared} FROM {table} WHERE {keep}")
+                conn.execute(f"DROP TABLE {table}")
+                conn.execute(f"ALTER TABLE {table}__new RENAME TO {table}")
+        else:
+            conn.execute(create.format(name=table))
+        for sql in indexes:
+            conn.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_files_and_vector_stores,
@@ -124,6 +173,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m005_search_index_cjk,
     m006_search_index_nfkc,
     m007_leases_events_foreign_keys,
+    m008_responses,
 ]
 
 

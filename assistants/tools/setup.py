@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def attach(rt: Any) -> None:
     """Give the runtime its file and vector store services, the file_search handler and the attachment hook."""
     files = FileService(rt.store, lambda: rt.settings)
-    vector_stores = VectorStoreService(rt.store, files, lambda: rt.settings)
+    vector_stores = VectorStoreService(rt.store, files, lambda: rt.settings, lease_s=rt.settings.run_lease_s)
     rt.files = files
     rt.vector_stores = vector_stores
     rt.toolbox.register("file_search", make_handler(rt))

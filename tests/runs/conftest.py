@@ -22,13 +22,13 @@ class Proc:
     """Process A: a Runtime in a child process, driven by JSON lines."""
 
     def __init__(self, data_dir: Path, *, user: int | None = None):
-        env = {**os.environ, "PLAYGROUND_RUN_LEASE_SECONDS": str(LEASE_S), "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         preexec = None
         if user is not None:
             def preexec():  # a neighbour running as another uid (as another user or container would)
                 os.setgid(user)
                 os.setuid(user)
-        self.p = subprocess.Popen([sys.executable, "-m", "tests.runs.proc", str(data_dir)], cwd=ROOT, env=env,
+        self.p = subprocess.Popen([sys.executable, "-m", "tests.runs.proc", str(data_dir), str(LEASE_S)], cwd=ROOT, env=env,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=preexec)
         self.ready = self.read()
         self.pending: list[dict] = []
@@ -88,7 +88,6 @@ def proc_a(shared_dir):
 
 @pytest.fixture
 def rt_b(shared_dir, proc_a):
-    rt = make_runtime(str(shared_dir))
-    rt.engine.status.lease_s = LEASE_S
+    rt = make_runtime(str(shared_dir), LEASE_S)
     yield rt
     rt.close()

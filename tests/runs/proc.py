@@ -1,6 +1,6 @@
 """A Runtime in its own process on a shared data dir, driven by JSON lines on stdin (one reply line each).
 
-`python -m tests.runs.proc DATA_DIR` — the model is scripted by the user message:
+`python -m tests.runs.proc DATA_DIR [LEASE_S]` — the model is scripted by the user message:
 "slow:N:D" streams N chunks D s apart; "code" runs a 60 s code cell; "rounds:K" makes K quick tool rounds, then answers;
 "tool" calls the function get_weather once, then answers; anything else is echoed.
 """
@@ -46,8 +46,9 @@ class RoleModel(ScriptedProvider):
         return super().chat(request, on_text=on_text, cancel=cancel)
 
 
-def make_runtime(data_dir: str) -> Runtime:
-    return Runtime(make_settings(data_dir), router=ModelRouter([RoleModel()], default_model="fake-model"))
+def make_runtime(data_dir: str, lease_s: float = 10.0) -> Runtime:
+    return Runtime(make_settings(data_dir, run_lease_s=lease_s),
+                   router=ModelRouter([RoleModel()], default_model="fake-model"))
 
 
 def setup(rt: Runtime) -> dict:
@@ -121,7 +122,7 @@ def soak(rt: Runtime, assistant_id: str, clients: int, runs: int, seed: int) -> 
 
 
 def main() -> None:
-    rt = make_runtime(sys.argv[1])
+    rt = make_runtime(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
     out_lock = threading.Lock()
 
     def reply(obj: dict) -> None:

@@ -222,7 +222,7 @@ def test_migrating_an_old_database_reindexes_its_chunks(tmp_path, monkeypatch):
     conn = store.conn()
     assert applied_version(conn) == len(MIGRATIONS)
     names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
-    assert names[-3:-1] == ["m005_search_index_cjk", "m006_search_index_nfkc"]
+    assert names[4:6] == ["m005_search_index_cjk", "m006_search_index_nfkc"]
     assert conn.execute("SELECT id, vector_store_id, file_id, chunk_index, bytes, text FROM fs_chunks").fetchall() == before
     check_index(conn)
 
