@@ -210,14 +210,6 @@ def failed_files(store_id: str) -> list[tuple[str, str]]:
 
 
 THREADS_LISTED = 100  # newest threads in the list beside the chat; the Threads page lists them all
-_THREADS_SQL = """
-SELECT t.id, t.created_at, json_extract(t.data, '$.metadata.title'),
-       (SELECT json_extract(m.data, '$.content[0].text.value') FROM messages m WHERE m.thread_id = t.id
-         ORDER BY m.seq LIMIT 1),
-       COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.thread_id = t.id), 0) AS last_seq
-FROM threads t WHERE json_extract(t.data, '$.metadata.assistant_id') = ?
-ORDER BY last_seq DESC, t.seq DESC LIMIT ?
-"""
 
 
 def thread_title(title: str | None, first_message: str | None) -> str:
@@ -229,6 +221,5 @@ def thread_title(title: str | None, first_message: str | None) -> str:
 def threads_of(assistant_id: str) -> list[dict]:
     """The assistant's threads, the latest message first: {"id", "title", "created_at"}."""
     rt = get_runtime()
-    rows = rt.store.conn().execute(_THREADS_SQL, (assistant_id, THREADS_LISTED)).fetchall()
-    return [{"id": tid, "created_at": created, "title": thread_title(title, first)}
-            for tid, created, title, first, _seq in rows]
+    return [{"id": row["id"], "created_at": row["created_at"], "title": thread_title(row["title"], row["first_message"])}
+            for row in rt.store.assistant_threads(assistant_id, THREADS_LISTED)]

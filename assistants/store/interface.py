@@ -57,6 +57,7 @@ class StoreInterface(Protocol):
 
     # -- reports and the file-search index -------------------------------------------------------
     def thread_summaries(self, limit: int = 1000) -> list[dict]: """Threads with counts, tokens, last activity."""
+    def assistant_threads(self, assistant_id: str, limit: int = 100) -> list[dict]: """An assistant's threads, latest first."""
     def latest_thread(self, assistant_id: str) -> str | None: """The newest thread opened for an assistant."""
     def index_chunks(self, vector_store_id: str, file_id: str, filename: str, chunks: list[str],
                      embeddings: list[list[float]] | None = None) -> int: """Store a file's chunks."""

@@ -40,6 +40,17 @@ LEFT JOIN assistants a ON a.id = COALESCE(last.assistant_id, p.meta_assistant)
 ORDER BY p.seq DESC
 """
 
+# The list beside the chat: threads opened for an assistant, ordered by their latest message. json_valid guards as
+# above.
+_ASSISTANT_THREADS_SQL = """
+SELECT t.id, t.created_at, json_extract(iif(json_valid(t.data), t.data, NULL), '$.metadata.title'),
+       (SELECT json_extract(iif(json_valid(m.data), m.data, NULL), '$.content[0].text.value') FROM messages m
+         WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1),
+       COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.thread_id = t.id), 0) AS last_seq
+FROM threads t WHERE json_extract(iif(json_valid(t.data), t.data, NULL), '$.metadata.assistant_id') = ?
+ORDER BY last_seq DESC, t.seq DESC LIMIT ?
+"""
+
 SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
                    "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
 
@@ -72,6 +83,12 @@ class ReportQueries:
         """
         rows = self.conn().execute(_SUMMARY_SQL, {"limit": limit}).fetchall()
         return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
+
+    def assistant_threads(self, assistant_id: str, limit: int = 100) -> list[dict]:
+        """An assistant's threads, the one with the latest message first: id, created_at, title, first_message."""
+        rows = self.conn().execute(_ASSISTANT_THREADS_SQL, (assistant_id, limit)).fetchall()
+        return [{"id": tid, "created_at": created, "title": title, "first_message": first}
+                for tid, created, title, first, _seq in rows]
 
     def latest_thread(self, assistant_id: str) -> str | None:
         """The newest thread whose `metadata.assistant_id` is this assistant."""

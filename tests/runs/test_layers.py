@@ -35,6 +35,8 @@ def test_no_sql_outside_the_store():
     sql = re.compile(r"\.execute(many)?\(|\bstore\.conn\(\)|\bSELECT\b.+\bFROM\b|\bUPDATE\s+\w+\s+SET\b")
     packages = [p.relative_to(ROOT).as_posix() for folder in ("runs", "responses", "server")
                 for p in (ROOT / "assistants" / folder).rglob("*.py")]
+    packages += [p.relative_to(ROOT).as_posix() for folder in ("playground", "app_pages", "components")
+                 for p in (ROOT / folder).rglob("*.py")]
     assert any(p.startswith("assistants/responses/") for p in packages)
     for rel in ("assistants/runtime.py", "assistants/export.py", "assistants/vector_stores.py",
                 "assistants/tools/file_search/index.py", *packages):
@@ -49,7 +51,7 @@ def test_everything_outside_the_store_uses_only_the_store_interface():
     interface = {n for n in vars(StoreInterface) if not n.startswith("_")}
     assert all(callable(getattr(Store, n, None)) for n in interface), interface - set(dir(Store))
     used = set()
-    for folder in ("assistants", "playground", "pages", "components"):
+    for folder in ("assistants", "playground", "app_pages", "components"):
         for path in (ROOT / folder).rglob("*.py"):
             if "store" not in path.relative_to(ROOT).parts[:2]:
                 # `x.store.m(` (the runtime's store) and `return store.m(` (export's helpers take the store)

@@ -19,11 +19,7 @@ def small_window(api, monkeypatch):
 
 
 def counts(api) -> tuple[int, int]:
-    from assistants.responses import records
-
-    records._conn(api.rt.store)
-    n = api.rt.store.conn().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    return n, len(api.rt.store.all("threads"))
+    return api.rt.store.count("responses"), api.rt.store.count("threads")
 
 
 def test_truncation_disabled_refuses_what_does_not_fit_and_auto_drops_the_oldest(api, client, fake, small_window):
