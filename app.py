@@ -39,13 +39,18 @@ for key, value in PLAYGROUND_DEFAULTS.items():
 
 # The page files live in app_pages/, not pages/: a pages/ folder makes Streamlit run its files on their own (no
 # session defaults, an auto-generated menu) until some session has run this file since the server started.
+# The default page lives at "/"; "/playground" (a bookmark, an old link) leads there instead of "Page not found".
+# A page's id is its url_path, so the default one takes another ("home") to leave "playground" to the redirect.
+PLAYGROUND = st.Page("app_pages/playground.py", title="Playground", icon=":material/forum:", default=True,
+                     url_path="home")
 pages = [
-    st.Page("app_pages/playground.py", title="Playground", icon=":material/forum:", default=True),
+    PLAYGROUND,
     st.Page("app_pages/assistants.py", title="Assistants", icon=":material/smart_toy:"),
     st.Page("app_pages/threads.py", title="Threads", icon=":material/chat:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/download:"),
     st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:"),
+    st.Page(lambda: st.switch_page(PLAYGROUND), title="Playground", url_path="playground", visibility="hidden"),
 ]
 # Before any page: nothing of the Playground is drawn for a browser that has not logged in where a login is set,
 # and nothing at all when it listens beyond this machine without one. The pages are registered either way (hidden

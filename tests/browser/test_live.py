@@ -57,6 +57,7 @@ def assert_healthy(page) -> None:
     assert page.get_by_test_id("stSidebarNav").count() == 0  # the auto-generated lowercase menu lives there
     assert page.locator("header a", has_text="Playground").count() >= 1
     assert page.get_by_test_id("stChatInput").count() == 1
+    assert "Page not found" not in page.inner_text("body")  # /playground is a known address, not a fallback
 
 
 def test_a_bookmark_to_playground_on_a_fresh_server(app, browser):
