@@ -52,13 +52,13 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "db" not in metafunc.fixturenames:
-        return
-    choice = metafunc.config.getoption("--db")
-    if choice == "default":
-        choice = "both" if metafunc.definition.get_closest_marker("both_databases") else "sqlite"
-    dbs = ["sqlite", "postgres"] if choice == "both" else [choice]
-    metafunc.parametrize("db", dbs, indirect=True)
+    for name in ("db", "module_db"):
+        if name not in metafunc.fixturenames:
+            continue
+        choice = metafunc.config.getoption("--db")
+        if choice == "default":
+            choice = "both" if metafunc.definition.get_closest_marker("both_databases") else "sqlite"
+        metafunc.parametrize(name, ["sqlite", "postgres"] if choice == "both" else [choice], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -74,20 +74,33 @@ def pg_server():
     cluster.stop()
 
 
-@pytest.fixture(scope="module")
-def db(request):
-    """"sqlite" or "postgres": on PostgreSQL, make_settings gives every data dir its own database."""
+def _use_database(request):
+    """Point make_settings at PostgreSQL while the fixture lives (subprocesses inherit it), or leave SQLite."""
     if request.param == "sqlite":
         yield "sqlite"
         return
     server = request.getfixturevalue("pg_server")
     old = os.environ.get(PG_ENV)
     os.environ[PG_ENV] = server.url
-    yield "postgres"
-    if old is None:
-        os.environ.pop(PG_ENV, None)
-    else:
-        os.environ[PG_ENV] = old
+    try:
+        yield "postgres"
+    finally:
+        if old is None:
+            os.environ.pop(PG_ENV, None)
+        else:
+            os.environ[PG_ENV] = old
+
+
+@pytest.fixture
+def db(request):
+    """"sqlite" or "postgres" for one test: on PostgreSQL, make_settings gives every data dir its own database."""
+    yield from _use_database(request)
+
+
+@pytest.fixture(scope="module")
+def module_db(request):
+    """`db` for module-scoped fixtures (a server shared by a module's tests)."""
+    yield from _use_database(request)
 
 
 @pytest.fixture
