@@ -98,9 +98,14 @@ class Runtime:
 
     def reload_settings(self, settings: Settings | None = None) -> None:
         """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
-        self.settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
-        self.router = ModelRouter.from_settings(self.settings)
+        from dataclasses import replace
+
+        new = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
+        new = replace(new, database_url=self.settings.database_url)  # the store in use stays the store in use
+        # The router first: whoever sees the new settings also finds the router built from them.
+        self.router = ModelRouter.from_settings(new)
         self.engine.router = self.router
+        self.settings = new
         if self._settings_mtime is not None:
             self._settings_mtime = self._settings_file_mtime()
 
