@@ -7,9 +7,13 @@ import signal
 import threading
 import time
 
+import pytest
+
 from assistants.runs.status import TERMINAL
 from tests.runs.conftest import LEASE_S, Proc
 from tests.runs.proc import soak
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_soak_every_run_ends_no_thread_blocked_database_intact(shared_dir, proc_a, rt_b):
