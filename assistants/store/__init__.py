@@ -15,7 +15,11 @@ from assistants.store.pool import ConnectionPool
 from assistants.store.reports import ReportQueries
 from assistants.store.runs import RunQueries
 
-__all__ = ["ACTIVE_RUN_STATUSES", "IntegrityError", "Store", "open_store"]
+__all__ = ["ACTIVE_RUN_STATUSES", "DatabaseUnavailable", "IntegrityError", "Store", "open_store"]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be used (unreachable, refused us, a newer schema); says why, no password."""
 
 # A constraint said no (one active run per thread, a parent row gone): what callers catch, whatever the database.
 try:

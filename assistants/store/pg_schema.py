@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from assistants.store import DatabaseUnavailable
 from assistants.store.migrations import ACTIVE_RUN_STATUSES
 
 # Every instance runs migrations at start: one at a time, whoever comes first (a session-level advisory lock).
@@ -91,7 +92,7 @@ def m004_search_index(c) -> None:
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index]
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(DatabaseUnavailable):
     """The database was migrated by a newer version of the Playground than this one."""
 
 

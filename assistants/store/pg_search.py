@@ -38,11 +38,21 @@ RANK_PER_HIT = 0.1  # ts_rank_cd's weight of a plain (D-weight) lexeme occurrenc
 
 def indexed_text(text: str) -> str:
     """What the tsvector is built from: SQLite's indexed form, then without diacritics (café finds cafe)."""
-    base = search_text(text) or text
-    if base.isascii():
-        return base
-    return unicodedata.normalize("NFC", "".join(ch for ch in unicodedata.normalize("NFD", base)
-                                                if not unicodedata.combining(ch)))
+    return _without_diacritics(search_text(text) or text)
+
+
+def _without_diacritics(text: str) -> str:
+    """Latin letters lose their accents; other scripts keep their marks (で must not become て)."""
+    if text.isascii():
+        return text
+    out, base = [], ""
+    for ch in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(ch) and base < "\u0250":  # a mark on a Latin letter (Latin-1 and Extended-A/B)
+            continue
+        out.append(ch)
+        if not unicodedata.combining(ch):
+            base = ch
+    return unicodedata.normalize("NFC", "".join(out))
 
 
 def index_chunks(c, vector_store_id: str, file_id: str, filename: str, chunks: list[str],
@@ -71,7 +81,7 @@ def delete_chunks(c, vector_store_id: str, file_id: str | None = None) -> None:
 def _tsquery(terms: list[str]) -> str:
     # Terms hold only letters and digits (query_terms), so quoting makes each a plain lexeme: no operator typed
     # by a user reaches to_tsquery. A lone CJK character is a prefix of the pairs indexed, as on SQLite.
-    return " | ".join(f"'{indexed_text(t)}':*" if _lone_cjk(t) else f"'{indexed_text(t)}'" for t in terms)
+    return " | ".join(f"'{_without_diacritics(t)}':*" if _lone_cjk(t) else f"'{_without_diacritics(t)}'" for t in terms)
 
 
 def search(c, vector_store_ids: list[str], query: str, *, max_num_results: int = 20, score_threshold: float = 0.0,

@@ -20,12 +20,20 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
+from assistants.store import DatabaseUnavailable
 from assistants.store.pg_queries import PgRunQueries
 from assistants.store.pg_schema import migrate
 
 WRITE_LOCK = 7_413_002
 POOL_MAX = 20  # workers + request threads + sweeper + tailer; a read holds a connection for one statement only
 CONNECT_TIMEOUT_S = 10
+# What to do about the usual reasons a connection is refused (README: "Run several instances").
+HINTS = (
+    ("password authentication failed", ". Check the user and password in the URL."),
+    ("does not exist", ". Create it first (README: Run several instances)."),
+    ("Connection refused", ". Is PostgreSQL running there, and listening on that address and port?"),
+    ("timeout expired", ". Is the host reachable (firewall, listen_addresses)?"),
+)
 
 # The indexed columns of each object table (the same as SQLite's, see store/__init__.py).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -41,10 +49,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "model_calls": ("run_id",),
 }
 COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
-
-
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL could not be reached or refused us; the message names the URL without its password."""
 
 
 def redact(url: str) -> str:
@@ -100,9 +104,10 @@ class PostgresStore(PgRunQueries):
         try:
             psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
         except psycopg.Error as exc:
-            reason = _scrub(str(exc).strip(), self.url) or type(exc).__name__
-            raise DatabaseUnavailable(f"cannot use PostgreSQL at {self.safe_url} (PLAYGROUND_DATABASE_URL): {reason}") \
-                from None
+            reason = " ".join(_scrub(str(exc), self.url).split()) or type(exc).__name__
+            hint = next((h for needle, h in HINTS if needle in reason), "")
+            raise DatabaseUnavailable(f"cannot use PostgreSQL at {self.safe_url} (PLAYGROUND_DATABASE_URL): "
+                                      f"{reason}{hint}") from None
 
     # -- connections and transactions -------------------------------------------------------
     @contextmanager
