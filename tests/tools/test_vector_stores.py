@@ -20,6 +20,8 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.provider import ScriptedProvider
 from tests.tools.documents import docx_with
 
+pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
+
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 BANANAS = b"Bananas are yellow when ripe. They grow in tropical climates and are rich in potassium."
 
@@ -57,6 +59,8 @@ def chunk_count(rt, vs_id: str, file_id: str | None = None) -> int:
     sql, args = "SELECT COUNT(*) FROM fs_chunks WHERE vector_store_id = ?", [vs_id]
     if file_id:
         sql, args = sql + " AND file_id = ?", [*args, file_id]
+    if not hasattr(rt.store, "conn"):  # PostgreSQL
+        return rt.store._rows(sql.replace("?", "%s"), args)[0][0]
     return rt.store.conn().execute(sql, args).fetchone()[0]
 
 
