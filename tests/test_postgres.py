@@ -76,6 +76,8 @@ def test_field_level_updates_compare_and_set_and_cascades(store):
     # A filter on a field without a column compares the JSON value.
     assert store.update_fields("messages", "msg_1", {"status": "completed"}, status="in_progress") == 1
     assert store.get("messages", "msg_1")["status"] == "completed"
+    store.update_fields("messages", "msg_1", {"content": "a\x00b \\u0000"})  # jsonb cannot hold NUL: U+FFFD
+    assert store.get("messages", "msg_1")["content"] == "a\ufffdb \\u0000"
     from assistants.store import IntegrityError
 
     with pytest.raises(IntegrityError):  # one active run per thread, as on SQLite

@@ -10,10 +10,11 @@ writes are serialised across instances; they are short (never a model call or co
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -67,15 +68,23 @@ def redact(url: str) -> str:
 
 def _scrub(text: str, url: str) -> str:
     password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    if not password:
+        return text
+    return text.replace(password, "***").replace(unquote(password), "***")
 
 
 def _col(obj: dict, name: str):
     return obj.get(name, obj.get("_" + name))
 
 
+# JSON's \u0000 (not preceded by an escaped backslash): PostgreSQL's jsonb cannot hold NUL in a string.
+_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def _dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # SQLite keeps a NUL typed into a message; PostgreSQL would refuse the whole write, so it becomes U+FFFD.
+    return _NUL.sub(lambda m: m.group(1) + "\\ufffd", text) if "\\u0000" in text else text
 
 
 def _jsonb(obj) -> Jsonb:
