@@ -232,3 +232,38 @@ def test_file_search_on_postgres_stems_pairs_cjk_normalises_and_keeps_the_score_
     assert store.search_chunks(["vs_2"], "cat") == []
     store.delete_chunks("vs_1", "file-1")
     assert store.search_chunks(["vs_1"], "cat") == [] and store.chunk_usage_bytes("vs_1") == 0
+
+
+def test_connections_killed_mid_run_end_the_run_clearly_and_the_pool_reconnects(pg_url, tmp_path):
+    """Every backend of the database terminated while a reply streams (a failover, a restart)."""
+    import psycopg
+
+    from assistants.providers.router import ModelRouter
+    from assistants.runtime import Runtime
+    from tests.conftest import make_settings, wait_run
+    from tests.fakes.provider import ScriptedProvider
+
+    provider = ScriptedProvider()
+    rt = Runtime(make_settings(tmp_path, database_url=pg_url), router=ModelRouter([provider], default_model="fake-model"))
+    try:
+        assistant = rt.create_assistant(model="fake-model")
+        thread = rt.create_thread(messages=[{"role": "user", "content": "hi"}])
+        provider.add({"chunks": [f"w{i} " for i in range(60)], "chunk_delay": 0.02})
+        run = rt.create_run(thread["id"], assistant_id=assistant["id"])
+        time.sleep(0.4)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert killed >= 1
+        ended = wait_run(rt, thread["id"], run["id"], timeout=30)  # the next reads reconnect
+        assert ended["status"] in ("completed", "failed"), ended
+        if ended["status"] == "failed":
+            assert ended["last_error"]["message"]
+        # Nothing half-written: the reply is whole or marked incomplete, and the thread takes a new run.
+        reply = [m for m in rt.list_messages(thread["id"])["data"] if m["role"] == "assistant"]
+        assert all(m["status"] in ("completed", "incomplete") for m in reply)
+        rt.create_message(thread["id"], role="user", content="again")
+        again = rt.create_run(thread["id"], assistant_id=assistant["id"])
+        assert wait_run(rt, thread["id"], again["id"])["status"] == "completed"
+    finally:
+        rt.close()
