@@ -19,7 +19,7 @@ from tests.fakes.provider import ScriptedProvider
 PG_ENV = "PLAYGROUND_TEST_PG_SERVER"
 
 
-def test_database_url(data_dir: Path | str) -> str:
+def database_url_for(data_dir: Path | str) -> str:
     """The PostgreSQL database of a data dir while a test runs on PostgreSQL ("" on SQLite), created on first use.
 
     Named after the data dir, so a subprocess given the same dir (the multi-process tests) opens the same database.
@@ -36,7 +36,7 @@ def test_database_url(data_dir: Path | str) -> str:
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
     base = dict(data_dir=Path(data_dir), embedded_enabled=False, default_model="fake-model", run_workers=4,
-                database_url=test_database_url(data_dir))
+                database_url=database_url_for(data_dir))
     base.update(overrides)
     return Settings(**base)
 
