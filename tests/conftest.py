@@ -43,8 +43,8 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
 
 def pytest_addoption(parser):
     parser.addoption("--db", choices=("default", "sqlite", "postgres", "both"), default="default",
-                     help="databases for tests that take the `db` fixture: default = both for modules marked "
-                          "`both_databases`, SQLite for the rest")
+                     help="default: tests taking `db` run on both databases in modules marked `both_databases`, "
+                          "on SQLite elsewhere; postgres: every runtime any test builds uses PostgreSQL")
 
 
 def pytest_configure(config):
@@ -74,9 +74,9 @@ def pg_server():
     cluster.stop()
 
 
-def _use_database(request):
+def _use_database(request, kind: str):
     """Point make_settings at PostgreSQL while the fixture lives (subprocesses inherit it), or leave SQLite."""
-    if request.param == "sqlite":
+    if kind == "sqlite":
         yield "sqlite"
         return
     server = request.getfixturevalue("pg_server")
@@ -91,16 +91,25 @@ def _use_database(request):
             os.environ[PG_ENV] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_everywhere(request):
+    """`--db=postgres`: every runtime a test builds (make_settings, the servers) uses PostgreSQL, not only `db` tests."""
+    if request.config.getoption("--db") != "postgres":
+        yield
+        return
+    yield from _use_database(request, "postgres")
+
+
 @pytest.fixture
 def db(request):
     """"sqlite" or "postgres" for one test: on PostgreSQL, make_settings gives every data dir its own database."""
-    yield from _use_database(request)
+    yield from _use_database(request, request.param)
 
 
 @pytest.fixture(scope="module")
 def module_db(request):
     """`db` for module-scoped fixtures (a server shared by a module's tests)."""
-    yield from _use_database(request)
+    yield from _use_database(request, request.param)
 
 
 @pytest.fixture
