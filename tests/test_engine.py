@@ -406,3 +406,24 @@ def test_following_an_ended_run_from_now_ends_at_once(rt, provider):
     run = rt.create_run(t["id"], assistant_id=a["id"])
     wait_run(rt, t["id"], run["id"])
     assert list(rt.engine.hub.subscribe(run["id"]).events(timeout=1)) == [("done", None)]
+
+
+def test_a_queued_run_left_by_a_dead_process_is_taken_over_and_run(rt, tmp_path):
+    """Reserved, then its process stopped before starting it: another runtime's sweeper reserves it and runs it."""
+    from assistants.providers.router import ModelRouter
+    from assistants.runtime import Runtime
+    from tests.conftest import make_settings
+    from tests.fakes.provider import ScriptedProvider
+
+    rt.sweeper.stop()  # process A: reserves the run, then never starts it nor renews its lease
+    rt.engine.submit = lambda run_id: None
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    rt.store.update_fields("runs", run["id"], {"_lease_until": 0.0})  # the lease ran out
+    other = Runtime(make_settings(tmp_path), router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
+    try:
+        done = wait_run(other, t["id"], run["id"], timeout=10)
+        assert done["status"] == "completed" and other.store.get("runs", run["id"])["status"] == "completed"
+        assert other.store.take_over_queued("someone", 1e12, 1e12) == []  # nothing left to take
+    finally:
+        other.close()
