@@ -6,6 +6,7 @@ import streamlit as st
 
 from assistants.config import load_settings
 from assistants.runtime import Runtime
+from assistants.store import DatabaseUnavailable
 from components import login
 
 # st.session_state keys shared by every page (ids and UI flags only; everything else lives in the store).
@@ -17,7 +18,11 @@ DEFAULTS = {
 
 @st.cache_resource(show_spinner="Starting the runtime…")
 def _runtime_for(data_dir: str) -> Runtime:
-    return Runtime(load_settings())
+    try:
+        return Runtime(load_settings())
+    except DatabaseUnavailable as exc:  # not cached: the next rerun tries again once the database is back
+        st.error(str(exc))
+        st.stop()
 
 
 def get_runtime() -> Runtime:

@@ -138,6 +138,8 @@ class Settings:
     code_output_quota_mb: int = 200
     code_cpus: float = 1.0
     playground_password: str = ""
+    # PLAYGROUND_DATABASE_URL: postgresql://… shares one database between instances; "" = SQLite. Never in repr (password).
+    database_url: str = field(default="", repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -220,6 +222,7 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
         code_disk_mb=_int(env, "PLAYGROUND_CODE_DISK_MB", 500),
         code_idle_minutes=_float(env, "PLAYGROUND_CODE_IDLE_MINUTES", 30.0),
         allow_unsandboxed_code=_bool(env, "PLAYGROUND_ALLOW_UNSANDBOXED_CODE", False),
+        database_url=env.get("PLAYGROUND_DATABASE_URL", "").strip(),
         api_keys=keys,
         models_dir_override=Path(env["PLAYGROUND_MODELS_DIR"]).expanduser().resolve() if env.get("PLAYGROUND_MODELS_DIR") else None,
         ollama_autodetect=_bool(env, "PLAYGROUND_OLLAMA_AUTODETECT", True),

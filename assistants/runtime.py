@@ -17,7 +17,7 @@ from assistants.providers.router import ModelRouter
 from assistants.runs.engine import TERMINAL, Engine, public
 from assistants.runs.events import Subscription
 from assistants.runs.sweeper import Sweeper
-from assistants.store import IntegrityError, Store
+from assistants.store import IntegrityError, Store, open_store
 from assistants.tools import ToolBox
 
 ASSISTANT_FIELDS = {"model", "name", "description", "instructions", "tools", "tool_resources", "metadata",
@@ -56,7 +56,7 @@ class Runtime:
     def __init__(self, settings: Settings | None = None, *, router: ModelRouter | None = None,
                  toolbox: ToolBox | None = None, store: Store | None = None):
         self.settings = settings or load_settings()
-        self.store = store or Store(self.settings.db_path)
+        self.store = store or open_store(self.settings)
         self.router = router or ModelRouter.from_settings(self.settings)
         self.toolbox = toolbox or ToolBox()
         self.engine = Engine(self.store, self.router, self.toolbox, workers=self.settings.run_workers,
@@ -99,7 +99,10 @@ class Runtime:
 
     def reload_settings(self, settings: Settings | None = None) -> None:
         """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
+        from dataclasses import replace
+
         settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
+        settings = replace(settings, database_url=self.settings.database_url)  # the store in use stays the store in use
         # The router first, then both at once: a reader never sees new settings beside the old router.
         router = ModelRouter.from_settings(settings)
         self.settings, self.router = settings, router

@@ -11,6 +11,8 @@ from assistants.errors import BadRequest
 from assistants.providers.base import ProviderError
 from tests.conftest import wait_run
 
+pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
+
 FN = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 
@@ -433,3 +435,24 @@ def test_the_lease_is_one_setting_passed_to_the_engine_and_the_indexer(tmp_path)
     root = Path(__file__).resolve().parents[1] / "assistants"
     readers = [p.relative_to(root).as_posix() for p in root.rglob("*.py") if "PLAYGROUND_RUN_LEASE_SECONDS" in p.read_text()]
     assert readers == ["config.py"]
+
+
+def test_a_queued_run_left_by_a_dead_process_is_taken_over_and_run(rt, tmp_path):
+    """Reserved, then its process stopped before starting it: another runtime's sweeper reserves it and runs it."""
+    from assistants.providers.router import ModelRouter
+    from assistants.runtime import Runtime
+    from tests.conftest import make_settings
+    from tests.fakes.provider import ScriptedProvider
+
+    rt.sweeper.stop()  # process A: reserves the run, then never starts it nor renews its lease
+    rt.engine.submit = lambda run_id: None
+    a, t = start(rt)
+    run = rt.create_run(t["id"], assistant_id=a["id"])
+    rt.store.update_fields("runs", run["id"], {"_lease_until": 0.0})  # the lease ran out
+    other = Runtime(make_settings(tmp_path), router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
+    try:
+        done = wait_run(other, t["id"], run["id"], timeout=10)
+        assert done["status"] == "completed" and other.store.get("runs", run["id"])["status"] == "completed"
+        assert other.store.take_over_queued("someone", 1e12, 1e12) == []  # nothing left to take
+    finally:
+        other.close()

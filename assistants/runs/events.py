@@ -19,6 +19,7 @@ ENDING = frozenset(f"thread.run.{s}" for s in ("requires_action", "completed", "
                                                 "incomplete"))
 ENDED = frozenset(("completed", "failed", "cancelled", "expired", "incomplete"))
 POLL_S = 0.01  # how often the tailer reads the log while someone listens (events of other processes)
+NOTIFIED_POLL_S = 0.5  # with LISTEN/NOTIFY (PostgreSQL) a notification wakes the tailer; this is the safety net
 GONE_CHECK_S = 1.0  # how often the tailer checks that the runs it follows still exist
 DELTA_FLUSH_S = 0.02  # text deltas are written in batches at most this old
 
@@ -66,7 +67,7 @@ class EventHub:
 
     Subscribers read only the log, so they see an event once its state is committed, in commit order,
     whichever process wrote it. A commit in this process wakes the tailer at once (the fast path);
-    other processes' events arrive within POLL_S.
+    other processes' events arrive within POLL_S, or at once where the store notifies (PostgreSQL's NOTIFY).
     """
 
     def __init__(self, store: Store):
@@ -79,6 +80,7 @@ class EventHub:
         self._deltas: dict[str, list[tuple[str, str, str]]] = {}
         self._delta_since: dict[str, float] = {}
         self._delta_lock = threading.Lock()
+        self._poll_s: float | None = None  # decided when the first subscriber comes: notified or polling
 
     # -- writing -----------------------------------------------------------------------------
     def publish(self, run_id: str, event: str, data: dict | None) -> None:
@@ -125,6 +127,8 @@ class EventHub:
                 return sub
         sub = Subscription(self, run_id, after)
         with self._lock:
+            if self._poll_s is None:
+                self._poll_s = NOTIFIED_POLL_S if self.store.on_events(self._wake.set) else POLL_S
             self._subs.setdefault(run_id, []).append(sub)
             if self._tailer is None or not self._tailer.is_alive():
                 self._tailer = threading.Thread(target=self._tail, name="run-events", daemon=True)
@@ -150,7 +154,7 @@ class EventHub:
     def _tail(self) -> None:
         last_gone_check = time.monotonic()
         while not self._closed:
-            self._wake.wait(POLL_S)
+            self._wake.wait(self._poll_s or POLL_S)
             self._wake.clear()
             with self._lock:
                 subs = {rid: list(s) for rid, s in self._subs.items()}

@@ -87,11 +87,6 @@ class StatusMachine:
         return self.move(run_id, "in_progress", mine=True, started_at=started.get("started_at") or now(),
                          _lease_until=self.lease_until())
 
-    def reserve(self, run_id: str) -> bool:
-        """Take over a queued run whose reserving process stopped renewing it (its lease ran out)."""
-        return bool(self.store.update_fields("runs", run_id, {"_owner": self.owner, "_lease_until": self.lease_until()},
-                                             status="queued", lease_before=time.time()))
-
     def requeue_with_outputs(self, run_id: str, apply_outputs) -> dict | None:
         """requires_action -> queued (submit_tool_outputs): exactly one of concurrent submitters wins."""
         with self.store.write():

@@ -76,7 +76,8 @@ class Sweeper:
         ended = 0
         at = time.time()
         mine = set(self.engine.working())
-        for run_id, status in self.store.lapsed_leases(at):
+        lapsed = self.store.lapsed_leases(at)
+        for run_id, status in lapsed:
             if run_id in mine:
                 continue  # ours and alive: the renewal is due, not a death
             if status == "in_progress":
@@ -84,8 +85,12 @@ class Sweeper:
                 ended += self.status.fail(run_id, "server_error", message, mine=False, lease_before=at) is not None
             elif status == "cancelling":
                 ended += self.status.finish_cancel(run_id) is not None
-            elif status == "queued" and not self.engine.closed and self.status.reserve(run_id):
-                self.engine.submit(run_id)  # queued by a process that died before starting it: run it here
+        if not self.engine.closed and any(status == "queued" for _, status in lapsed):
+            # Queued by a process that died before starting them: run them here. One statement reserves them
+            # (on PostgreSQL with SKIP LOCKED, so several instances' sweepers split them instead of colliding).
+            for run_id in self.store.take_over_queued(self.engine.owner, self.status.lease_until(), at):
+                if run_id not in mine:
+                    self.engine.submit(run_id)
         for run_id in self.store.due_to_expire(now()):
             ended += self.status.expire(run_id) is not None
         return ended

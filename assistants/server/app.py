@@ -18,6 +18,7 @@ from assistants.server.listen import ListenError, bare_host, bind_problem, liste
 from assistants.server.responses import JSONResponse
 from assistants.server.routers import assistants, files, messages, models, runs, steps, threads, vector_stores
 from assistants.server.routers import containers, conversations, responses
+from assistants.store import DatabaseUnavailable
 
 __all__ = ["bind_problem", "create_app", "main"]
 
@@ -25,6 +26,7 @@ __all__ = ["bind_problem", "create_app", "main"]
 THREAD_POOL_SIZE = 128
 EXIT_REFUSED = 2  # the configuration is not safe to serve (as argparse's usage errors)
 EXIT_CANNOT_LISTEN = 1
+EXIT_NO_DATABASE = 3  # PLAYGROUND_DATABASE_URL unreachable, refused us, or migrated by a newer version
 
 
 def create_app(runtime: Runtime | None = None, *, max_body_bytes: int = MAX_JSON_BYTES,
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m assistants.server", description=main.__doc__, epilog=(
         "Exit status: 0 after a clean stop, 1 when it cannot listen (port in use, no such address), "
-        "2 for bad arguments or when it refuses to listen beyond loopback without PLAYGROUND_API_KEYS."))
+        "2 for bad arguments or when it refuses to listen beyond loopback without PLAYGROUND_API_KEYS, "
+        "3 when the database (PLAYGROUND_DATABASE_URL) cannot be used."))
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; ::1 for IPv6)")
     parser.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
@@ -84,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except ListenError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CANNOT_LISTEN
-    runtime = Runtime(settings)
+    try:
+        runtime = Runtime(settings)
+    except (DatabaseUnavailable, ValueError) as exc:  # the message names the database without its password
+        sock.close()
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return EXIT_NO_DATABASE
     try:
         port = sock.getsockname()[1]
         print(f"Assistants API on http://{url_host(host)}:{port}/v1 (data in {settings.data_dir}); "

@@ -1,4 +1,4 @@
-"""SQLite persistence: one module owns every query shape, so another database can replace it."""
+"""Persistence: SQLite here (the embedded default), PostgreSQL in postgres.py; `open_store` picks one."""
 
 from __future__ import annotations
 
@@ -16,10 +16,31 @@ from assistants.store.reports import ReportQueries
 from assistants.store.responses import ResponseQueries
 from assistants.store.runs import RunQueries
 
-__all__ = ["ACTIVE_RUN_STATUSES", "IntegrityError", "Store"]
+__all__ = ["ACTIVE_RUN_STATUSES", "DatabaseUnavailable", "IntegrityError", "Store", "open_store"]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be used (unreachable, refused us, a newer schema); says why, no password."""
 
 # A constraint said no (one active run per thread, a parent row gone): what callers catch, whatever the database.
-IntegrityError = sqlite3.IntegrityError
+try:
+    import psycopg
+
+    IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+except ImportError:  # PostgreSQL support not installed: SQLite only
+    IntegrityError = (sqlite3.IntegrityError,)
+
+
+def open_store(settings):
+    """The store the settings name: PostgreSQL for a `postgresql://` PLAYGROUND_DATABASE_URL, else SQLite."""
+    url = getattr(settings, "database_url", "")
+    if url:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("PLAYGROUND_DATABASE_URL must start with postgresql:// (leave it empty for SQLite)")
+        from assistants.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    return Store(settings.db_path)
 
 # The indexed columns of each object table, filled from the object's own fields on every write.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -109,6 +130,10 @@ class Store(RunQueries, ReportQueries, ResponseQueries):
 
     def close(self) -> None:
         self._pool.close()
+
+    def on_events(self, callback: Callable[[], None]) -> bool:
+        """SQLite has no notifications: False, the event tailer keeps polling the log."""
+        return False
 
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:

@@ -63,6 +63,14 @@ class RunQueries:
             "SELECT id, status FROM runs WHERE status IN ('queued', 'in_progress', 'cancelling') "
             "AND (lease_until IS NULL OR lease_until < ?)", (at,)).fetchall()
 
+    def take_over_queued(self, owner: str, until: float, at: float, limit: int = 16) -> list[str]:
+        """Reserve queued runs whose reserving process stopped renewing their lease; their ids."""
+        with self.write() as c:
+            return [r[0] for r in c.execute(
+                "UPDATE runs SET owner = ?, lease_until = ? WHERE id IN (SELECT id FROM runs WHERE status = 'queued' "
+                "AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?) RETURNING id",
+                (owner, until, at, limit)).fetchall()]
+
     def due_to_expire(self, at: int) -> list[str]:
         """Ids of queued or waiting runs past their `expires_at`."""
         return [r[0] for r in self.conn().execute(

@@ -69,8 +69,8 @@ class Proc:
 
 
 @pytest.fixture
-def shared_dir():
-    """A data dir every uid can reach (pytest's own tmp dirs are private to root)."""
+def shared_dir(db):
+    """A data dir every uid can reach (pytest's own tmp dirs are private to root); on PostgreSQL, its database."""
     data = Path(tempfile.mkdtemp(prefix="runs-shared-", dir="/tmp"))
     os.chmod(data, 0o777)
     yield data

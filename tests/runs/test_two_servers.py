@@ -11,8 +11,11 @@ import time
 import openai
 import pytest
 
+from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.runs.conftest import ROOT
+
+pytestmark = pytest.mark.both_databases
 
 
 def _free_port() -> int:
@@ -29,6 +32,7 @@ def servers(shared_dir):
                "PLAYGROUND_DEFAULT_MODEL": "fake-model", "PLAYGROUND_RUN_LEASE_SECONDS": "2",
                "PYTHONPATH": str(ROOT)}
         env.pop("PLAYGROUND_API_KEYS", None)
+        env["PLAYGROUND_DATABASE_URL"] = database_url_for(shared_dir)  # "" on SQLite
         procs, clients = [], []
         try:
             for _ in range(2):

@@ -14,6 +14,7 @@ from assistants.config import Backend, Settings
 from assistants.runtime import Runtime
 from assistants.server import create_app
 from assistants.server.background import BackgroundServer
+from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 
 API_KEY = "sk-test-key-0123456789"
@@ -39,7 +40,8 @@ def running_api(data_dir: Path, **overrides) -> Iterator[Api]:
     """Fake model server + runtime + uvicorn, torn down in reverse."""
     with FakeOpenAIServer() as fake:
         settings = Settings(data_dir=data_dir, backends=(Backend("fake", fake.base_url),), embedded_enabled=False,
-                            aliases={"gpt-4o-mini": "fake-model"}, api_keys=(API_KEY,))
+                            aliases={"gpt-4o-mini": "fake-model"}, api_keys=(API_KEY,),
+                            database_url=database_url_for(data_dir))  # "" unless the test runs on PostgreSQL
         rt = Runtime(replace(settings, **overrides))
         try:
             with BackgroundServer(create_app(rt)) as server:
@@ -49,7 +51,7 @@ def running_api(data_dir: Path, **overrides) -> Iterator[Api]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory) -> Iterator[Api]:
+def api(tmp_path_factory, module_db) -> Iterator[Api]:
     with running_api(tmp_path_factory.mktemp("data")) as running:
         yield running
 

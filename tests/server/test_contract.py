@@ -17,6 +17,8 @@ from openai.types.beta.threads.runs import RunStep
 from openai.types.shared import ErrorObject
 from openai.types.vector_stores import FileContentResponse, VectorStoreFile, VectorStoreFileBatch, VectorStoreFileDeleted
 
+pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
+
 STREAM_EVENT = pydantic.TypeAdapter(AssistantStreamEvent)
 ID = r"[^/]+"
 VS = f"/vector_stores/{ID}"  # one vector store

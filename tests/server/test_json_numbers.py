@@ -159,6 +159,8 @@ def _poison(db, table: str, obj_id: str, change) -> None:
 
 def test_rows_stored_with_nan_still_list_across_a_restart_and_the_sdk_parses_them(tmp_path):
     with running_api(tmp_path) as api:
+        if api.rt.settings.database_url:
+            pytest.skip("rows with NaN exist only in SQLite databases written before the API refused NaN")
         client = api.client()
         good = client.beta.assistants.create(model="gpt-4o-mini", name="good")
         thread = client.beta.threads.create(messages=[{"role": "user", "content": [

@@ -16,6 +16,8 @@ from assistants.tools.file_search import parse
 from assistants.tools.file_search.parse import ParseError, extract_text
 from tests.tools.documents import docx_with
 
+pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
+
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 
 
@@ -63,6 +65,8 @@ def upload(rt, name: str, data: bytes) -> str:
 
 def chunk_count(rt, vs_id: str, file_id: str) -> int:
     sql = "SELECT COUNT(*) FROM fs_chunks WHERE vector_store_id = ? AND file_id = ?"
+    if not hasattr(rt.store, "conn"):  # PostgreSQL
+        return rt.store._rows(sql.replace("?", "%s"), (vs_id, file_id))[0][0]
     return rt.store.conn().execute(sql, (vs_id, file_id)).fetchone()[0]
 
 

@@ -15,10 +15,13 @@ from assistants.config import Backend
 from assistants.errors import BadRequest, NotFound
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
+from assistants.store import open_store
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.provider import ScriptedProvider
 from tests.tools.documents import docx_with
+
+pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 BANANAS = b"Bananas are yellow when ripe. They grow in tropical climates and are rich in potassium."
@@ -57,6 +60,8 @@ def chunk_count(rt, vs_id: str, file_id: str | None = None) -> int:
     sql, args = "SELECT COUNT(*) FROM fs_chunks WHERE vector_store_id = ?", [vs_id]
     if file_id:
         sql, args = sql + " AND file_id = ?", [*args, file_id]
+    if not hasattr(rt.store, "conn"):  # PostgreSQL
+        return rt.store._rows(sql.replace("?", "%s"), args)[0][0]
     return rt.store.conn().execute(sql, args).fetchone()[0]
 
 
@@ -376,7 +381,7 @@ def test_closing_releases_queued_files_for_the_next_start(tmp_path, monkeypatch)
     threading.Timer(0.2, gate.set).start()
     first.close()  # the files being indexed finish; the queued ones are released
     monkeypatch.setattr(vs_module, "extract_text", real)
-    reader = type(first.store)(first.settings.db_path)
+    reader = open_store(first.settings)
     rows = reader.all("vector_store_files", status="in_progress")
     reader.close()
     assert len(rows) == 6 - vs_module.INDEX_WORKERS and all(r["_owner"] is None for r in rows)
@@ -396,7 +401,8 @@ def test_embeddings_are_stored_and_fused_into_search(tmp_path):
             a, b = upload(rt, "paris.txt", PARIS), upload(rt, "bananas.txt", BANANAS)
             vs = rt.vector_stores.create(file_ids=[a, b])
             rt.vector_stores.wait_idle(30)
-            embedded = rt.store.conn().execute("SELECT COUNT(*) FROM fs_chunks WHERE embedding IS NOT NULL").fetchone()[0]
+            sql = "SELECT COUNT(*) FROM fs_chunks WHERE embedding IS NOT NULL"
+            embedded = (rt.store.conn().execute(sql).fetchone() if hasattr(rt.store, "conn") else rt.store._rows(sql)[0])[0]
             assert embedded == 2
             calls = len(srv.headers)
             hits = rt.vector_stores.search(vs["id"], "capital of France Paris")["data"]

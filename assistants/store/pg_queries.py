@@ -1,0 +1,198 @@
+"""PostgreSQL's named queries: the run event log (with LISTEN/NOTIFY), leases, active runs, summaries, chunk index."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+
+from assistants.store import pg_search
+from assistants.store.migrations import ACTIVE_RUN_STATUSES
+
+log = logging.getLogger(__name__)
+
+ENDED = ["completed", "failed", "cancelled", "incomplete", "expired"]
+WORKING = ["queued", "in_progress", "cancelling"]
+CHANNEL = "playground_run_events"
+
+_SUMMARY_SQL = """
+WITH page AS (SELECT seq, id, created_at, data->'metadata'->>'assistant_id' AS meta_assistant
+              FROM threads ORDER BY seq DESC LIMIT %(limit)s),
+msg AS (
+    SELECT thread_id, COUNT(*) AS n, MAX(created_at) AS last_at FROM messages
+    WHERE thread_id IN (SELECT id FROM page) GROUP BY thread_id),
+run AS (
+    SELECT thread_id, COUNT(*) AS n,
+           SUM(COALESCE((data->'usage'->>'prompt_tokens')::bigint, 0)) AS prompt,
+           SUM(COALESCE((data->'usage'->>'completion_tokens')::bigint, 0)) AS completion,
+           SUM(COALESCE((data->'usage'->>'total_tokens')::bigint, 0)) AS total,
+           GREATEST(MAX(created_at), COALESCE(MAX((data->>'completed_at')::float8), 0),
+                    COALESCE(MAX((data->>'failed_at')::float8), 0),
+                    COALESCE(MAX((data->>'cancelled_at')::float8), 0)) AS last_at
+    FROM runs WHERE thread_id IN (SELECT id FROM page) GROUP BY thread_id)
+SELECT p.id, p.created_at,
+       COALESCE(msg.n, 0)::int, COALESCE(run.n, 0)::int,
+       COALESCE(run.prompt, 0)::bigint, COALESCE(run.completion, 0)::bigint, COALESCE(run.total, 0)::bigint,
+       GREATEST(p.created_at, COALESCE(msg.last_at, 0), COALESCE(run.last_at, 0))::bigint,
+       COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, a.data->>'name',
+       (SELECT m.data->'content'->0->'text'->>'value' FROM messages m WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1)
+FROM page p
+LEFT JOIN msg ON msg.thread_id = p.id
+LEFT JOIN run ON run.thread_id = p.id
+LEFT JOIN LATERAL (SELECT r.assistant_id FROM runs r WHERE r.thread_id = p.id ORDER BY r.seq DESC LIMIT 1) last
+       ON TRUE
+LEFT JOIN assistants a ON a.id = COALESCE(last.assistant_id, p.meta_assistant)
+ORDER BY p.seq DESC
+"""
+SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
+                   "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
+
+
+class Listener:
+    """One LISTEN connection per store: a notification wakes every registered callback (the event tailer)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.callbacks: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pg-listen", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._wake()  # anything committed while we were not listening is read now
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self._wake()
+            except psycopg.Error:
+                log.debug("the LISTEN connection failed; reconnecting", exc_info=True)
+                self._stop.wait(1.0)  # the tailer still polls meanwhile, only slower
+
+    def _wake(self) -> None:
+        for callback in list(self.callbacks):
+            callback()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+class PgRunQueries:
+    """Mixed into PostgresStore: what the status machine, the sweeper, the event log and the pages ask."""
+
+    # -- the run event log -------------------------------------------------------------------
+    def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
+        """Append (run_id, event, data JSON) rows in the current write; NOTIFY (delivered at COMMIT) says where."""
+        with self.write() as c:
+            with c.cursor() as cur:
+                cur.executemany("INSERT INTO run_events (run_id, event, data, created_at) VALUES (%s, %s, %s, %s)",
+                                [(*r, created_at) for r in rows])
+            # The payload is a pointer (the run), not the event: NOTIFY is neither durable nor large.
+            c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, rows[-1][0]))
+
+    def on_events(self, callback: Callable[[], None]) -> bool:
+        """Call `callback` whenever any instance commits run events; True: notifications replace fast polling."""
+        if self._listener is None:
+            self._listener = Listener(self.url)
+        self._listener.callbacks.append(callback)
+        return True
+
+    def events_after(self, seq: int, run_ids: list[str], limit: int = 2000) -> list[tuple[int, str, str, str]]:
+        return self._rows("SELECT seq, run_id, event, data FROM run_events WHERE run_id = ANY(%s) AND seq > %s "
+                          "ORDER BY seq LIMIT %s", (list(run_ids), seq, limit))
+
+    def last_event_seq(self, run_id: str | None = None) -> int:
+        if run_id is None:
+            row = self._rows("SELECT MAX(seq) FROM run_events")[0]
+        else:
+            row = self._rows("SELECT MAX(seq) FROM run_events WHERE run_id = %s", (run_id,))[0]
+        return row[0] or 0
+
+    def prune_events(self, before: float) -> int:
+        return self._exec("DELETE FROM run_events WHERE created_at < %s AND run_id IN "
+                          "(SELECT id FROM runs WHERE status = ANY(%s))", (before, ENDED))
+
+    # -- leases ------------------------------------------------------------------------------
+    def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None:
+        if run_ids:
+            self._exec("UPDATE runs SET lease_until = %s WHERE owner = %s AND id = ANY(%s) AND status = ANY(%s)",
+                       (until, owner, list(run_ids), WORKING))
+
+    def renew_json_leases(self, table: str, owner: str, until: float) -> None:
+        self._exec(f"UPDATE {table} SET data = jsonb_set(data, '{{_lease_until}}', to_jsonb(%s::float8)) "
+                   "WHERE status = 'in_progress' AND data->>'_owner' = %s", (until, owner))
+
+    def lapsed_leases(self, at: float) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self._rows(
+            "SELECT id, status FROM runs WHERE status = ANY(%s) AND (lease_until IS NULL OR lease_until < %s)",
+            (WORKING, at))]
+
+    def take_over_queued(self, owner: str, until: float, at: float, limit: int = 16) -> list[str]:
+        """Reserve queued runs whose reserving process stopped renewing; instances skip each other's picks.
+
+        One statement outside the writer lock: SKIP LOCKED never waits, so sweepers of several instances
+        split the lapsed runs between them instead of queueing on the same rows.
+        """
+        with self._pool.connection() as c:
+            return [r[0] for r in c.execute(
+                "UPDATE runs SET owner = %s, lease_until = %s WHERE id IN (SELECT id FROM runs WHERE status = 'queued' "
+                "AND (lease_until IS NULL OR lease_until < %s) ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "RETURNING id", (owner, until, at, limit)).fetchall()]
+
+    def due_to_expire(self, at: int) -> list[str]:
+        return [r[0] for r in self._rows("SELECT id FROM runs WHERE status IN ('queued', 'requires_action') "
+                                         "AND (data->>'expires_at')::float8 < %s", (at,))]
+
+    def run_statuses(self, run_ids: list[str]) -> dict[str, str]:
+        if not run_ids:
+            return {}
+        return dict(self._rows("SELECT id, status FROM runs WHERE id = ANY(%s)", (list(run_ids),)))
+
+    # -- runs and threads --------------------------------------------------------------------
+    def active_run(self, thread_id: str) -> dict | None:
+        rows = self._rows("SELECT data FROM runs WHERE thread_id = %s AND status = ANY(%s)",
+                          (thread_id, list(ACTIVE_RUN_STATUSES)))
+        return rows[0][0] if rows else None
+
+    def step_usage(self, run_id: str) -> dict:
+        prompt, completion = self._rows(
+            "SELECT COALESCE(SUM((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint, "
+            "COALESCE(SUM((data->'usage'->>'completion_tokens')::bigint), 0)::bigint FROM run_steps WHERE run_id = %s",
+            (run_id,))[0]
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def delete_thread(self, thread_id: str) -> int:
+        return self._exec("DELETE FROM threads WHERE id = %s", (thread_id,))
+
+    # -- reports -----------------------------------------------------------------------------
+    def thread_summaries(self, limit: int = 1000) -> list[dict]:
+        rows = self._rows(_SUMMARY_SQL, {"limit": limit})
+        return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
+
+    def latest_thread(self, assistant_id: str) -> str | None:
+        rows = self._rows("SELECT id FROM threads WHERE data->'metadata'->>'assistant_id' = %s ORDER BY seq DESC "
+                          "LIMIT 1", (assistant_id,))
+        return rows[0][0] if rows else None
+
+    # -- the file-search chunk index ---------------------------------------------------------
+    def index_chunks(self, vector_store_id: str, file_id: str, filename: str, chunks: list[str],
+                     embeddings: list[list[float]] | None = None) -> int:
+        with self.write() as c:
+            return pg_search.index_chunks(c, vector_store_id, file_id, filename, chunks, embeddings)
+
+    def delete_chunks(self, vector_store_id: str, file_id: str | None = None) -> None:
+        with self.write() as c:
+            pg_search.delete_chunks(c, vector_store_id, file_id)
+
+    def chunk_usage_bytes(self, vector_store_id: str) -> int:
+        return int(self._rows("SELECT COALESCE(SUM(bytes), 0) FROM fs_chunks WHERE vector_store_id = %s",
+                              (vector_store_id,))[0][0])
+
+    def search_chunks(self, vector_store_ids: list[str], query: str, **options) -> list:
+        with self._pool.connection() as c:
+            return pg_search.search(c, vector_store_ids, query, **options)

@@ -1,0 +1,293 @@
+"""The PostgreSQL store (psycopg 3 + psycopg_pool): the same `Store` interface as SQLite, for many instances.
+
+Write transactions take one transaction-level advisory lock first (WRITE_LOCK), as SQLite's `BEGIN IMMEDIATE`
+takes its writer lock: the run event log's sequence numbers are then handed out in commit order (a reader that
+resumes after seq N never misses a row committed later with a smaller number), every read-then-write the runtime
+does inside `write()` sees no interleaved writer, and no two writers can deadlock on row locks. The price is that
+writes are serialised across instances; they are short (never a model call or code execution inside).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from assistants.errors import BadRequest
+from assistants.store import DatabaseUnavailable
+from assistants.store.pg_queries import PgRunQueries
+from assistants.store.pg_schema import migrate
+
+WRITE_LOCK = 7_413_002
+POOL_MAX = 20  # workers + request threads + sweeper + tailer; a read holds a connection for one statement only
+CONNECT_TIMEOUT_S = 10
+# What to do about the usual reasons a connection is refused (README: "Run several instances").
+HINTS = (
+    ("password authentication failed", ". Check the user and password in the URL."),
+    ("does not exist", ". Create it first (README: Run several instances)."),
+    ("Connection refused", ". Is PostgreSQL running there, and listening on that address and port?"),
+    ("timeout expired", ". Is the host reachable (firewall, listen_addresses)?"),
+)
+
+# The indexed columns of each object table (the same as SQLite's, see store/__init__.py).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "assistants": (),
+    "threads": (),
+    "messages": ("thread_id", "run_id"),
+    "runs": ("thread_id", "assistant_id", "status", "owner", "lease_until"),
+    "run_steps": ("thread_id", "run_id"),
+    "files": ("purpose",),
+    "vector_stores": (),
+    "vector_store_files": ("vector_store_id", "status", "batch_id"),
+    "file_batches": ("vector_store_id", "status"),
+    "model_calls": ("run_id",),
+}
+COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
+
+
+def redact(url: str) -> str:
+    """The URL with its password removed (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _scrub(text: str, url: str) -> str:
+    password = urlsplit(url).password
+    if not password:
+        return text
+    return text.replace(password, "***").replace(unquote(password), "***")
+
+
+def _col(obj: dict, name: str):
+    return obj.get(name, obj.get("_" + name))
+
+
+# JSON's \u0000 (not preceded by an escaped backslash): PostgreSQL's jsonb cannot hold NUL in a string.
+_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _dumps(obj) -> str:
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # SQLite keeps a NUL typed into a message; PostgreSQL would refuse the whole write, so it becomes U+FFFD.
+    return _NUL.sub(lambda m: m.group(1) + "\\ufffd", text) if "\\u0000" in text else text
+
+
+def _jsonb(obj) -> Jsonb:
+    return Jsonb(obj, dumps=_dumps)
+
+
+class PostgresStore(PgRunQueries):
+    """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
+
+    def __init__(self, url: str, *, migrate_schema: bool = True, pool_max: int = POOL_MAX):
+        self.url = url
+        self.safe_url = redact(url)
+        self._check_reachable()
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_max, open=False, name="playground",
+                                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                                    check=ConnectionPool.check_connection)
+        self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
+        self._local = threading.local()
+        self._listener = None
+        if migrate_schema:
+            with self._pool.connection() as c:
+                migrate(c)
+
+    def _check_reachable(self) -> None:
+        """Connect once up front: the pool would retry quietly, this says why it cannot (never the password)."""
+        try:
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            reason = " ".join(_scrub(str(exc), self.url).split()) or type(exc).__name__
+            hint = next((h for needle, h in HINTS if needle in reason), "")
+            raise DatabaseUnavailable(f"cannot use PostgreSQL at {self.safe_url} (PLAYGROUND_DATABASE_URL): "
+                                      f"{reason}{hint}") from None
+
+    # -- connections and transactions -------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[psycopg.Connection]:
+        """A short write transaction under the writer lock; nests (an inner `write` joins the outer one)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        self._local.callbacks = []
+        with self._pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    yield conn
+            except BaseException:
+                self._local.callbacks = []
+                raise
+            finally:
+                self._local.conn = None
+        callbacks, self._local.callbacks = self._local.callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current write commits (at once outside a transaction); dropped on rollback."""
+        if getattr(self._local, "conn", None) is not None:
+            self._local.callbacks.append(callback)
+        else:
+            callback()
+
+    def _rows(self, sql: str, args=()) -> list[tuple]:
+        """A query's rows: on this thread's write transaction if there is one, else on a pooled connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn.execute(sql, args).fetchall()
+        with self._pool.connection() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def _exec(self, sql: str, args=()) -> int:
+        """A write statement inside a write transaction; the rows it changed."""
+        with self.write() as c:
+            return c.execute(sql, args).rowcount
+
+    def open_connections(self) -> int:
+        return self._pool.get_stats().get("pool_size", 0)
+
+    def reclaim_connections(self) -> None:
+        """Nothing to do: a connection goes back to the pool after each statement or transaction."""
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self._pool.close()
+
+    # -- generic object operations --------------------------------------------------------
+    def insert(self, table: str, obj: dict) -> dict:
+        cols = COLUMNS[table]
+        names = ", ".join(("id", "created_at", "data", *cols))
+        marks = ", ".join(["%s"] * (3 + len(cols)))
+        data = {k: v for k, v in obj.items() if k not in COLUMN_ONLY.get(table, ())}
+        self._exec(f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                   [obj["id"], obj.get("created_at") or 0, _jsonb(data)] + [_col(obj, c) for c in cols])
+        return obj
+
+    def put(self, table: str, obj: dict, **where) -> dict:
+        """Replace a stored object (matched by id and `where`) with `obj`."""
+        cols = COLUMNS[table]
+        sets = ", ".join(["data = %s"] + [f"{c} = %s" for c in cols])
+        cond, args = self._where(table, {"id": obj["id"], **where})
+        self._exec(f"UPDATE {table} SET {sets} WHERE {cond}", [_jsonb(obj)] + [_col(obj, c) for c in cols] + args)
+        return obj
+
+    def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
+                      **where) -> int:
+        """Set only these fields (`data || {...}`, top-level keys) if `where` holds; return the rows changed."""
+        cols = COLUMNS[table]
+        column_only = COLUMN_ONLY.get(table, ())
+        json_fields, col_sets, col_args = {}, [], []
+        for key, value in fields.items():
+            if key in column_only:
+                col_sets.append(f"{key[1:]} = %s")
+                col_args.append(value)
+                continue
+            json_fields[key] = value
+            if key in cols:
+                col_sets.append(f"{key} = %s")
+                col_args.append(value)
+        sets = (["data = data || %s"] if json_fields else []) + col_sets
+        cond, wargs = self._where(table, {"id": obj_id, **where})
+        if lease_before is not None:
+            cond += " AND (lease_until IS NULL OR lease_until < %s)"
+            wargs.append(lease_before)
+        head = [_jsonb(json_fields)] if json_fields else []
+        return self._exec(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", head + col_args + wargs)
+
+    def get(self, table: str, obj_id: str, **where) -> dict | None:
+        cond, args = self._where(table, {"id": obj_id, **where})
+        rows = self._rows(f"SELECT data FROM {table} WHERE {cond}", args)
+        return rows[0][0] if rows else None
+
+    def delete(self, table: str, obj_id: str | None = None, **where) -> int:
+        filters = dict(where)
+        if obj_id is not None:
+            filters["id"] = obj_id
+        cond, args = self._where(table, filters)
+        return self._exec(f"DELETE FROM {table} WHERE {cond}", args)
+
+    def all(self, table: str, *, order: str = "asc", **where) -> list[dict]:
+        cond, args = self._where(table, where)
+        direction = "ASC" if order == "asc" else "DESC"
+        return [r[0] for r in self._rows(f"SELECT data FROM {table} WHERE {cond} ORDER BY seq {direction}", args)]
+
+    def count(self, table: str, **where) -> int:
+        cond, args = self._where(table, where)
+        return self._rows(f"SELECT COUNT(*) FROM {table} WHERE {cond}", args)[0][0]
+
+    def page(self, table: str, *, limit: int = 20, order: str = "desc", after: str | None = None,
+             before: str | None = None, **where) -> dict:
+        """One page of a list, answering like OpenAI: data, first_id, last_id, has_more."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+            raise BadRequest("limit must be an integer between 1 and 100.", param="limit")
+        if order not in ("asc", "desc"):
+            raise BadRequest("order must be 'asc' or 'desc'.", param="order")
+        base_cond, base_args = self._where(table, where)
+        conds, args = [base_cond], list(base_args)
+        asc = order == "asc"
+        reverse = False
+        if after:
+            conds.append("seq > %s" if asc else "seq < %s")
+            args.append(self._cursor_seq(table, after, "after", where))
+        if before:
+            conds.append("seq < %s" if asc else "seq > %s")
+            args.append(self._cursor_seq(table, before, "before", where))
+            if not after:
+                reverse, asc = True, not asc  # the page nearest the cursor, then the requested order
+        direction = "ASC" if asc else "DESC"
+        rows = self._rows(f"SELECT data FROM {table} WHERE {' AND '.join(conds)} ORDER BY seq {direction} LIMIT %s",
+                          [*args, limit + 1])
+        has_more = len(rows) > limit
+        data = [r[0] for r in rows[:limit]]
+        if reverse:
+            data.reverse()
+        return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+
+    def _cursor_seq(self, table: str, cursor: str, param: str, where: dict) -> int:
+        cond, args = self._where(table, {"id": cursor, **where})
+        rows = self._rows(f"SELECT seq FROM {table} WHERE {cond}", args)
+        if not rows:
+            raise BadRequest(f"The '{param}' cursor '{cursor}' is not an object in this list.", param=param)
+        return rows[0][0]
+
+    @staticmethod
+    def _where(table: str, filters: dict) -> tuple[str, list]:
+        """SQL for equality filters: a column where the table has one, else the object's JSON field."""
+        conds, args = [], []
+        cols = COLUMNS.get(table, ())
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key == "id" or key in cols:
+                values = [value] if not isinstance(value, (list, tuple, set)) else list(value)
+                conds.append(f"{key} = ANY(%s)" if len(values) != 1 else f"{key} = %s")
+                args.extend([values] if len(values) != 1 else values)
+            else:  # compared as JSON, so numbers and booleans match like strings do
+                values = [value] if not isinstance(value, (list, tuple, set)) else list(value)
+                if not values:
+                    conds.append("FALSE")
+                    continue
+                conds.append(f"data->'{key}' IN ({', '.join(['%s::jsonb'] * len(values))})")
+                args.extend(_jsonb(v) for v in values)
+        return (" AND ".join(conds) or "TRUE"), args
