@@ -174,6 +174,18 @@ class PgRunQueries:
         rows = self._rows(_SUMMARY_SQL, {"limit": limit})
         return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
 
+    def assistant_threads(self, assistant_id: str, limit: int = 100) -> list[dict]:
+        """An assistant's threads, the one with the latest message first: id, created_at, title, first_message."""
+        rows = self._rows(
+            "SELECT t.id, t.created_at, t.data->'metadata'->>'title', "
+            "(SELECT m.data->'content'->0->'text'->>'value' FROM messages m WHERE m.thread_id = t.id "
+            " ORDER BY m.seq LIMIT 1), "
+            "COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.thread_id = t.id), 0) AS last_seq "
+            "FROM threads t WHERE t.data->'metadata'->>'assistant_id' = %s ORDER BY last_seq DESC, t.seq DESC LIMIT %s",
+            (assistant_id, limit))
+        return [{"id": tid, "created_at": created, "title": title, "first_message": first}
+                for tid, created, title, first, _seq in rows]
+
     def latest_thread(self, assistant_id: str) -> str | None:
         rows = self._rows("SELECT id FROM threads WHERE data->'metadata'->>'assistant_id' = %s ORDER BY seq DESC "
                           "LIMIT 1", (assistant_id,))

@@ -89,7 +89,22 @@ def m004_search_index(c) -> None:
     c.execute("CREATE INDEX fs_chunks_tsv ON fs_chunks USING GIN (tsv)")
 
 
-MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index]
+def m005_responses(c) -> None:
+    """The Responses API's records and conversation items; they go with their thread (and an item with its message)."""
+    c.execute("CREATE TABLE responses (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+              "created_at BIGINT NOT NULL, thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE, "
+              "run_id TEXT NOT NULL, waiting_calls TEXT[] NOT NULL DEFAULT '{}', data JSONB NOT NULL)")
+    c.execute("CREATE INDEX responses_run ON responses(run_id)")
+    c.execute("CREATE INDEX responses_thread ON responses(thread_id, seq)")
+    c.execute("CREATE INDEX responses_waiting ON responses USING GIN (waiting_calls)")
+    c.execute("CREATE TABLE conversation_items (message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE, "
+              "thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE, item_id TEXT NOT NULL, "
+              "data JSONB NOT NULL)")
+    c.execute("CREATE INDEX conversation_items_thread ON conversation_items(thread_id)")
+
+
+MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
+                              m005_responses]
 
 
 class SchemaTooNew(DatabaseUnavailable):

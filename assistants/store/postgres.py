@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 from assistants.errors import BadRequest
 from assistants.store import DatabaseUnavailable
 from assistants.store.pg_queries import PgRunQueries
+from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
 
 WRITE_LOCK = 7_413_002
@@ -91,7 +92,7 @@ def _jsonb(obj) -> Jsonb:
     return Jsonb(obj, dumps=_dumps)
 
 
-class PostgresStore(PgRunQueries):
+class PostgresStore(PgRunQueries, PgResponseQueries):
     """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True, pool_max: int = POOL_MAX):
