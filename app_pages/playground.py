@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import ACTIVE_STATUSES, run_log, sidebar, thread_list, thread_view, tokens
+from components.safe_text import code_text
 from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code
 from playground.live import coalesce, watch_active, watch_indexing
 from session import get_runtime
@@ -223,8 +224,8 @@ with list_col:
 with banners:
     down = data.unreachable(current["model"])
     if down is not None:
-        st.warning(f"This assistant's model **{current['model']}** is not served by any reachable backend"
-                   + (f" (unreachable: {', '.join(f'**{b}**' for b in down)})" if down else "")
+        st.warning(f"This assistant's model {code_text(current['model'])} is not served by any reachable backend"
+                   + (f" (unreachable: {', '.join(code_text(b) for b in down)})" if down else "")
                    + ". Pick another model in the sidebar and save, or fix the backend under Settings.",
                    icon=":material/cloud_off:")
     shown_banners = len(ss.get("playground_notices", [])) + (down is not None) \
