@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ACTIVE_STATUSES, run_log, sidebar, thread_list, thread_view, tokens
+from components import ACTIVE_STATUSES, run_log, sidebar, thread_list, thread_view, tokens, tool_steps
 from components.safe_text import code_text
 from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code
 from playground.live import coalesce, watch_active, watch_indexing
@@ -259,11 +259,15 @@ with box:
         names = {a["id"]: sidebar.assistant_label(a) for a in assistants}
         targets = {a_id: name for a_id, name in names.items() if a_id != current["id"]}
         files = data.files_of(messages)
-        for kind, item in thread_view.timeline(messages, runs, older_hidden=older):
+        used = data.thread_steps(runs, messages[0]["created_at"] if older and messages else None)
+        for kind, item in thread_view.timeline(messages, runs, older_hidden=older, steps=used["steps"]):
             if subscription is not None and kind == "message" and item.get("status") == "in_progress":
                 continue  # the reply the stream below draws: its run started before this redraw
             if kind == "run":
                 thread_view.render_run_outcome(item)
+                continue
+            if kind == "tools":
+                tool_steps.render_tool_steps(item, used["args"], used["files"])
                 continue
             author = names.get(item.get("assistant_id"), "Assistant") if item["role"] == "assistant" else "You"
             picked = thread_view.render_message(item, author=author, files=files, handoff=targets or None,

@@ -62,15 +62,36 @@ HANDOFF_THREAD = "handoff_from_thread"
 ENDINGS = ("failed", "cancelled", "expired", "incomplete")
 
 
-def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool) -> list[tuple[str, dict]]:
-    """Messages in order, with each run that ended badly placed where it happened: ("message"|"run", obj)."""
+def _tool_groups(steps: dict[str, list[dict]], index: dict[str, int]) -> tuple[dict[str, list], dict[str, list]]:
+    """A run's finished tool steps grouped by the reply they led to: (message id -> steps, run id -> steps after the
+    last reply). A step still in progress (a function call waiting for its output) is shown by its own form."""
+    before, trailing = {}, {}
+    for run_id, run_steps in steps.items():
+        pending: list[dict] = []
+        for step in run_steps:
+            sd = step["step_details"]
+            if sd["type"] == "message_creation":
+                if pending and sd["message_creation"]["message_id"] in index:
+                    before[sd["message_creation"]["message_id"]], pending = pending, []
+            elif step["status"] != "in_progress" and sd.get("tool_calls"):
+                pending.append(step)
+        if pending:
+            trailing[run_id] = pending
+    return before, trailing
+
+
+def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool,
+             steps: dict[str, list[dict]] | None = None) -> list[tuple[str, object]]:
+    """Messages in order, with each run's tool steps before the reply they led to and each run that ended badly
+    placed where it happened: ("message", msg) | ("tools", [step, ...]) | ("run", run)."""
     index = {m["id"]: i for i, m in enumerate(messages)}
-    after: dict[int, list[dict]] = {}
+    before, trailing = _tool_groups(steps or {}, index)
+    after: dict[int, list[tuple[str, object]]] = {}
     for run in sorted(runs, key=lambda r: r["created_at"]):
-        if run["status"] not in ENDINGS:
+        ended = run["status"] in ENDINGS and not (
+            run["status"] == "incomplete" and any(m.get("run_id") == run["id"] for m in messages))  # it says so itself
+        if not ended and run["id"] not in trailing:
             continue
-        if run["status"] == "incomplete" and any(m.get("run_id") == run["id"] for m in messages):
-            continue  # its message already says it was cut short
         anchor = (run.get("metadata") or {}).get(AFTER_KEY)
         if anchor in index:
             i = index[anchor]
@@ -80,11 +101,16 @@ def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool) -> l
             i = max((j for j, m in enumerate(messages) if m["created_at"] <= run["created_at"]), default=-1)
         while i + 1 < len(messages) and messages[i + 1].get("run_id") == run["id"]:
             i += 1  # after the run's own (partial) replies
-        after.setdefault(i, []).append(run)
-    items: list[tuple[str, dict]] = [("run", r) for r in after.get(-1, [])]
+        if run["id"] in trailing:
+            after.setdefault(i, []).append(("tools", trailing[run["id"]]))
+        if ended:
+            after.setdefault(i, []).append(("run", run))
+    items: list[tuple[str, object]] = list(after.get(-1, []))
     for i, msg in enumerate(messages):
+        if msg["id"] in before:
+            items.append(("tools", before[msg["id"]]))
         items.append(("message", msg))
-        items.extend(("run", r) for r in after.get(i, []))
+        items.extend(after.get(i, []))
     return items
 
 
