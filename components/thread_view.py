@@ -8,7 +8,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from components import RUN_STATUS, plain_error, pretty_json
+from components import RUN_STATUS, message_actions, plain_error, pretty_json
 from components.safe_text import MarkdownSanitiser, code_text, plain, safe_markdown, shown_url
 
 __all__ = ["safe_markdown"]  # pages import it from here
@@ -156,9 +156,17 @@ def _render_text(block: dict, files: dict, key: str, role: str = "assistant") ->
 
 
 def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, str] | None, key: str,
-                   names: dict[str, str] | None = None, on_open: Callable | None = None) -> str | None:
-    """Draw one message; returns the assistant id picked in its hand-off menu, if any."""
+                   names: dict[str, str] | None = None, on_open: Callable | None = None,
+                   versions: list[str] | None = None, regenerate: tuple | None = None, edit: tuple | None = None,
+                   busy: bool = False) -> str | None:
+    """Draw one message; returns the assistant id picked in its hand-off menu, if any.
+
+    `versions`: earlier versions of this reply (Regenerate keeps them), `regenerate`: (callback, args) when this
+    reply may be asked again, `edit`: (callback, args, messages after it) for a message of yours; `busy`: a run works.
+    """
     picked = None
+    versions = versions or []
+    shown = min(st.session_state.get(f"{key}_ver", len(versions)), len(versions))
     origin = (msg.get("metadata") or {}).get(HANDOFF_FROM)
     with st.chat_message(msg["role"]):
         if origin and on_open is not None:
@@ -168,7 +176,10 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
                 if origin in (names or {}):
                     st.button("Open its thread", key=f"{key}_origin", type="tertiary", on_click=on_open,
                               args=(origin, (msg.get("metadata") or {}).get(HANDOFF_THREAD)))
-        for i, block in enumerate(msg.get("content") or []):
+        if shown < len(versions):  # an earlier version: its text, kept in the metadata of the run that replaced it
+            st.markdown(safe_markdown(versions[shown]))
+            st.caption(":material/history: An earlier version: no longer in the thread, the model does not see it.")
+        for i, block in enumerate(msg.get("content") or [] if shown == len(versions) else []):
             if block["type"] == "text":
                 _render_text(block, files, f"{key}_{i}", msg["role"])
             elif block["type"] == "image_file":
@@ -186,14 +197,25 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
             st.caption(":material/content_cut: This reply was cut short." if said else
                        ":material/content_cut: The model reached its token limit before it wrote a reply (it was "
                        "still writing a tool call). Raise Max reply tokens in Run options, or ask for something shorter.")
-        if msg["role"] == "assistant" and handoff:
+        if msg["role"] == "assistant":
             with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center", gap=None):
                 st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
-                picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
-                                        key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
-                                        help="Send this reply as a user message into another assistant's thread")
-        elif msg["role"] == "assistant":
-            st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
+                with st.container(horizontal=True, vertical_alignment="center", gap=None, width="content"):
+                    text = versions[shown] if shown < len(versions) else plain_text(msg)
+                    if text:
+                        message_actions.copy_button(text)
+                    if regenerate:
+                        message_actions.regenerate_button(f"{key}_regen", *regenerate, busy=busy)
+                    if versions:
+                        message_actions.version_pager(len(versions), f"{key}_ver")
+                    if handoff:
+                        picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
+                                                key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
+                                                help="Send this reply as a user message into another assistant's thread")
+        elif edit:
+            with st.container(horizontal=True, horizontal_alignment="right", gap=None):
+                on_send, args, later = edit
+                message_actions.edit_button(plain_text(msg), f"{key}_edit", on_send, args, later, busy)
     return picked
 
 

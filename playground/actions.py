@@ -12,7 +12,7 @@ from assistants.errors import APIError
 from assistants.runtime import list_every
 from components import sidebar, thread_view
 from components.safe_text import code_text, plain
-from playground import MESSAGES_STEP, data
+from playground import MESSAGES_STEP, data, versions
 from session import get_runtime
 
 IMAGE_TYPES = ("png", "jpg", "jpeg", "gif", "webp")
@@ -285,13 +285,13 @@ def _ensure_thread(assistant: dict, first_message: str = "") -> str:
     return ss["thread_id"]
 
 
-def start_run(thread_id: str, assistant: dict):
+def start_run(thread_id: str, assistant: dict, metadata: dict | None = None):
     """Run the assistant on the thread with this page's run options; returns the subscription, or None."""
     rt, ss = get_runtime(), st.session_state
     last = rt.list_messages(thread_id, limit=1, order="desc")["data"]
     # Where this run sits in the conversation, exactly (timestamps are whole seconds).
-    body: dict = {"assistant_id": assistant["id"],
-                  "metadata": {thread_view.AFTER_KEY: last[0]["id"]} if last else None}
+    place = {thread_view.AFTER_KEY: last[0]["id"]} if last else {}
+    body: dict = {"assistant_id": assistant["id"], "metadata": {**place, **(metadata or {})} or None}
     if ss.get("playground_max_tokens"):
         body["max_completion_tokens"] = max(16, int(ss["playground_max_tokens"]))  # the API's minimum
     elif data.is_embedded(assistant.get("model")):
@@ -409,3 +409,53 @@ def handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None
             ss["playground_busy_seen"] = subscription.run_id
     notice("success", f"Handed off to {code_text(names.get(target_id, 'the assistant'))}: the reply is now a user message "
                       "in its thread" + (" (its text; the images stay in the original thread)." if images else "."))
+
+
+# -- regenerate a reply, edit and resend a message -------------------------------------------------------
+def _assistant_or_notice():
+    """The open assistant, or None with a banner when it was deleted meanwhile."""
+    try:
+        return get_runtime().get_assistant(st.session_state.get("assistant_id") or "")
+    except APIError:
+        notice("error", "This assistant was deleted meanwhile (perhaps in another tab): pick or create another.")
+        return None
+
+
+def on_regenerate(thread_id: str, run_id: str) -> None:
+    """A new run from the same point: the reply of run `run_id` leaves the thread and is kept as an earlier version."""
+    rt, ss = get_runtime(), st.session_state
+    assistant = _assistant_or_notice()
+    if assistant is None:
+        return
+    try:
+        old_run = rt.get_run(thread_id, run_id)
+        replies = list_every(rt.list_messages, thread_id=thread_id, run_id=run_id)
+        text = "\n\n".join(t for t in (thread_view.plain_text(m) for m in replies[::-1]) if t)  # oldest first
+        kept = versions.unpack(old_run.get("metadata")) + ([text] if text else [])
+        for msg in replies:
+            rt.delete_message(thread_id, msg["id"])
+    except APIError as exc:
+        _explain(exc)
+        return
+    ss["playground_sent"] = start_run(thread_id, assistant, {**versions.pack(kept), versions.REPLACES: run_id}) \
+        or False
+
+
+def on_edit_resend(thread_id: str, message_id: str, field: str) -> None:
+    """Replace a user message with its edited text: it and every message after it leave the thread, then it is sent
+    again and answered, so the thread is the conversation the model sees."""
+    rt, ss = get_runtime(), st.session_state
+    text = ss.get(field) or ""
+    assistant = _assistant_or_notice()
+    if assistant is None or not text.strip():
+        return
+    try:
+        every = list_every(rt.list_messages, thread_id=thread_id)[::-1]  # oldest first
+        at = next(i for i, m in enumerate(every) if m["id"] == message_id)
+        for msg in every[at:]:
+            rt.delete_message(thread_id, msg["id"])
+    except (APIError, StopIteration) as exc:
+        notice("error", "Could not edit that message: " + plain(getattr(exc, "message", "it is gone.")))
+        return
+    ss.pop(field, None)
+    ss["playground_sent"] = send(text, [], assistant, "run") or False

@@ -606,7 +606,9 @@ def test_function_and_schema_checks():
 def test_page_never_injects_model_html(fake):
     rt().create_assistant(model="fake-model", name="Echo")
     at = send(start(), "<img src=x onerror=alert(1)>")
-    assert not at.get("html") or all("onerror" not in str(h.proto) for h in at.get("html"))
+    # The reply's text does reach st.html once, escaped inside the Copy button's data attribute: never as a tag.
+    assert all("<img" not in h.proto.body for h in at.get("html"))
+    assert any("&lt;img src=x onerror" in h.proto.body for h in at.get("html"))
     assert all(not m.proto.allow_html for m in at.markdown if "onerror" in m.value)
 
 
