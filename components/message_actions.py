@@ -32,11 +32,15 @@ SETUP = _SCRIPT + """<style>
 .pg-copy .pg-icon{font-family:'Material Symbols Rounded';font-size:1.1rem;line-height:1}
 .pg-copy[data-done] .pg-label{visibility:hidden}
 .pg-copy[data-done]::after{content:'Copied';margin-left:-2.6rem}
+[data-testid='stChatMessage']:has(> * [class*='_editrow']){position:relative}
+[data-testid='stChatMessage']:has([class*='_editrow']) [data-testid='stChatMessageContent']{padding-right:2.75rem}
+[data-testid='stChatMessage'] :has(> [class*='_editrow']){position:absolute;top:0.25rem;right:0.25rem;width:auto !important}
 </style>"""
 
 
 def setup() -> None:
-    """The Copy buttons' style and their one click listener: once per page run, before the messages."""
+    """The Copy buttons' style and their one click listener, and Edit in the corner of your message (not a row of
+    its own): once per page run, before the messages."""
     st.html(SETUP, unsafe_allow_javascript=True)
 
 

@@ -213,7 +213,7 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
                                                 key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
                                                 help="Send this reply as a user message into another assistant's thread")
         elif edit:
-            with st.container(horizontal=True, horizontal_alignment="right", gap=None):
+            with st.container(horizontal=True, horizontal_alignment="right", gap=None, key=f"{key}_editrow"):
                 on_send, args, later = edit
                 message_actions.edit_button(plain_text(msg), f"{key}_edit", on_send, args, later, busy)
     return picked
