@@ -236,11 +236,11 @@ def failed_files(store_id: str) -> list[tuple[str, str]]:
 
 THREADS_LISTED = 100  # newest threads in the list beside the chat; the Threads page lists them all
 _THREADS_SQL = """
-SELECT t.id, t.created_at, json_extract(t.data, '$.metadata.title'),
-       (SELECT json_extract(m.data, '$.content[0].text.value') FROM messages m WHERE m.thread_id = t.id
-         ORDER BY m.seq LIMIT 1),
+SELECT t.id, t.created_at, json_extract(iif(json_valid(t.data), t.data, NULL), '$.metadata.title'),
+       (SELECT json_extract(iif(json_valid(m.data), m.data, NULL), '$.content[0].text.value') FROM messages m
+         WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1),
        COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.thread_id = t.id), 0) AS last_seq
-FROM threads t WHERE json_extract(t.data, '$.metadata.assistant_id') = ?
+FROM threads t WHERE json_extract(iif(json_valid(t.data), t.data, NULL), '$.metadata.assistant_id') = ?
 ORDER BY last_seq DESC, t.seq DESC LIMIT ?
 """
 
