@@ -200,7 +200,7 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
         if msg["role"] == "assistant":
             with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center", gap=None):
                 st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
-                with st.container(horizontal=True, vertical_alignment="center", gap=None, width="content"):
+                with st.container(horizontal=True, vertical_alignment="center", gap="small", width="content"):
                     text = versions[shown] if shown < len(versions) else plain_text(msg)
                     if text:
                         message_actions.copy_button(text)
