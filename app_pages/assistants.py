@@ -6,6 +6,7 @@ import streamlit as st
 
 from assistants import export
 from assistants.errors import APIError
+from components.safe_text import code_text, plain
 from components.tables import assistants_frame, assistants_table, confirm_delete
 from session import get_runtime
 
@@ -64,7 +65,7 @@ if not assistants:
     st.info("No assistants yet. Create one here or in the Playground, or import a file exported from "
             "another Playground (or from OpenAI's API).", icon=":material/smart_toy:")
 elif df.empty:
-    st.info(f"No assistant matches “{query}”.", icon=":material/search_off:")
+    st.info(f"No assistant matches {code_text(query)}.", icon=":material/search_off:")
 else:
     selected = assistants_table(df, key=f"assistants_table_{state['assistants_table_n']}")
 
@@ -72,7 +73,7 @@ if selected:
     chosen = [by_id[i] for i in selected if i in by_id]
     one = chosen[0] if len(chosen) == 1 else None
     with st.container(border=True):
-        label = f"**{one.get('name') or 'Untitled'}**" if one else f"**{len(chosen)} assistants**"
+        label = f"**{plain(one.get('name') or 'Untitled')}**" if one else f"**{len(chosen)} assistants**"
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
             st.markdown(f"{label} selected", width="content")
             if one:
@@ -86,9 +87,9 @@ if selected:
             try:
                 copy = rt.create_assistant(**export.clone_body(one))
             except APIError as exc:
-                st.error(f"Could not clone: {exc.message}")
+                st.error("Could not clone: " + plain(exc.message))
             else:
-                state["assistants_flash"] = f"Cloned as “{copy['name']}”."
+                state["assistants_flash"] = f"Cloned as {code_text(copy['name'])}."
                 _reset_selection()
                 st.rerun()
         bar.download_button("Export", data=export.export_assistants(chosen), file_name=export.export_filename(chosen),
@@ -99,7 +100,7 @@ if selected:
 
 pending = [i for i in (state["assistants_confirm"] or []) if i in by_id]
 if pending:
-    names = ", ".join(f"“{by_id[i].get('name') or 'Untitled'}”" for i in pending[:3]) + (" …" if len(pending) > 3 else "")
+    names = ", ".join(code_text(by_id[i].get('name') or 'Untitled') for i in pending[:3]) + (" …" if len(pending) > 3 else "")
     what = f"{len(pending)} assistants ({names})" if len(pending) > 1 else f"the assistant {names}"
     answer = confirm_delete(what, key="assistants_confirm",
                             note="Their threads are kept under Threads." if len(pending) > 1
@@ -126,19 +127,19 @@ if upload is not None:
     try:
         bodies = export.parse_import(raw)
     except export.ImportProblem as exc:
-        st.error(f"**{upload.name}** can't be imported. {exc}", icon=":material/error:")
+        st.error(f"{code_text(upload.name)} can't be imported. " + plain(str(exc)), icon=":material/error:")
     else:
-        names = ", ".join(b.get("name") or "Untitled" for b in bodies[:5]) + (" …" if len(bodies) > 5 else "")
+        names = ", ".join(code_text(b.get("name") or "Untitled") for b in bodies[:5]) + (" …" if len(bodies) > 5 else "")
         st.markdown(f"Ready to import **{len(bodies)}** assistant{'s' if len(bodies) != 1 else ''}: {names}")
         if st.button(f"Import {len(bodies)} assistant{'s' if len(bodies) != 1 else ''}", type="primary",
                      icon=":material/upload:", key="assistants_import"):
             try:
                 created, notes = export.import_assistants(rt, raw)
             except export.ImportProblem as exc:
-                st.error(str(exc), icon=":material/error:")
+                st.error(plain(str(exc)), icon=":material/error:")
             else:
                 message = f"Imported {len(created)} assistant{'s' if len(created) != 1 else ''}."
-                state["assistants_flash"] = " ".join([message, *notes])
+                state["assistants_flash"] = " ".join([message, *map(plain, notes)])
                 state["assistants_upload_n"] += 1
                 _reset_selection()
                 st.rerun()

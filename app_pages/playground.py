@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ACTIVE_STATUSES, run_log, sidebar, thread_list, thread_view, tokens
-from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code
+from components import ACTIVE_STATUSES, message_actions, run_log, sidebar, thread_list, thread_view, tokens, tool_steps
+from components.safe_text import code_text
+from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code, versions
 from playground.live import coalesce, watch_active, watch_indexing
 from session import get_runtime
 
@@ -223,8 +224,8 @@ with list_col:
 with banners:
     down = data.unreachable(current["model"])
     if down is not None:
-        st.warning(f"This assistant's model **{current['model']}** is not served by any reachable backend"
-                   + (f" (unreachable: {', '.join(f'**{b}**' for b in down)})" if down else "")
+        st.warning(f"This assistant's model {code_text(current['model'])} is not served by any reachable backend"
+                   + (f" (unreachable: {', '.join(code_text(b) for b in down)})" if down else "")
                    + ". Pick another model in the sidebar and save, or fix the backend under Settings.",
                    icon=":material/cloud_off:")
     shown_banners = len(ss.get("playground_notices", [])) + (down is not None) \
@@ -258,16 +259,37 @@ with box:
         names = {a["id"]: sidebar.assistant_label(a) for a in assistants}
         targets = {a_id: name for a_id, name in names.items() if a_id != current["id"]}
         files = data.files_of(messages)
-        for kind, item in thread_view.timeline(messages, runs, older_hidden=older):
+        # A regenerated reply's run is history (the run log keeps it): its steps and ending leave the conversation.
+        replaced = {(r.get("metadata") or {}).get(versions.REPLACES) for r in runs}
+        shown_runs = [r for r in runs if r["id"] not in replaced]
+        used = data.thread_steps(shown_runs, messages[0]["created_at"] if older and messages else None)
+        by_run = {r["id"]: r for r in shown_runs}
+        latest = runs[0]["id"] if runs else None
+        position = {m["id"]: i for i, m in enumerate(messages)}
+        first_reply = {}  # run id -> its first reply: the one that carries Regenerate and the earlier versions
+        for m in messages:
+            if m["role"] == "assistant" and m.get("run_id"):
+                first_reply.setdefault(m["run_id"], m["id"])
+        busy = active is not None or subscription is not None
+        message_actions.setup()
+        for kind, item in thread_view.timeline(messages, shown_runs, older_hidden=older, steps=used["steps"]):
             if subscription is not None and kind == "message" and item.get("status") == "in_progress":
                 continue  # the reply the stream below draws: its run started before this redraw
             if kind == "run":
                 thread_view.render_run_outcome(item)
                 continue
+            if kind == "tools":
+                tool_steps.render_tool_steps(item, used["args"], used["files"])
+                continue
             author = names.get(item.get("assistant_id"), "Assistant") if item["role"] == "assistant" else "You"
-            picked = thread_view.render_message(item, author=author, files=files, handoff=targets or None,
-                                                key=f"playground_msg_{item['id']}", names=names,
-                                                on_open=actions.open_origin)
+            lead = first_reply.get(item.get("run_id")) == item["id"]
+            later = len(messages) - 1 - position[item["id"]]
+            picked = thread_view.render_message(
+                item, author=author, files=files, handoff=targets or None, key=f"playground_msg_{item['id']}",
+                names=names, on_open=actions.open_origin, busy=busy,
+                versions=versions.unpack((by_run.get(item.get("run_id")) or {}).get("metadata")) if lead else None,
+                regenerate=(actions.on_regenerate, (thread_id, latest)) if lead and item["run_id"] == latest else None,
+                edit=(actions.on_edit_resend, (thread_id, item["id"]), later) if item["role"] == "user" else None)
             if picked:
                 actions.handoff(item, picked, names, current)
                 st.rerun()

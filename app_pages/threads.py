@@ -6,6 +6,7 @@ import streamlit as st
 
 from assistants import export
 from assistants.errors import APIError
+from components.safe_text import code_text, plain
 from components.tables import confirm_delete, threads_frame, threads_table
 from session import get_runtime
 
@@ -45,7 +46,7 @@ if not summaries:
     st.info("No threads yet. Start a conversation in the Playground and it will be listed here.",
             icon=":material/forum:")
 elif df.empty:
-    st.info(f"No thread matches “{query}”.", icon=":material/search_off:")
+    st.info(f"No thread matches {code_text(query)}.", icon=":material/search_off:")
 else:
     selected = threads_table(df, key=f"threads_table_{state['threads_table_n']}")
 
@@ -57,7 +58,7 @@ if selected:
             preview = " ".join((one.get("first_message") or "(no messages yet)").split())
             count = one["messages"]
             with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.markdown(f"**{preview[:80] + ('…' if len(preview) > 80 else '')}** · {count} message"
+                st.markdown(f"**{plain(preview[:80] + ('…' if len(preview) > 80 else ''))}** · {count} message"
                             f"{'s' if count != 1 else ''} · {one['total_tokens']:,} tokens", width="content")
                 st.code(one["id"], language=None, width="content")
         else:
@@ -97,7 +98,7 @@ if pending:
         what = f"{len(pending)} threads with all their messages and runs"
     else:
         preview = " ".join((by_id[pending[0]].get("first_message") or "").split())
-        what = f"the thread “{preview[:60] + ('…' if len(preview) > 60 else '')}”" if preview else "this empty thread"
+        what = f"the thread {code_text(preview[:60] + ('…' if len(preview) > 60 else ''))}" if preview else "this empty thread"
         what += " with all its messages and runs"
     answer = confirm_delete(what, key="threads_confirm")
     if answer is not None:
@@ -108,7 +109,7 @@ if pending:
                 try:
                     rt.delete_thread(thread_id)
                 except APIError as exc:
-                    failed.append(exc.message)
+                    failed.append(plain(exc.message))
                 if state.get("thread_id") == thread_id:
                     state["thread_id"] = None
             state["threads_flash"] = f"Deleted {what}." + (" " + " ".join(failed) if failed else "")

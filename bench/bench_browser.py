@@ -1,5 +1,8 @@
-"""Browser latency: Enter in the Playground's message box to the first streamed token on screen, minus the model's own.
+"""Browser latency: Enter in the Playground's message box to the first streamed token on screen.
 
+`ui_first_token_ratio` is that time over the same for the simplest possible Streamlit chat page over the same model
+(`bench/minimal_chat.py`: `st.chat_input` + `st.write_stream`), measured in the same Chromium, round for round
+(alternating, so both see the same load), median over rounds. It travels between machines; absolute times do not.
 `ui_first_token_ms` is what the app adds (Streamlit rerun, storing the message, queueing the run, the event
 stream, the websocket and the browser drawing): per message, the time the page saw minus the time the
 embedded model itself took to its first token on the very same request (replayed in this process from the
@@ -37,40 +40,56 @@ def _seed(data_dir: Path) -> None:
         rt.close()
 
 
-def _browser_rounds(url: str, rounds: int) -> tuple[list[float], list[float]]:
-    """Send `rounds` messages, each on a fresh thread; Enter-to-first-token and Enter-to-status times (ms)."""
+def _prepare_playground(page) -> None:
+    """The reply cap of the baseline page, set in Run options once."""
+    page.get_by_role("button", name="Run options").click()
+    limit = page.get_by_role("spinbutton", name="Max reply tokens")
+    limit.fill(str(MAX_TOKENS))
+    limit.press("Enter")
+    idle(page)
+    page.keyboard.press("Escape")
+
+
+def _one_round(page, text: str, playground: bool) -> tuple[float, float]:
+    """Enter-to-first-token and Enter-to-status (ms) for one message; the Playground's on a fresh thread."""
+    if playground:
+        new = page.locator(".st-key-playground_threads_new button").first
+        if new.is_enabled():
+            new.click()
+            idle(page)
+    page.evaluate(FIRST_TOKEN_PROBE)
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+    page.wait_for_function("() => window.__firstToken.shown !== null")
+    probe = page.evaluate("window.__firstToken")
+    idle(page)  # the page run that streams ends with the reply (then redraws it stored)
+    page.get_by_test_id("stChatInputTextArea").and_(page.locator(":enabled")).wait_for()
+    return probe["shown"] - probe["pressed"], (probe["status"] or probe["shown"]) - probe["pressed"]
+
+
+def _browser_rounds(url: str, baseline_url: str, rounds: int) -> tuple[list[float], list[float], list[float]]:
+    """`rounds` messages to the Playground and to the minimal chat page, alternating, in one Chromium: the
+    Playground's Enter-to-first-token and Enter-to-status times and the baseline's first-token times (ms)."""
     from playwright.sync_api import sync_playwright
 
-    times, status = [], []
+    times, status, baseline = [], [], []
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        idle(page)
-        page.get_by_role("button", name="Run options").click()
-        limit = page.get_by_role("spinbutton", name="Max reply tokens")
-        limit.fill(str(MAX_TOKENS))
-        limit.press("Enter")
-        idle(page)
-        page.keyboard.press("Escape")
+        page, base = browser.new_page(viewport=VIEWPORT), browser.new_page(viewport=VIEWPORT)
+        for tab, address in ((page, url), (base, baseline_url)):
+            tab.set_default_timeout(120_000)
+            tab.goto(address)
+            idle(tab)
+        _prepare_playground(page)
         for i in range(rounds):
-            clear = page.get_by_role("button", name="Clear thread")
-            if clear.is_enabled():
-                clear.click()
-                idle(page)
-            page.evaluate(FIRST_TOKEN_PROBE)
-            box = page.get_by_test_id("stChatInputTextArea")
-            box.fill(f"Say hello to visitor number {i + 1}.")
-            box.press("Enter")
-            page.wait_for_function("() => window.__firstToken.shown !== null")
-            probe = page.evaluate("window.__firstToken")
-            times.append(probe["shown"] - probe["pressed"])
-            status.append((probe["status"] or probe["shown"]) - probe["pressed"])
-            page.get_by_text("Completed · ").or_(page.get_by_text("Stopped")).first.wait_for()
-            idle(page)
+            text = f"Say hello to visitor number {i + 1}."
+            shown, seen = _one_round(page, text, playground=True)
+            times.append(shown)
+            status.append(seen)
+            baseline.append(_one_round(base, text, playground=False)[0])
         browser.close()
-    return times, status
+    return times, status, baseline
 
 
 def _model_first_token(requests: list[dict]) -> list[float]:
@@ -92,18 +111,23 @@ def _model_first_token(requests: list[dict]) -> list[float]:
 
 
 def bench(quick: bool) -> dict:
-    """ui_first_token_ms (median of page time minus model time), with both parts, in ms."""
+    """ui_first_token_ratio (the Playground's Enter to first token over the minimal chat page's), and
+    ui_first_token_ms (median of page time minus model time) with its parts, in ms."""
     rounds = 4 if quick else 10
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
         data_dir = Path(tmp)
         _seed(data_dir)
-        port = free_port()
+        port, baseline_port = free_port(), free_port()
         proc = start_app(data_dir, port)
+        (data_dir / "baseline").mkdir()
+        baseline = start_app(data_dir / "baseline", baseline_port, script="bench/minimal_chat.py")
         try:
-            # The first round loads the model in the app and is left out of every number.
-            page_ms, status_ms = _browser_rounds(f"http://127.0.0.1:{port}", rounds + 1)
+            # The first round loads the model in each app and is left out of every number.
+            page_ms, status_ms, base_ms = _browser_rounds(f"http://127.0.0.1:{port}",
+                                                          f"http://127.0.0.1:{baseline_port}", rounds + 1)
         finally:
             stop_app(proc)
+            stop_app(baseline)
         store = Store(data_dir / "playground.db")
         try:
             requests = [c["request"] for c in store.all("model_calls")]
@@ -114,6 +138,8 @@ def bench(quick: bool) -> dict:
     model_ms = _model_first_token(requests)
     added = [p - m for p, m in zip(page_ms[1:], model_ms[1:], strict=True)]
     return {
+        "ui_first_token_ratio": round(statistics.median(page_ms[1:]) / statistics.median(base_ms[1:]), 2),
+        "ui_first_token_baseline_ms": round(statistics.median(base_ms[1:]), 1),
         "ui_first_token_ms": round(statistics.median(added), 1),
         "ui_first_token_page_ms": round(statistics.median(page_ms[1:]), 1),
         "ui_first_token_model_ms": round(statistics.median(model_ms[1:]), 1),

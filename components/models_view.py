@@ -9,7 +9,7 @@ import streamlit as st
 from assistants.model_catalog import GB, CatalogModel, fits, ram_gb
 from assistants.model_downloads import Download, InstalledModel, human_bytes
 from components import plain_error
-from components.safe_text import plain
+from components.safe_text import code_text, plain
 
 # Download state -> (material icon, words for people).
 STATES = {
@@ -82,13 +82,13 @@ def downloads_panel(downloads: list[Download], key: str) -> tuple[str, str] | No
             if d.active:
                 st.progress(d.fraction, text=progress_text(d))
             elif d.state == "done":
-                st.success(f"{d.model_id} is in the models folder: pick it in the Playground's model picker.",
+                st.success(f"{code_text(d.model_id)} is in the models folder: pick it in the Playground's model picker.",
                            icon=":material/check_circle:")
             elif d.state == "failed":
                 st.error(plain_error(d.error or "The download failed."), icon=":material/error:")
             elif d.state == "cancelled":
                 st.caption("Cancelled; the partial file was removed.")
-            st.caption(f"{d.repo} · {d.filename}")
+            st.caption(plain(f"{d.repo} · {d.filename}"))
     return action
 
 

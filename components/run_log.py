@@ -8,11 +8,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from assistants.pricing import format_usd
-from components import RUN_STATUS, fmt_duration, fmt_tokens, plain_error, pretty_json, run_ended_at
-from components.safe_text import code_text, plain
-from components.thread_view import fmt_clock, show_image
+from components import RUN_STATUS, fmt_duration, fmt_tokens, plain_error, run_ended_at
+from components.safe_text import plain
+from components.thread_view import fmt_clock
+from components.tool_steps import tool_arguments, tool_call
 
-RESULT_PREVIEW_CHARS = 600
 RAW_PREVIEW_CHARS = 20_000  # a long thread's request is large; the page stays responsive
 
 
@@ -33,69 +33,11 @@ def run_label(run: dict) -> str:
     return " · ".join(parts)
 
 
-def tool_arguments(calls: list[dict]) -> dict[str, str]:
-    """Tool-call id -> the arguments the model sent, read from the raw responses."""
-    found: dict[str, str] = {}
-    for call in calls:
-        for choice in (call.get("response") or {}).get("choices") or []:
-            for tc in (choice.get("message") or {}).get("tool_calls") or []:
-                if isinstance(tc, dict) and tc.get("id"):
-                    found[tc["id"]] = (tc.get("function") or {}).get("arguments", "")
-    return found
-
-
 def _raw(obj) -> str:
     text = json.dumps(obj, indent=2, ensure_ascii=False)
     if len(text) > RAW_PREVIEW_CHARS:
         text = text[:RAW_PREVIEW_CHARS] + f"\n… ({len(text) - RAW_PREVIEW_CHARS:,} more characters)"
     return text
-
-
-def _query(raw: str) -> str:
-    """The query of a file_search call's arguments ({"query": "..."}), or the arguments as they came."""
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return raw or ""
-    return value["query"] if isinstance(value, dict) and isinstance(value.get("query"), str) else pretty_json(raw)
-
-
-def _tool_call(call: dict, args: dict[str, str], files: dict) -> None:
-    kind = call["type"]
-    if kind == "function":
-        fn = call["function"]
-        st.markdown(f":material/function: **{code_text(fn['name'])}** :gray[function]")
-        st.code(pretty_json(fn.get("arguments", "")), language="json")
-        if fn.get("output") is None:
-            st.caption("Waiting for its output.")
-        else:
-            st.caption("Output")
-            st.code(fn["output"], language=None, wrap_lines=True)
-    elif kind == "code_interpreter":
-        ci = call["code_interpreter"]
-        st.markdown(":material/terminal: **Code Interpreter**")
-        st.code(ci.get("input") or "", language="python", wrap_lines=True)
-        for out in ci.get("outputs") or []:
-            if out.get("type") == "logs":
-                st.code(out.get("logs") or "", language=None, wrap_lines=True)
-            elif out.get("type") == "image":
-                show_image(out["image"]["file_id"], files)
-    elif kind == "file_search":
-        fs = call["file_search"]
-        query = _query(args.get(call["id"], ""))
-        # Written by the model: shown as text (code), never as markdown.
-        st.markdown(":material/search: **File Search**" + (f" · query: {code_text(query)}" if query else ""))
-        results = fs.get("results") or []
-        if not results:
-            st.caption("No passages retrieved.")
-        for r in results:
-            st.markdown(f":material/description: **{plain(r.get('file_name') or r.get('file_id') or '')}** "
-                        f":gray[score {float(r.get('score') or 0):.3f}]")
-            text = " ".join(c.get("text", "") for c in r.get("content") or [] if isinstance(c, dict)).strip()
-            if text:
-                # The chunk as it was retrieved, as plain text: a file's "# Heading" must not become a headline here.
-                st.code(text[:RESULT_PREVIEW_CHARS] + ("…" if len(text) > RESULT_PREVIEW_CHARS else ""),
-                        language=None, wrap_lines=True)
 
 
 def _details(run: dict, details: dict, cost: float) -> None:
@@ -127,7 +69,7 @@ def _details(run: dict, details: dict, cost: float) -> None:
             st.markdown(f"**{n}.** :material/build: Called tools{state}")
             for call in sd.get("tool_calls") or []:
                 with st.container(border=True):
-                    _tool_call(call, args, details.get("files") or {})
+                    tool_call(call, args, details.get("files") or {})
         if step.get("last_error"):
             st.caption(f":material/error: {plain(step['last_error'].get('message') or '')}")
     if not steps and run["status"] not in ("queued", "in_progress"):

@@ -12,6 +12,7 @@ from assistants import jsonsafe, validation
 from assistants.errors import BadRequest
 from assistants.pricing import FILE_SEARCH_FREE_GB, file_search_storage_cost, format_usd
 from components import plain_error
+from components.safe_text import code_text, plain
 
 K = "playground_cfg_"  # prefix of the draft's widget keys
 SIMPLE_FIELDS = ("name", "instructions", "model", "code_interpreter", "file_search", "format", "schema",
@@ -342,7 +343,7 @@ def render_picker(assistants: list[dict], current: dict | None, *, on_pick: Call
             # Keyed by assistant: after a delete the next assistant's popover starts closed, one click from nothing.
             with st.popover("Delete", icon=":material/delete:", help="Delete this assistant", type="tertiary",
                             key=f"playground_delete_{current['id']}"):
-                st.markdown(f"Delete **{assistant_label(current)}**? This cannot be undone. "
+                st.markdown(f"Delete **{plain(assistant_label(current))}**? This cannot be undone. "
                             "Its threads are kept and stay under Threads.")
                 # Not primary: the green of Save would make the irreversible click look like the expected one.
                 st.button("Delete assistant", type="secondary", icon=":material/delete_forever:", on_click=on_delete,
@@ -384,7 +385,7 @@ def _model_picker(models: list[tuple[str, str]], backends: list, current_model: 
                  help="Models listed live from every configured backend, grouped by backend.")
     chosen = details.get(st.session_state.get(K + "model") or "")
     if chosen and chosen.get("usable") is False:
-        st.caption(f":red[{chosen.get('error') or 'This model cannot be used.'}]")
+        st.caption(f":red[{plain(chosen.get('error') or 'This model cannot be used.')}]")
     lines = []
     for b in backends:
         if b.ok:
@@ -397,7 +398,7 @@ def _model_picker(models: list[tuple[str, str]], backends: list, current_model: 
                   type="tertiary", help="List the backends' models again")
     for b in backends:
         if not b.ok:
-            st.caption(f":red[{b.name}]: {plain_error(b.error)}")
+            st.caption(f":red[{plain(b.name)}]: " + plain(plain_error(b.error)))
 
 
 def _functions() -> None:
@@ -509,7 +510,7 @@ def _file_search(stores: list[dict] | None, on_upload: Callable | None,
                    + (f"{format_usd(cost)} a day" if cost else f"free up to {FILE_SEARCH_FREE_GB:g} GB"))
         if (store.get("file_counts") or {}).get("failed") and failed_files is not None:
             for name, why in failed_files(store["id"]):
-                st.caption(f":red[:material/error:] **{name}**: {why}")
+                st.caption(f":red[:material/error:] {code_text(name)}: " + plain(why))
     _upload_box("Upload files into a new vector store", "playground_fs_upload", "Create vector store from these files",
                 on_upload)
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from components.safe_text import plain  # a widget label is markdown too: an image in a title would load
+
 K = "playground_threads_"  # prefix of the list's widget keys
 
 
@@ -44,14 +46,10 @@ def render_thread_list(threads: list[dict], current: str | None, *, on_open: Cal
         if not threads:
             st.caption("Your conversations with this assistant appear here.")
         elif not shown:
-            st.caption(f"No thread matches “{query}”.")
+            st.caption(f"No thread matches “{plain(query)}”.")
         for thread in shown:
             mine = thread["id"] == current  # the open one: outlined, the others plain
-            st.button(thread["title"], key=K + ("current" if mine else "open_" + thread["id"]), width="stretch",
+            st.button(plain(thread["title"]), key=K + ("current" if mine else "open_" + thread["id"]), width="stretch",
                       type="secondary" if mine else "tertiary", on_click=None if mine else on_open,
                       args=None if mine else (thread["id"],), disabled=busy and not mine)
 
-
-def plain(text: str) -> str:
-    """A title as literal text in Markdown (no emphasis, links or LaTeX from what someone typed)."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|$<>~" else ch for ch in text)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from components import RUN_STATUS, plain_error, pretty_json
+from components import RUN_STATUS, message_actions, plain_error, pretty_json
 from components.safe_text import MarkdownSanitiser, code_text, plain, safe_markdown, shown_url
 
 __all__ = ["safe_markdown"]  # pages import it from here
@@ -62,15 +62,36 @@ HANDOFF_THREAD = "handoff_from_thread"
 ENDINGS = ("failed", "cancelled", "expired", "incomplete")
 
 
-def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool) -> list[tuple[str, dict]]:
-    """Messages in order, with each run that ended badly placed where it happened: ("message"|"run", obj)."""
+def _tool_groups(steps: dict[str, list[dict]], index: dict[str, int]) -> tuple[dict[str, list], dict[str, list]]:
+    """A run's finished tool steps grouped by the reply they led to: (message id -> steps, run id -> steps after the
+    last reply). A step still in progress (a function call waiting for its output) is shown by its own form."""
+    before, trailing = {}, {}
+    for run_id, run_steps in steps.items():
+        pending: list[dict] = []
+        for step in run_steps:
+            sd = step["step_details"]
+            if sd["type"] == "message_creation":
+                if pending and sd["message_creation"]["message_id"] in index:
+                    before[sd["message_creation"]["message_id"]], pending = pending, []
+            elif step["status"] != "in_progress" and sd.get("tool_calls"):
+                pending.append(step)
+        if pending:
+            trailing[run_id] = pending
+    return before, trailing
+
+
+def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool,
+             steps: dict[str, list[dict]] | None = None) -> list[tuple[str, object]]:
+    """Messages in order, with each run's tool steps before the reply they led to and each run that ended badly
+    placed where it happened: ("message", msg) | ("tools", [step, ...]) | ("run", run)."""
     index = {m["id"]: i for i, m in enumerate(messages)}
-    after: dict[int, list[dict]] = {}
+    before, trailing = _tool_groups(steps or {}, index)
+    after: dict[int, list[tuple[str, object]]] = {}
     for run in sorted(runs, key=lambda r: r["created_at"]):
-        if run["status"] not in ENDINGS:
+        ended = run["status"] in ENDINGS and not (
+            run["status"] == "incomplete" and any(m.get("run_id") == run["id"] for m in messages))  # it says so itself
+        if not ended and run["id"] not in trailing:
             continue
-        if run["status"] == "incomplete" and any(m.get("run_id") == run["id"] for m in messages):
-            continue  # its message already says it was cut short
         anchor = (run.get("metadata") or {}).get(AFTER_KEY)
         if anchor in index:
             i = index[anchor]
@@ -80,11 +101,16 @@ def timeline(messages: list[dict], runs: list[dict], *, older_hidden: bool) -> l
             i = max((j for j, m in enumerate(messages) if m["created_at"] <= run["created_at"]), default=-1)
         while i + 1 < len(messages) and messages[i + 1].get("run_id") == run["id"]:
             i += 1  # after the run's own (partial) replies
-        after.setdefault(i, []).append(run)
-    items: list[tuple[str, dict]] = [("run", r) for r in after.get(-1, [])]
+        if run["id"] in trailing:
+            after.setdefault(i, []).append(("tools", trailing[run["id"]]))
+        if ended:
+            after.setdefault(i, []).append(("run", run))
+    items: list[tuple[str, object]] = list(after.get(-1, []))
     for i, msg in enumerate(messages):
+        if msg["id"] in before:
+            items.append(("tools", before[msg["id"]]))
         items.append(("message", msg))
-        items.extend(("run", r) for r in after.get(i, []))
+        items.extend(after.get(i, []))
     return items
 
 
@@ -130,9 +156,17 @@ def _render_text(block: dict, files: dict, key: str, role: str = "assistant") ->
 
 
 def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, str] | None, key: str,
-                   names: dict[str, str] | None = None, on_open: Callable | None = None) -> str | None:
-    """Draw one message; returns the assistant id picked in its hand-off menu, if any."""
+                   names: dict[str, str] | None = None, on_open: Callable | None = None,
+                   versions: list[str] | None = None, regenerate: tuple | None = None, edit: tuple | None = None,
+                   busy: bool = False) -> str | None:
+    """Draw one message; returns the assistant id picked in its hand-off menu, if any.
+
+    `versions`: earlier versions of this reply (Regenerate keeps them), `regenerate`: (callback, args) when this
+    reply may be asked again, `edit`: (callback, args, messages after it) for a message of yours; `busy`: a run works.
+    """
     picked = None
+    versions = versions or []
+    shown = min(st.session_state.get(f"{key}_ver", len(versions)), len(versions))
     origin = (msg.get("metadata") or {}).get(HANDOFF_FROM)
     with st.chat_message(msg["role"]):
         if origin and on_open is not None:
@@ -142,7 +176,10 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
                 if origin in (names or {}):
                     st.button("Open its thread", key=f"{key}_origin", type="tertiary", on_click=on_open,
                               args=(origin, (msg.get("metadata") or {}).get(HANDOFF_THREAD)))
-        for i, block in enumerate(msg.get("content") or []):
+        if shown < len(versions):  # an earlier version: its text, kept in the metadata of the run that replaced it
+            st.markdown(safe_markdown(versions[shown]))
+            st.caption(":material/history: An earlier version: no longer in the thread, the model does not see it.")
+        for i, block in enumerate(msg.get("content") or [] if shown == len(versions) else []):
             if block["type"] == "text":
                 _render_text(block, files, f"{key}_{i}", msg["role"])
             elif block["type"] == "image_file":
@@ -160,14 +197,25 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
             st.caption(":material/content_cut: This reply was cut short." if said else
                        ":material/content_cut: The model reached its token limit before it wrote a reply (it was "
                        "still writing a tool call). Raise Max reply tokens in Run options, or ask for something shorter.")
-        if msg["role"] == "assistant" and handoff:
+        if msg["role"] == "assistant":
             with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center", gap=None):
                 st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
-                picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
-                                        key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
-                                        help="Send this reply as a user message into another assistant's thread")
-        elif msg["role"] == "assistant":
-            st.caption(f"{plain(author)} · {fmt_clock(msg.get('created_at'))}")
+                with st.container(horizontal=True, vertical_alignment="center", gap="small", width="content"):
+                    text = versions[shown] if shown < len(versions) else plain_text(msg)
+                    if text:
+                        message_actions.copy_button(text)
+                    if regenerate:
+                        message_actions.regenerate_button(f"{key}_regen", *regenerate, busy=busy)
+                    if versions:
+                        message_actions.version_pager(len(versions), f"{key}_ver")
+                    if handoff:
+                        picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
+                                                key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
+                                                help="Send this reply as a user message into another assistant's thread")
+        elif edit:
+            with st.container(horizontal=True, horizontal_alignment="right", gap=None, key=f"{key}_editrow"):
+                on_send, args, later = edit
+                message_actions.edit_button(plain_text(msg), f"{key}_edit", on_send, args, later, busy)
     return picked
 
 

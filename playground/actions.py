@@ -11,7 +11,8 @@ import streamlit as st
 from assistants.errors import APIError
 from assistants.runtime import list_every
 from components import sidebar, thread_view
-from playground import MESSAGES_STEP, data
+from components.safe_text import code_text, plain
+from playground import MESSAGES_STEP, data, versions
 from session import get_runtime
 
 IMAGE_TYPES = ("png", "jpg", "jpeg", "gif", "webp")
@@ -40,7 +41,7 @@ def _explain(exc: APIError) -> None:
         notice("error", "Not run: the model is not available right now. Your message is kept in the thread: pick "
                         "an available model in the sidebar, save, and press **Run**.")
     else:
-        notice("error", exc.message)
+        notice("error", plain(exc.message))  # messages may quote names and ids the user typed
 
 
 def open_assistant(assistant_id: str | None, thread_id: str | bool | None = True) -> None:
@@ -105,7 +106,7 @@ def on_rename_thread(thread_id: str, key: str) -> None:
             metadata.pop("title", None)  # an empty title: named by its first message again
         rt.update_thread(thread_id, metadata=metadata)
     except APIError as exc:
-        notice("error", f"Could not rename the thread: {exc.message}")
+        notice("error", "Could not rename the thread: " + plain(exc.message))
 
 
 def on_delete_thread(thread_id: str) -> None:
@@ -113,7 +114,7 @@ def on_delete_thread(thread_id: str) -> None:
     try:
         get_runtime().delete_thread(thread_id)
     except APIError as exc:
-        notice("error", f"Could not delete the thread: {exc.message}")
+        notice("error", "Could not delete the thread: " + plain(exc.message))
         return
     if st.session_state.get("thread_id") == thread_id:
         on_clear_thread()
@@ -134,7 +135,7 @@ def on_create() -> None:
         made = get_runtime().create_assistant(model=model, name="New assistant",
                                               instructions="You are a helpful assistant. Answer briefly.", **tuned)
     except APIError as exc:
-        notice("error", f"Could not create the assistant: {exc.message}")
+        notice("error", "Could not create the assistant: " + plain(exc.message))
         return
     open_assistant(made["id"], None)
     notice("success", "Assistant created: name it and give it instructions in the sidebar.")
@@ -149,10 +150,10 @@ def on_clone() -> None:
                                        "metadata", "temperature", "top_p", "response_format") if k in source}
         made = rt.create_assistant(name=f"Copy of {sidebar.assistant_label(source)}"[:256], **body)
     except APIError as exc:
-        notice("error", f"Could not clone the assistant: {exc.message}")
+        notice("error", "Could not clone the assistant: " + plain(exc.message))
         return
     open_assistant(made["id"], None)
-    notice("success", f"Cloned into “{made['name']}”.")
+    notice("success", f"Cloned into {code_text(made['name'])}.")
 
 
 def on_delete() -> None:
@@ -163,12 +164,12 @@ def on_delete() -> None:
         name = sidebar.assistant_label(rt.get_assistant(doomed))
         rt.delete_assistant(doomed)
     except APIError as exc:
-        notice("error", f"Could not delete the assistant: {exc.message}")
+        notice("error", "Could not delete the assistant: " + plain(exc.message))
         return
     ss["playground_drafts"].pop(doomed, None)
     rest = rt.list_assistants(limit=1, order="desc")["data"]
     open_assistant(rest[0]["id"] if rest else None)
-    notice("success", f"Deleted “{name}”. Its threads are still under Threads.")
+    notice("success", f"Deleted {code_text(name)}. Its threads are still under Threads.")
 
 
 def on_save() -> None:
@@ -177,17 +178,17 @@ def on_save() -> None:
     try:
         stored = rt.get_assistant(ss["assistant_id"])
     except APIError as exc:
-        notice("error", f"Not saved: {exc.message}")
+        notice("error", "Not saved: " + plain(exc.message))
         return
     resources = rt.files is not None or rt.vector_stores is not None
     body, errors = sidebar.build_body(sidebar.read_draft(), stored, resources=resources)
     if errors:
-        notice("error", "Not saved: " + " ".join(errors))
+        notice("error", "Not saved: " + plain(" ".join(errors)))
         return
     try:
         saved = rt.update_assistant(stored["id"], **body)
     except APIError as exc:
-        notice("error", f"Not saved: {exc.message}")
+        notice("error", "Not saved: " + plain(exc.message))
         return
     ss["playground_drafts"].pop(saved["id"], None)
     fresh = sidebar.draft_from_assistant(saved)
@@ -236,7 +237,7 @@ def _store_uploads(key: str) -> list[str]:
         try:
             made.append(files.create(up.name, up.getvalue(), "assistants")["id"])
         except APIError as exc:
-            notice("error", f"Could not upload {up.name}: {exc.message}")
+            notice("error", f"Could not upload {code_text(up.name)}: " + plain(exc.message))
     return made
 
 
@@ -258,7 +259,7 @@ def on_upload_store() -> None:
             store = get_runtime().vector_stores.create(name=f"{ss.get(sidebar.K + 'name') or 'Assistant'} files",
                                                        file_ids=made)
         except APIError as exc:
-            notice("error", f"Could not create the vector store: {exc.message}")
+            notice("error", "Could not create the vector store: " + plain(exc.message))
             return
         ss[sidebar.K + "vector_store_ids"] = [store["id"]]
         sidebar.clear_uploads()
@@ -284,13 +285,13 @@ def _ensure_thread(assistant: dict, first_message: str = "") -> str:
     return ss["thread_id"]
 
 
-def start_run(thread_id: str, assistant: dict):
+def start_run(thread_id: str, assistant: dict, metadata: dict | None = None):
     """Run the assistant on the thread with this page's run options; returns the subscription, or None."""
     rt, ss = get_runtime(), st.session_state
     last = rt.list_messages(thread_id, limit=1, order="desc")["data"]
     # Where this run sits in the conversation, exactly (timestamps are whole seconds).
-    body: dict = {"assistant_id": assistant["id"],
-                  "metadata": {thread_view.AFTER_KEY: last[0]["id"]} if last else None}
+    place = {thread_view.AFTER_KEY: last[0]["id"]} if last else {}
+    body: dict = {"assistant_id": assistant["id"], "metadata": {**place, **(metadata or {})} or None}
     if ss.get("playground_max_tokens"):
         body["max_completion_tokens"] = max(16, int(ss["playground_max_tokens"]))  # the API's minimum
     elif data.is_embedded(assistant.get("model")):
@@ -371,7 +372,7 @@ def submit_outputs(thread_id: str, run_id: str, outputs: dict[str, str]):
         return get_runtime().submit_tool_outputs(thread_id, run_id, stream=True, tool_outputs=[
             {"tool_call_id": call_id, "output": output} for call_id, output in outputs.items()])
     except APIError as exc:
-        st.error(exc.message)  # right where the outputs were typed in
+        st.error(plain(exc.message))  # right where the outputs were typed in
         return None
 
 
@@ -406,5 +407,55 @@ def handoff(message: dict, target_id: str, names: dict, assistant: dict) -> None
         if subscription is not None:
             subscription.close()  # nobody streams it: the page polls it like a run started in another tab
             ss["playground_busy_seen"] = subscription.run_id
-    notice("success", f"Handed off to {names.get(target_id, 'the assistant')}: the reply is now a user message "
+    notice("success", f"Handed off to {code_text(names.get(target_id, 'the assistant'))}: the reply is now a user message "
                       "in its thread" + (" (its text; the images stay in the original thread)." if images else "."))
+
+
+# -- regenerate a reply, edit and resend a message -------------------------------------------------------
+def _assistant_or_notice():
+    """The open assistant, or None with a banner when it was deleted meanwhile."""
+    try:
+        return get_runtime().get_assistant(st.session_state.get("assistant_id") or "")
+    except APIError:
+        notice("error", "This assistant was deleted meanwhile (perhaps in another tab): pick or create another.")
+        return None
+
+
+def on_regenerate(thread_id: str, run_id: str) -> None:
+    """A new run from the same point: the reply of run `run_id` leaves the thread and is kept as an earlier version."""
+    rt, ss = get_runtime(), st.session_state
+    assistant = _assistant_or_notice()
+    if assistant is None:
+        return
+    try:
+        old_run = rt.get_run(thread_id, run_id)
+        replies = list_every(rt.list_messages, thread_id=thread_id, run_id=run_id)
+        text = "\n\n".join(t for t in (thread_view.plain_text(m) for m in replies[::-1]) if t)  # oldest first
+        kept = versions.unpack(old_run.get("metadata")) + ([text] if text else [])
+        for msg in replies:
+            rt.delete_message(thread_id, msg["id"])
+    except APIError as exc:
+        _explain(exc)
+        return
+    ss["playground_sent"] = start_run(thread_id, assistant, {**versions.pack(kept), versions.REPLACES: run_id}) \
+        or False
+
+
+def on_edit_resend(thread_id: str, message_id: str, field: str) -> None:
+    """Replace a user message with its edited text: it and every message after it leave the thread, then it is sent
+    again and answered, so the thread is the conversation the model sees."""
+    rt, ss = get_runtime(), st.session_state
+    text = ss.get(field) or ""
+    assistant = _assistant_or_notice()
+    if assistant is None or not text.strip():
+        return
+    try:
+        every = list_every(rt.list_messages, thread_id=thread_id)[::-1]  # oldest first
+        at = next(i for i, m in enumerate(every) if m["id"] == message_id)
+        for msg in every[at:]:
+            rt.delete_message(thread_id, msg["id"])
+    except (APIError, StopIteration) as exc:
+        notice("error", "Could not edit that message: " + plain(getattr(exc, "message", "it is gone.")))
+        return
+    ss.pop(field, None)
+    ss["playground_sent"] = send(text, [], assistant, "run") or False

@@ -10,6 +10,7 @@ from assistants.errors import APIError
 from assistants.pricing import CODE_INTERPRETER_SESSION_USD, code_interpreter_sessions, model_price, usage_cost
 from assistants.runtime import list_every
 from components import tokens
+from components.tool_steps import tool_arguments
 from session import get_runtime
 
 TERMINAL = ("completed", "failed", "cancelled", "incomplete", "expired")
@@ -122,6 +123,30 @@ def run_details(run: dict) -> dict:
                         fid = out["image"]["file_id"]
                         files[fid] = _file(str(rt.settings.data_dir), fid, True)
     return {"steps": steps, "calls": calls, "files": files}
+
+
+def thread_steps(runs: list[dict], since: int | None) -> dict:
+    """What the thread shows of its runs' tool use: {"steps": run id -> steps, "args": call id -> arguments, "files"}.
+
+    Only runs made at or after `since` (the oldest message shown), and the model's raw calls only for runs that
+    searched files: a call holds the whole conversation, and the query is only in there.
+    """
+    rt, steps, args, files = get_runtime(), {}, {}, {}
+    data_dir = str(rt.settings.data_dir)
+    for run in runs:
+        if since is not None and run["created_at"] < since:
+            continue
+        mine = _steps(rt, run)
+        steps[run["id"]] = mine
+        calls = [c for s in mine for c in s["step_details"].get("tool_calls") or []]
+        if any(c["type"] == "file_search" for c in calls):
+            args.update(tool_arguments(_calls(rt, run)))
+        if rt.files is not None:
+            for call in calls:
+                for out in (call.get("code_interpreter") or {}).get("outputs") or []:
+                    if out.get("type") == "image":
+                        files[out["image"]["file_id"]] = _file(data_dir, out["image"]["file_id"], True)
+    return {"steps": steps, "args": args, "files": files}
 
 
 def costs(runs: list[dict]) -> dict[str, float]:

@@ -13,6 +13,37 @@ from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderErr
 
 # A reply length cap when the run sets none: the 135M model can ramble until the context is full.
 DEFAULT_MAX_TOKENS = 512
+# Small models loop ("Paris is the capital. Paris is the capital. …") until the cap. A mild penalty on tokens
+# already used makes that rarer (llama.cpp's default is 1.0, off); RepeatGuard ends the reply when it happens anyway.
+REPEAT_PENALTY = 1.12
+REPEAT_NGRAM = 6   # words
+REPEAT_TIMES = 3
+
+
+class RepeatGuard:
+    """Fed a reply piece by piece: says when an n-gram of its words (REPEAT_NGRAM) has occurred REPEAT_TIMES times."""
+
+    def __init__(self) -> None:
+        self.tail = ""  # the word being written: counted once a space ends it
+        self.words: list[str] = []
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def feed(self, piece: str) -> bool:
+        """Add a piece; True once the reply loops. Counted word by word, so a long reply costs no more per token."""
+        text = self.tail + piece
+        if not any(c.isspace() for c in piece):
+            self.tail = text
+            return False
+        words = text.split()
+        self.tail = "" if text[-1].isspace() else words.pop()
+        for word in words:
+            self.words.append(word)
+            if len(self.words) >= REPEAT_NGRAM:
+                gram = tuple(self.words[-REPEAT_NGRAM:])
+                self.counts[gram] = self.counts.get(gram, 0) + 1
+                if self.counts[gram] >= REPEAT_TIMES:
+                    return True
+        return False
 
 
 def plain_messages(messages: list[dict]) -> list[dict]:
@@ -67,6 +98,7 @@ class LlamaChat:
             "top_p": 1.0 if request.get("top_p") is None else float(request["top_p"]),
             "max_tokens": max_tokens,
             "seed": request.get("seed", 0),
+            "repeat_penalty": REPEAT_PENALTY,
         }
 
     def _generate(self, request: dict, on_text: OnText, cancel: threading.Event) -> ChatResult:
@@ -93,6 +125,7 @@ class LlamaChat:
         """Plain chat through the model's own chat template (the same call a direct user would make)."""
         llama = self.llama
         parts, finish = [], "stop"
+        guard = RepeatGuard() if grammar is None else None  # JSON under a grammar repeats keys on purpose
         stream = llama.create_chat_completion(messages=messages, stream=True, grammar=grammar, **sampling)
         for chunk in stream:
             if cancel.is_set():
@@ -103,6 +136,10 @@ class LlamaChat:
             if piece:
                 parts.append(piece)
                 on_text(piece)
+                if guard is not None and guard.feed(piece):
+                    stream.close()  # looping: the reply is over, and it is a whole one ("stop", not "length")
+                    finish = "stop"
+                    break
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
         text = "".join(parts)
@@ -174,8 +211,10 @@ class LlamaChat:
         name = head.removeprefix("functions.").rstrip(":")
         tool = next(t for t in tools if t["function"]["name"] == name)
         grammar = _schema_grammar(tool["function"].get("parameters") or {"type": "object"})
-        # Streamed (not shown) only so a cancel can stop long arguments, e.g. code, between tokens.
-        text, finish = self._stream_completion(prompt + f"functions.{name}:\n", grammar, stop, sampling, None, cancel)
+        # Streamed (not shown) only so a cancel can stop long arguments, e.g. code, between tokens. No repeat penalty:
+        # arguments repeat quotes, keys and code on purpose.
+        text, finish = self._stream_completion(prompt + f"functions.{name}:\n", grammar, stop,
+                                               {**sampling, "repeat_penalty": 1.0}, None, cancel)
         arguments = _strict_json(text.strip())
         completion_tokens = self._count(text)
         if finish == "length":
@@ -185,6 +224,7 @@ class LlamaChat:
 
     def _stream_completion(self, prompt, grammar, stop, sampling, on_text, cancel) -> tuple[str, str]:
         parts, finish = [], "stop"
+        guard = RepeatGuard() if on_text is not None else None  # only a reply in words ends on a loop
         stream = self.llama.create_completion(prompt=prompt, stream=True, grammar=grammar, stop=stop, **sampling)
         for chunk in stream:
             if cancel.is_set():
@@ -195,6 +235,9 @@ class LlamaChat:
                 parts.append(piece)
                 if on_text is not None:
                     on_text(piece)
+                if guard is not None and guard.feed(piece):
+                    stream.close()
+                    return "".join(parts), "stop"
             finish = chunk["choices"][0].get("finish_reason") or finish
         return "".join(parts), finish
 

@@ -49,14 +49,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(data_dir: Path, port: int, timeout: float = 90.0, env: dict | None = None) -> subprocess.Popen:
-    """`streamlit run app.py` on `port` over `data_dir` (plus settings in `env`), returned once it answers."""
+def start_app(data_dir: Path, port: int, timeout: float = 90.0, env: dict | None = None,
+              script: str = "app.py") -> subprocess.Popen:
+    """`streamlit run app.py` (or `script`) on `port` over `data_dir` (plus settings in `env`), once it answers."""
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PLAYGROUND_"))}
     env.update(PLAYGROUND_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), **extra)
     log = open(Path(data_dir) / "streamlit.log", "ab")  # closed by stop_app, with the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.log = log  # type: ignore[attr-defined]

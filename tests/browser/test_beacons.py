@@ -11,7 +11,7 @@ import pytest
 
 from assistants.config import Backend, Settings
 from assistants.runtime import Runtime
-from tests.browser import free_port, idle, launch, stop_app
+from tests.browser import free_port, go, idle, launch, stop_app
 from tests.browser.test_share import start
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -82,7 +82,8 @@ def scene(tmp_path_factory):
             doc = rt.files.create(f"![n]({a}/filename).txt", b"Shopping notes: milk, eggs, bread.", "assistants")
             store = rt.vector_stores.create(name=f"![vs]({a}/vsname)", file_ids=[doc["id"]])
             rt.vector_stores.wait_idle(30)
-            assistant = rt.create_assistant(model="fake-model", name="Shopper", tools=[{"type": "file_search"}],
+            name = f"Shopper ![an]({a}/name) <img src={a}/namehtml>"
+            assistant = rt.create_assistant(model="fake-model", name=name, tools=[{"type": "file_search"}],
                                             tool_resources={"file_search": {"vector_store_ids": [store["id"]]}})
             thread = rt.create_thread(metadata={"assistant_id": assistant["id"]})
             rt.create_message(thread["id"], role="user", content=[
@@ -134,4 +135,36 @@ def test_no_beacon_reaches_the_attacker(scene):
         page.evaluate(f"() => {{ new Image().src = '{attacker.url}/control'; }}")
         page.wait_for_timeout(1000)
         assert attacker.paths == ["/control"]
+        browser.close()
+
+
+def test_threads_and_assistants_pages_fetch_nothing(scene, tmp_path):
+    """The thread's first message and the assistant's name as the Threads and Assistants pages show them, selected and
+    quoted in the delete confirmation; names from an imported file."""
+    attacker, a = scene["attacker"], scene["attacker"].url
+    attacker.paths.clear()  # the other test's control request
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(scene["url"])
+        idle(page)
+        for title, button in (("Threads", "threads_delete"), ("Assistants", "assistants_delete")):
+            go(page, title)
+            grid = page.get_by_test_id("stDataFrame")
+            grid.wait_for()
+            box = grid.bounding_box()
+            page.mouse.click(box["x"] + 16, box["y"] + 18 + 35)  # the first row's checkbox
+            idle(page)
+            page.locator(f".st-key-{button} button").click()
+            idle(page)
+            assert f"{a}/" in page.inner_text("body")  # the hostile text is on screen, as text
+        doc = tmp_path / "import.json"
+        doc.write_text(json.dumps([{"model": "m", "name": f"![i]({a}/import) <img src={a}/importhtml>"}]))
+        page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(doc))
+        idle(page)
+        page.get_by_text("Ready to import").wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(scene["dir"] / "beacons-pages.png"), full_page=True)  # to look at
+        assert attacker.paths == [], attacker.paths
         browser.close()

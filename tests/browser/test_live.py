@@ -189,3 +189,36 @@ def test_a_running_run_is_open_and_never_greyed_in_the_log(app, browser, fake):
         page.get_by_role("button", name="Cancel run").wait_for(state="detached", timeout=30_000)
     finally:
         page.close()
+
+
+def test_copy_and_regenerate_in_the_browser(app, browser, fake):
+    """Copy puts the reply on the clipboard in one click; Regenerate streams a new reply and ‹ flips back."""
+    url, _restart = app
+    fake.add({"text": "Version *one* <b>not a tag</b>"}, {"text": "Version two"})
+    context = browser.new_context(viewport=VIEWPORT, permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        page.goto(url)
+        idle(page)
+        new = page.locator(".st-key-playground_threads_new button").first
+        if new.is_enabled():
+            new.click()
+            idle(page)
+        box = page.get_by_test_id("stChatInput").locator("textarea")
+        box.fill("Say a version")
+        box.press("Enter")
+        page.locator(".pg-copy").first.wait_for(timeout=60_000)
+        idle(page)
+        page.locator(".pg-copy").last.click()
+        page.wait_for_timeout(300)
+        assert page.evaluate("navigator.clipboard.readText()") == "Version *one* <b>not a tag</b>"
+        page.locator("[class*='st-key-playground_msg_'][class*='_regen'] button:visible").last.click()
+        page.get_by_text("Version two").wait_for(timeout=60_000)
+        idle(page)
+        assert page.get_by_text("2 / 2").is_visible()
+        page.locator("[class*='_ver_prev'] button:visible").last.click()
+        idle(page)
+        assert page.get_by_text("An earlier version").is_visible() and page.get_by_text("Version").last.is_visible()
+        assert "1 / 2" in page.inner_text("body")
+    finally:
+        context.close()

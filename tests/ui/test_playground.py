@@ -478,14 +478,15 @@ def test_code_interpreter_image_in_thread_and_log(fake):
             "plt.plot([1, 2, 3], [1, 4, 9])\nplt.show()\nprint('plotted')")
     fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": code}))]}, {"text": "Here is the chart."})
     at = send(start(timeout=90), "plot squares")
-    reply = at.chat_message[1]
+    ran, reply = at.chat_message[1], at.chat_message[2]  # the code's step in the thread, then the reply
+    assert ran.expander[0].label == "Ran code" and ran.image  # the figure with the code that made it
     assert reply.image and "Here is the chart." in reply.markdown[0].value
     assert len(rt().list_runs(at.session_state["thread_id"])["data"]) == 1
     at.toggle(key="playground_logs").set_value(True)
     run(at)  # the newest run opens in the log by itself
     shown = " ".join(c.value for c in at.code)
     assert "plt.plot" in shown and "plotted" in shown
-    assert len(at.image) >= 2  # in the reply and in the log's tool output
+    assert len(at.image) >= 3  # in the reply, the thread's code step and the log's tool output
 
 
 def test_file_search_vector_store_from_uploaded_files(data_dir):
@@ -605,7 +606,9 @@ def test_function_and_schema_checks():
 def test_page_never_injects_model_html(fake):
     rt().create_assistant(model="fake-model", name="Echo")
     at = send(start(), "<img src=x onerror=alert(1)>")
-    assert not at.get("html") or all("onerror" not in str(h.proto) for h in at.get("html"))
+    # The reply's text does reach st.html once, escaped inside the Copy button's data attribute: never as a tag.
+    assert all("<img" not in h.proto.body for h in at.get("html"))
+    assert any("&lt;img src=x onerror" in h.proto.body for h in at.get("html"))
     assert all(not m.proto.allow_html for m in at.markdown if "onerror" in m.value)
 
 
