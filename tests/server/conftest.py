@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx2
 import pytest
 from openai import OpenAI
 
@@ -18,6 +22,24 @@ from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 
 API_KEY = "sk-test-key-0123456789"
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1") -> int:
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(proc: subprocess.Popen, url: str, seconds: float) -> httpx2.Response:
+    """GET url until the server started as proc answers; fails with its stderr if it exits, or after seconds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx2.get(url, timeout=1)
+        except httpx2.TransportError:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.1)
 
 
 @dataclass

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx2
@@ -17,7 +15,7 @@ import pytest
 
 from assistants.config import load_settings
 from assistants.server.app import bind_problem, main
-from tests.server.conftest import running_api
+from tests.server.conftest import free_port, running_api, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -220,23 +218,13 @@ def test_refuses_to_bind_elsewhere_without_keys(tmp_path, monkeypatch, capsys):
 
 
 def test_python_m_assistants_server_serves(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PLAYGROUND_DATA_DIR": str(tmp_path), "PLAYGROUND_EMBEDDED_MODEL": "0", "PLAYGROUND_API_KEYS": "",
            "PLAYGROUND_BACKENDS": "", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
     proc = subprocess.Popen([sys.executable, "-m", "assistants.server", "--port", str(port), "--log-level", "warning"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx2.get(f"http://127.0.0.1:{port}/v1/assistants", timeout=1)
-                break
-            except httpx2.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
+        response = wait_until_serving(proc, f"http://127.0.0.1:{port}/v1/assistants", 20)
         assert response.status_code == 200 and response.json()["object"] == "list"
     finally:
         proc.terminate()

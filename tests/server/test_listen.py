@@ -6,15 +6,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx2
 import pytest
 
 from assistants.config import load_settings
 from assistants.server.app import main
 from assistants.server.listen import ListenError, bind_problem, listen
+from tests.server.conftest import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,12 +37,6 @@ def env(tmp_path, monkeypatch):
     return {**os.environ, **values}
 
 
-def free_port(family=socket.AF_INET, host="127.0.0.1") -> int:
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
 @pytest.mark.parametrize("host", ["::1", "[::1]"])
 def test_ipv6_loopback_serves(env, host):
@@ -51,15 +44,7 @@ def test_ipv6_loopback_serves(env, host):
     proc = subprocess.Popen([sys.executable, "-m", "assistants.server", "--host", host, "--port", str(port),
                              "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx2.get(f"http://[::1]:{port}/v1/assistants", timeout=1)
-                break
-            except httpx2.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
+        response = wait_until_serving(proc, f"http://[::1]:{port}/v1/assistants", 30)
         assert response.status_code == 200 and response.json()["object"] == "list"
     finally:
         proc.terminate()
