@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
-from assistants.store import DatabaseUnavailable
+from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col
 from assistants.store.pg_queries import PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
@@ -36,21 +36,6 @@ HINTS = (
     ("Connection refused", ". Is PostgreSQL running there, and listening on that address and port?"),
     ("timeout expired", ". Is the host reachable (firewall, listen_addresses)?"),
 )
-
-# The indexed columns of each object table (the same as SQLite's, see store/__init__.py).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "assistants": (),
-    "threads": (),
-    "messages": ("thread_id", "run_id"),
-    "runs": ("thread_id", "assistant_id", "status", "owner", "lease_until"),
-    "run_steps": ("thread_id", "run_id"),
-    "files": ("purpose",),
-    "vector_stores": (),
-    "vector_store_files": ("vector_store_id", "status", "batch_id"),
-    "file_batches": ("vector_store_id", "status"),
-    "model_calls": ("run_id",),
-}
-COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
 
 
 def redact(url: str) -> str:
@@ -72,10 +57,6 @@ def _scrub(text: str, url: str) -> str:
     if not password:
         return text
     return text.replace(password, "***").replace(unquote(password), "***")
-
-
-def _col(obj: dict, name: str):
-    return obj.get(name, obj.get("_" + name))
 
 
 # JSON's \u0000 (not preceded by an escaped backslash): PostgreSQL's jsonb cannot hold NUL in a string.
