@@ -10,6 +10,7 @@ import re
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -136,6 +137,35 @@ def _lone_cjk(term: str) -> bool:
     return len(term) == 1 and _CJK_RUN.match(term) is not None
 
 
+class SearchPlan(NamedTuple):
+    """What a search asks for, checked: the stores, the query terms, the unit query vector, how many to rank."""
+
+    store_ids: list[str]
+    terms: list[str]
+    vector: np.ndarray | None
+    wanted: int  # candidates each ranking returns (more than max_num_results when the two are fused)
+    max_num_results: int
+
+
+def plan_search(vector_store_ids: list[str], query: str, max_num_results: float, score_threshold: float,
+                query_embedding: list[float] | None) -> SearchPlan | None:
+    """The checked arguments of a search (SQLite's and PostgreSQL's alike); None if there is nothing to search.
+
+    Raises ValueError for a max_num_results or score_threshold out of range.
+    """
+    if max_num_results != int(max_num_results) or not 1 <= max_num_results <= MAX_RESULTS:
+        raise ValueError(f"max_num_results must be between 1 and {MAX_RESULTS}, got {max_num_results}")
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
+    max_num_results = int(max_num_results)
+    store_ids = list(dict.fromkeys(vector_store_ids))
+    if not store_ids or not query.strip():
+        return None
+    vector = _unit_vector(query_embedding)
+    wanted = max(max_num_results, FUSION_CANDIDATES) if vector is not None else max_num_results
+    return SearchPlan(store_ids, query_terms(query), vector, wanted, max_num_results)
+
+
 def search(
     conn: sqlite3.Connection,
     vector_store_ids: list[str],
@@ -152,17 +182,10 @@ def search(
     term. Fused: the reciprocal-rank-fusion score over its maximum, so 1.0 means ranked
     first by both rankings, and a chunk only one ranking found scores 0.5 at most.
     """
-    if max_num_results != int(max_num_results) or not 1 <= max_num_results <= MAX_RESULTS:
-        raise ValueError(f"max_num_results must be between 1 and {MAX_RESULTS}, got {max_num_results}")
-    if not 0.0 <= score_threshold <= 1.0:
-        raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
-    max_num_results = int(max_num_results)
-    store_ids = list(dict.fromkeys(vector_store_ids))
-    if not store_ids or not query.strip():
+    plan = plan_search(vector_store_ids, query, max_num_results, score_threshold, query_embedding)
+    if plan is None:
         return []
-    terms = query_terms(query)
-    vector = _unit_vector(query_embedding)
-    wanted = max(max_num_results, FUSION_CANDIDATES) if vector is not None else max_num_results
+    store_ids, terms, vector, wanted, max_num_results = plan
     (chunks,) = conn.execute("SELECT count(*) FROM fs_chunks").fetchone()
     bm25 = _bm25_ranking(conn, store_ids, terms, wanted, chunks) if terms else []
     dense = _cosine_ranking(conn, store_ids, vector, wanted) if vector is not None else []

@@ -20,15 +20,12 @@ import unicodedata
 import numpy as np
 
 from assistants.store.chunk_index import (
-    FUSION_CANDIDATES,
-    MAX_RESULTS,
     SearchResult,
     _embedding_blob,
     _fuse,
     _lone_cjk,
     _size,
-    _unit_vector,
-    query_terms,
+    plan_search,
 )
 from assistants.store.pg_schema import TS_CONFIG
 from assistants.store.search_schema import search_text
@@ -87,17 +84,10 @@ def _tsquery(terms: list[str]) -> str:
 def search(c, vector_store_ids: list[str], query: str, *, max_num_results: int = 20, score_threshold: float = 0.0,
            query_embedding: list[float] | None = None) -> list[SearchResult]:
     """Best chunks of the stores for a query (scores 0..1, see the module docstring)."""
-    if max_num_results != int(max_num_results) or not 1 <= max_num_results <= MAX_RESULTS:
-        raise ValueError(f"max_num_results must be between 1 and {MAX_RESULTS}, got {max_num_results}")
-    if not 0.0 <= score_threshold <= 1.0:
-        raise ValueError(f"score_threshold must be between 0 and 1, got {score_threshold}")
-    max_num_results = int(max_num_results)
-    store_ids = list(dict.fromkeys(vector_store_ids))
-    if not store_ids or not query.strip():
+    plan = plan_search(vector_store_ids, query, max_num_results, score_threshold, query_embedding)
+    if plan is None:
         return []
-    terms = query_terms(query)
-    vector = _unit_vector(query_embedding)
-    wanted = max(max_num_results, FUSION_CANDIDATES) if vector is not None else max_num_results
+    store_ids, terms, vector, wanted, max_num_results = plan
     text_ranked = _text_ranking(c, store_ids, terms, wanted) if terms else []
     dense = _cosine_ranking(c, store_ids, vector, wanted) if vector is not None else []
     if dense:
