@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from assistants.errors import BadRequest
 from assistants.responses import containers
 from assistants.runtime import Runtime
-from assistants.server.deps import TooLarge, get_runtime, json_body, limited_body, page_params
+from assistants.server.deps import TooLarge, get_runtime, json_body, multipart_form, page_params
 
 router = APIRouter(prefix="/containers", tags=["containers"])
 
@@ -52,12 +51,7 @@ async def create_container_file(container_id: str, request: Request, rt: Runtime
         return TooLarge(f"File is too large: the upload limit is {rt.settings.max_upload_mb} MB. Nothing was stored.",
                         param="file", code="file_too_large")
 
-    parser = MultiPartParser(request.headers, limited_body(request, limit + 1024 * 1024, too_large),
-                             max_files=1, max_fields=4)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise BadRequest(f"The multipart body could not be read: {exc.message}", param="file") from None
+    form = await multipart_form(request, limit + 1024 * 1024, too_large, max_fields=4)
     try:
         for key in form.keys():
             if key not in ("file", "file_id"):

@@ -6,11 +6,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from assistants.errors import BadRequest, Unsupported
 from assistants.runtime import Runtime
-from assistants.server.deps import TooLarge, get_runtime, limited_body, page_params, service
+from assistants.server.deps import TooLarge, get_runtime, multipart_form, page_params, service
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -30,12 +29,7 @@ async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
         raise BadRequest("Upload files as multipart/form-data with the fields 'file' and 'purpose'.", param="file")
     # Parsed as it arrives with a running count: a chunked or lying upload stops at the limit, and the parser
     # closes (and so deletes) its spooled part when the count raises.
-    parser = MultiPartParser(request.headers, limited_body(request, limit + FORM_SLACK, too_large),
-                             max_files=1, max_fields=16)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise BadRequest(f"The multipart body could not be read: {exc.message}", param="file") from None
+    form = await multipart_form(request, limit + FORM_SLACK, too_large, max_fields=16)
     try:
         for key in form.keys():
             if key.startswith("expires_after"):
