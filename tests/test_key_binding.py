@@ -9,7 +9,8 @@ from assistants.config import load_settings, read_settings_file, write_settings_
 from assistants.providers.router import ModelRouter
 from components import settings_form as form
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.ui.test_other_pages import ENV, open_page
+from tests.ui import fresh_data_dir
+from tests.ui.test_other_pages import open_page
 
 KEY = "sk-good-0123456789KEYZ"
 ENV_KEY = "sk-env-0123456789ENVK"
@@ -30,9 +31,7 @@ def servers():
 @pytest.fixture
 def page_env(tmp_path, monkeypatch):
     """A fresh data dir for the pages, with no OpenAI variables unless a test sets them."""
-    for var in ENV:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    fresh_data_dir(monkeypatch, tmp_path)
     yield tmp_path
     session._runtime_for.clear()
 

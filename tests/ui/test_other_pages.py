@@ -16,18 +16,16 @@ from assistants.config import EMBEDDED_MODEL_ID, read_settings_file
 from components import settings_form as form
 from tests.conftest import wait_run
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.ui import ENV, fresh_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PLAYGROUND_BACKENDS", "PLAYGROUND_MODEL_ALIASES", "PLAYGROUND_DEFAULT_MODEL")
 
 
 @pytest.fixture
 def app_rt(tmp_path, monkeypatch):
     """The runtime the pages get from session.get_runtime(), over a fresh data dir."""
-    for var in ENV:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    fresh_data_dir(monkeypatch, tmp_path)
     runtime = session.get_runtime()
     yield runtime
     runtime.close()

@@ -16,19 +16,16 @@ from components.sidebar import K, check_function, check_schema
 from components.thread_view import AFTER_KEY, safe_markdown, timeline, with_citations
 from tests.conftest import wait_run
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.ui import fresh_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PLAYGROUND_BACKENDS", "PLAYGROUND_MODEL_ALIASES",
-       "PLAYGROUND_DEFAULT_MODEL", "PLAYGROUND_EMBEDDED_MODEL")
 
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """A fresh data dir for the app; the runtime the page builds for it is closed afterwards."""
-    for var in ENV:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    fresh_data_dir(monkeypatch, tmp_path, "PLAYGROUND_EMBEDDED_MODEL")
     yield tmp_path
     session.get_runtime().close()
     session._runtime_for.clear()

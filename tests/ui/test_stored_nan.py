@@ -13,17 +13,15 @@ import session
 from assistants import export
 from assistants.config import EMBEDDED_MODEL_ID
 from components.sidebar import K
+from tests.ui import fresh_data_dir
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PLAYGROUND_BACKENDS", "PLAYGROUND_MODEL_ALIASES", "PLAYGROUND_DEFAULT_MODEL")
 
 
 @pytest.fixture
 def poisoned(tmp_path, monkeypatch):
     """An assistant whose function and schema hold NaN/-Infinity, and a thread whose message holds NaN."""
-    for var in ENV:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    fresh_data_dir(monkeypatch, tmp_path)
     rt = session.get_runtime()
     a = rt.create_assistant(model=EMBEDDED_MODEL_ID, name="poisoned",
                             tools=[{"type": "function", "function": {"name": "f", "parameters": {
