@@ -14,19 +14,12 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from openai import OpenAI
 
-from assistants.config import Settings
-from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
 from assistants.server import create_app
 from assistants.server.background import BackgroundServer
-from tests.fakes.provider import ScriptedProvider
+from bench.scripted import scripted_runtime
 
 WARMUP = 3
-
-
-def _runtime(data_dir: Path) -> Runtime:
-    settings = Settings(data_dir=data_dir, embedded_enabled=False, default_model="fake-model", run_workers=8)
-    return Runtime(settings, router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
 
 
 def responses_overhead(rt: Runtime, client: OpenAI, repeats: int) -> dict:
@@ -68,7 +61,7 @@ def responses_first_event(client: OpenAI, repeats: int) -> dict:
 
 def bench(quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        rt = _runtime(Path(tmp))
+        rt = scripted_runtime(Path(tmp))
         try:
             with BackgroundServer(create_app(rt)) as server:
                 client = OpenAI(base_url=server.base_url, api_key="bench", max_retries=0)

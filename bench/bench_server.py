@@ -16,19 +16,12 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from openai import OpenAI
 
-from assistants.config import Settings
-from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
 from assistants.server import create_app
 from assistants.server.background import BackgroundServer
-from tests.fakes.provider import ScriptedProvider
+from bench.scripted import scripted_runtime
 
 CLIENTS = 20
-
-
-def _runtime(data_dir: Path) -> Runtime:
-    settings = Settings(data_dir=data_dir, embedded_enabled=False, default_model="fake-model", run_workers=8)
-    return Runtime(settings, router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
 
 
 def _sdk(base_url: str) -> OpenAI:
@@ -112,7 +105,7 @@ def bench(quick: bool) -> dict:
     """All three server numbers (plus the raw timings they come from)."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK flags every Assistants call
     with tempfile.TemporaryDirectory() as tmp:
-        rt = _runtime(Path(tmp))
+        rt = scripted_runtime(Path(tmp))
         try:
             with BackgroundServer(create_app(rt)) as server:
                 client = _sdk(server.base_url)

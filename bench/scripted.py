@@ -1,0 +1,15 @@
+"""The runtime the REST server benchmarks measure: the scripted zero-latency model, no embedded model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistants.config import Settings
+from assistants.providers.router import ModelRouter
+from assistants.runtime import Runtime
+from tests.fakes.provider import ScriptedProvider
+
+
+def scripted_runtime(data_dir: Path) -> Runtime:
+    settings = Settings(data_dir=data_dir, embedded_enabled=False, default_model="fake-model", run_workers=8)
+    return Runtime(settings, router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
