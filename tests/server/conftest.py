@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -28,6 +29,15 @@ def free_port(family=socket.AF_INET, host="127.0.0.1") -> int:
     with socket.socket(family) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def route_of(routes, method: str, path: str):
+    """The row of a contract table (method, path pattern after /v1, ...) that a request's method and URL path match."""
+    path = path.split("/v1", 1)[1]
+    for route in routes:
+        if route[0] == method and re.fullmatch(route[1], path):
+            return route
+    raise AssertionError(f"no contract for {method} {path}")
 
 
 def wait_until_serving(proc: subprocess.Popen, url: str, seconds: float) -> httpx2.Response:

@@ -17,6 +17,8 @@ from openai.types.beta.threads.runs import RunStep
 from openai.types.shared import ErrorObject
 from openai.types.vector_stores import FileContentResponse, VectorStoreFile, VectorStoreFileBatch, VectorStoreFileDeleted
 
+from tests.server.conftest import route_of
+
 pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
 
 STREAM_EVENT = pydantic.TypeAdapter(AssistantStreamEvent)
@@ -65,14 +67,6 @@ def strict(model, obj: dict) -> None:
     assert not extra, f"{model.__name__} has undeclared fields {extra}"
 
 
-def route_of(method: str, path: str):
-    path = path.split("/v1", 1)[1]
-    for route in ROUTES:
-        if route[0] == method and re.fullmatch(route[1], path):
-            return route
-    raise AssertionError(f"no contract for {method} {path}")
-
-
 class Recorder:
     """An httpx2 response hook keeping every (route, status, body) the SDK received."""
 
@@ -83,7 +77,7 @@ class Recorder:
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             return
         response.read()
-        self.seen.append((route_of(response.request.method, response.request.url.path), response.status_code,
+        self.seen.append((route_of(ROUTES, response.request.method, response.request.url.path), response.status_code,
                           response.content))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 
 import httpx2
 import openai
@@ -16,6 +15,7 @@ from openai.types.conversations import Conversation, ConversationDeletedResource
 from openai.types.responses import Response, ResponseItem
 from openai.types.shared import ErrorObject
 
+from tests.server.conftest import route_of
 from tests.server.open_responses import UNDECLARED_BY_SDK
 
 ID = r"[^/]+"
@@ -57,14 +57,6 @@ def container_of(api, response_id: str) -> str:
     return container_id(records.get(api.rt.store, response_id)["thread_id"])
 
 
-def route_of(method: str, path: str):
-    path = path.split("/v1", 1)[1]
-    for route in RESPONSES_ROUTES:
-        if route[0] == method and re.fullmatch(route[1], path):
-            return route
-    raise AssertionError(f"no contract for {method} {path}")
-
-
 def test_every_responses_route_answers_in_its_openai_type(api, fake):
     seen: list = []
 
@@ -72,7 +64,7 @@ def test_every_responses_route_answers_in_its_openai_type(api, fake):
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             return
         response.read()
-        seen.append((route_of(response.request.method, response.request.url.path), response.status_code,
+        seen.append((route_of(RESPONSES_ROUTES, response.request.method, response.request.url.path), response.status_code,
                      response.content))
 
     client = api.client(http_client=httpx2.Client(event_hooks={"response": [record]}))
