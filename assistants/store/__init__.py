@@ -66,6 +66,27 @@ def _col(obj: dict, name: str):
 COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
 
 
+def check_page(limit, order) -> None:
+    """A 400 for a list's limit or order that OpenAI would refuse (both stores' `page`)."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+        raise BadRequest("limit must be an integer between 1 and 100.", param="limit")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be 'asc' or 'desc'.", param="order")
+
+
+def list_page(data: list[dict], has_more: bool, reverse: bool) -> dict:
+    """A page as OpenAI answers it: data (walked away from a `before` cursor if reverse), first_id, last_id, has_more."""
+    if reverse:
+        data.reverse()
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
 def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
@@ -210,10 +231,7 @@ class Store(RunQueries, ReportQueries, ResponseQueries):
     def page(self, table: str, *, limit: int = 20, order: str = "desc", after: str | None = None,
              before: str | None = None, **where) -> dict:
         """One page of a list, answering like OpenAI: data, first_id, last_id, has_more."""
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
-            raise BadRequest("limit must be an integer between 1 and 100.", param="limit")
-        if order not in ("asc", "desc"):
-            raise BadRequest("order must be 'asc' or 'desc'.", param="order")
+        check_page(limit, order)
         base_cond, base_args = self._where(where)
         conds, args = [base_cond], list(base_args)
         asc = order == "asc"
@@ -233,17 +251,7 @@ class Store(RunQueries, ReportQueries, ResponseQueries):
         direction = "ASC" if asc else "DESC"
         sql = f"SELECT data FROM {table} WHERE {' AND '.join(conds)} ORDER BY seq {direction} LIMIT ?"
         rows = self.conn().execute(sql, [*args, limit + 1]).fetchall()
-        has_more = len(rows) > limit
-        data = [json.loads(r[0]) for r in rows[:limit]]
-        if reverse:
-            data.reverse()
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
+        return list_page([json.loads(r[0]) for r in rows[:limit]], len(rows) > limit, reverse)
 
     def _cursor_seq(self, table: str, cursor: str, param: str, where: dict) -> int:
         cond, args = self._where({"id": cursor, **where})

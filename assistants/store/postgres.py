@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
-from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col
+from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page
 from assistants.store.pg_queries import PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
@@ -220,10 +220,7 @@ class PostgresStore(PgRunQueries, PgResponseQueries):
     def page(self, table: str, *, limit: int = 20, order: str = "desc", after: str | None = None,
              before: str | None = None, **where) -> dict:
         """One page of a list, answering like OpenAI: data, first_id, last_id, has_more."""
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
-            raise BadRequest("limit must be an integer between 1 and 100.", param="limit")
-        if order not in ("asc", "desc"):
-            raise BadRequest("order must be 'asc' or 'desc'.", param="order")
+        check_page(limit, order)
         base_cond, base_args = self._where(table, where)
         conds, args = [base_cond], list(base_args)
         asc = order == "asc"
@@ -239,12 +236,7 @@ class PostgresStore(PgRunQueries, PgResponseQueries):
         direction = "ASC" if asc else "DESC"
         rows = self._rows(f"SELECT data FROM {table} WHERE {' AND '.join(conds)} ORDER BY seq {direction} LIMIT %s",
                           [*args, limit + 1])
-        has_more = len(rows) > limit
-        data = [r[0] for r in rows[:limit]]
-        if reverse:
-            data.reverse()
-        return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+        return list_page([r[0] for r in rows[:limit]], len(rows) > limit, reverse)
 
     def _cursor_seq(self, table: str, cursor: str, param: str, where: dict) -> int:
         cond, args = self._where(table, {"id": cursor, **where})
