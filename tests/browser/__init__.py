@@ -92,6 +92,15 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def open_page(browser, url: str, **new_page_args):
+    """A new page of the browser at url, once Streamlit has finished its first run (60 s default timeout)."""
+    page = browser.new_page(**new_page_args)
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    idle(page)
+    return page
+
+
 def idle(page, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished the current script run."""
     page.wait_for_timeout(300)

@@ -11,7 +11,7 @@ import pytest
 
 from assistants.config import Backend, Settings
 from assistants.runtime import Runtime
-from tests.browser import free_port, go, idle, launch, stop_app
+from tests.browser import free_port, go, idle, launch, open_page, stop_app
 from tests.browser.test_share import start
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -114,10 +114,7 @@ def test_no_beacon_reaches_the_attacker(scene):
     attacker = scene["attacker"]
     with playwright_api.sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(scene["url"])
-        idle(page)
+        page = open_page(browser, scene["url"], viewport={"width": 1400, "height": 900})
         page.get_by_text("Here is what I found.").first.wait_for()
         # Open every run in the log (file-search query, file names, scores).
         for box in page.locator("[data-testid=stExpander] summary").all():
@@ -145,10 +142,7 @@ def test_threads_and_assistants_pages_fetch_nothing(scene, tmp_path):
     attacker.paths.clear()  # the other test's control request
     with playwright_api.sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.set_default_timeout(60_000)
-        page.goto(scene["url"])
-        idle(page)
+        page = open_page(browser, scene["url"], viewport={"width": 1400, "height": 900})
         for title, button in (("Threads", "threads_delete"), ("Assistants", "assistants_delete")):
             go(page, title)
             grid = page.get_by_test_id("stDataFrame")

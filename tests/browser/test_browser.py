@@ -10,7 +10,7 @@ import pytest
 
 from assistants.config import EMBEDDED_MODEL_ID, Settings
 from assistants.runtime import Runtime
-from tests.browser import FIRST_TOKEN_PROBE, ROOT, VIEWPORT, free_port, go, idle, launch, start_app, stop_app
+from tests.browser import FIRST_TOKEN_PROBE, ROOT, VIEWPORT, free_port, go, idle, launch, open_page, start_app, stop_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 SHOTS = ROOT / "docs" / "screenshots"
@@ -46,10 +46,7 @@ def app_url(tmp_path_factory):
 def page(app_url):
     with playwright_api.sync_playwright() as p:
         browser = launch(p)
-        pg = browser.new_page(viewport=VIEWPORT, color_scheme="light")
-        pg.set_default_timeout(60_000)
-        pg.goto(app_url)
-        idle(pg)
+        pg = open_page(browser, app_url, viewport=VIEWPORT, color_scheme="light")
         yield pg
         browser.close()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from assistants.runtime import Runtime
-from tests.browser import free_port, idle, launch, start_app, stop_app
+from tests.browser import free_port, idle, launch, open_page, start_app, stop_app
 from tests.conftest import wait_run
 from tests.runs.proc import make_runtime
 
@@ -53,10 +53,7 @@ def remote(tmp_path_factory) -> Iterator[Remote]:
         try:
             with playwright_api.sync_playwright() as p:
                 browser = launch(p)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.set_default_timeout(60_000)
-                page.goto(f"http://127.0.0.1:{port}")
-                idle(page)
+                page = open_page(browser, f"http://127.0.0.1:{port}", viewport={"width": 1400, "height": 900})
                 yield Remote(rt, page, a["id"], t["id"])
                 browser.close()
         finally:

@@ -8,7 +8,7 @@ import pytest
 
 from assistants.model_catalog import CATALOG
 from assistants.providers.embedded import model_path
-from tests.browser import ROOT, VIEWPORT, free_port, go, idle, launch, start_app, stop_app
+from tests.browser import ROOT, VIEWPORT, free_port, go, idle, launch, open_page, start_app, stop_app
 from tests.fakes.hf_hub import FakeHub, HubFile, HubServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -41,10 +41,7 @@ def app(hub, tmp_path_factory):
 def page(app):
     with playwright_api.sync_playwright() as p:
         browser = launch(p)
-        pg = browser.new_page(viewport=VIEWPORT, color_scheme="light")
-        pg.set_default_timeout(60_000)
-        pg.goto(app[0])
-        idle(pg)
+        pg = open_page(browser, app[0], viewport=VIEWPORT, color_scheme="light")
         go(pg, "Models")
         yield pg
         browser.close()

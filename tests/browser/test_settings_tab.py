@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistants.config import read_settings_file
-from tests.browser import free_port, go, idle, launch, stop_app
+from tests.browser import free_port, go, idle, launch, open_page, stop_app
 from tests.browser.test_share import start
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -20,10 +20,7 @@ def test_key_typed_then_tab_is_tested_and_saved(tmp_path):
         try:
             with playwright_api.sync_playwright() as p:
                 browser = launch(p)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.set_default_timeout(60_000)
-                page.goto(f"http://127.0.0.1:{port}")
-                idle(page)
+                page = open_page(browser, f"http://127.0.0.1:{port}", viewport={"width": 1400, "height": 900})
                 go(page, "Settings")
                 page.get_by_role("button", name="Add another server").click()
                 idle(page)
