@@ -60,6 +60,17 @@ def assert_healthy(page) -> None:
     assert "Page not found" not in page.inner_text("body")  # /playground is a known address, not a fallback
 
 
+def ask_in_a_new_thread(page, text: str) -> None:
+    """Start a new thread in the Playground (if the current one is not new already) and send text in it."""
+    new = page.locator(".st-key-playground_threads_new button").first
+    if new.is_enabled():
+        new.click()
+        idle(page)
+    box = page.get_by_test_id("stChatInput").locator("textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
 def test_a_bookmark_to_playground_on_a_fresh_server(app, browser):
     """The very first request after a start is /playground: it must run through app.py like any other."""
     url, restart = app
@@ -136,13 +147,7 @@ def test_playground_screenshots(app, browser, fake, scheme, width):
     try:
         page.goto(url)
         idle(page)
-        new = page.locator(".st-key-playground_threads_new button").first
-        if new.is_enabled():
-            new.click()
-            idle(page)
-        box = page.get_by_test_id("stChatInput").locator("textarea")
-        box.fill("What is the capital of France?")
-        box.press("Enter")
+        ask_in_a_new_thread(page, "What is the capital of France?")
         page.get_by_test_id("stChatMessage").filter(has_text="capital of France is").first.wait_for(timeout=60_000)
         idle(page)
         page.get_by_text("Logs", exact=True).click()
@@ -200,13 +205,7 @@ def test_copy_and_regenerate_in_the_browser(app, browser, fake):
     try:
         page.goto(url)
         idle(page)
-        new = page.locator(".st-key-playground_threads_new button").first
-        if new.is_enabled():
-            new.click()
-            idle(page)
-        box = page.get_by_test_id("stChatInput").locator("textarea")
-        box.fill("Say a version")
-        box.press("Enter")
+        ask_in_a_new_thread(page, "Say a version")
         page.locator(".pg-copy").first.wait_for(timeout=60_000)
         idle(page)
         page.locator(".pg-copy").last.click()
