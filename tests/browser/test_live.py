@@ -212,8 +212,12 @@ def test_copy_and_regenerate_in_the_browser(app, browser, fake):
         page.wait_for_timeout(300)
         assert page.evaluate("navigator.clipboard.readText()") == "Version *one* <b>not a tag</b>"
         page.locator("[class*='st-key-playground_msg_'][class*='_regen'] button:visible").last.click()
-        page.get_by_text("Version two").wait_for(timeout=60_000)
+        # While the new reply streams, the streamed bubble and the stored message can both be on screen for a
+        # moment; once the page has settled the thread shows it once.
+        page.get_by_text("Version two").first.wait_for(timeout=60_000)
         idle(page)
+        page.wait_for_function("() => [...document.querySelectorAll('p')].filter(p => p.innerText === 'Version two')"
+                               ".length === 1", timeout=15_000)
         assert page.get_by_text("2 / 2").is_visible()
         page.locator("[class*='_ver_prev'] button:visible").last.click()
         idle(page)
