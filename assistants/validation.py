@@ -36,6 +36,15 @@ def number(value: Any, param: str, low: float, high: float) -> float | None:
     return float(value)
 
 
+def flag(value: Any, param: str, default: bool = False) -> bool:
+    """A boolean parameter (absent or null -> `default`); 400 naming it for any other type."""
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"{param} must be a boolean (got {value!r}).", param=param)
+    return value
+
+
 def positive_int(value: Any, param: str, minimum: int = 1) -> int | None:
     if value is None:
         return None

@@ -100,7 +100,7 @@ def parse(body: dict, rt: Any) -> Request:
         raise BadRequest("truncation must be 'auto' or 'disabled'.", param="truncation")
     temperature = v.number(body.get("temperature"), "temperature", 0, 2)
     top_p = v.number(body.get("top_p"), "top_p", 0, 1)
-    parallel = _flag(body, "parallel_tool_calls", True)
+    parallel = v.flag(body.get("parallel_tool_calls"), "parallel_tool_calls", True)
     metadata = v.metadata(body.get("metadata"))
     run = {"model": model, "tools": run_tools, "temperature": temperature, "top_p": top_p,
            "max_completion_tokens": max_out, "response_format": fmt, "parallel_tool_calls": parallel,
@@ -111,7 +111,7 @@ def parse(body: dict, rt: Any) -> Request:
             "text": echo_text, "temperature": 1.0 if temperature is None else temperature,
             "top_p": 1.0 if top_p is None else top_p, "max_output_tokens": max_out, "parallel_tool_calls": parallel,
             "metadata": metadata, "truncation": truncation, "previous_response_id": previous,
-            "background": _flag(body, "background", False)}
+            "background": v.flag(body.get("background"), "background", False)}
     if prompt is not None:
         echo["prompt"] = prompt.echo
         if temperature is None:
@@ -129,8 +129,8 @@ def parse(body: dict, rt: Any) -> Request:
             raise BadRequest("top_logprobs must be an integer from 0 to 20.", param="top_logprobs")
         echo["top_logprobs"] = top
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
-    return Request(model, items, instructions, run, resources, echo, include, _flag(body, "store", True),
-                   echo["background"], _flag(body, "stream", False), previous, conversation, outputs,
+    return Request(model, items, instructions, run, resources, echo, include, v.flag(body.get("store"), "store", True),
+                   echo["background"], v.flag(body.get("stream"), "stream", False), previous, conversation, outputs,
                    prompt.assistant["id"] if prompt else None, container=container,
                    tools_given=body.get("tools") is not None)
 
@@ -144,15 +144,6 @@ def _echoed(key: str, value: Any) -> Any:
     if key == "service_tier" and value not in ("auto", "default", "flex", "scale", "priority"):
         raise BadRequest("service_tier must be auto, default, flex, scale or priority.", param="service_tier")
     return v.string(value, key, 512)
-
-
-def _flag(body: dict, key: str, default: bool) -> bool:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise BadRequest(f"{key} must be a boolean (got {value!r}).", param=key)
-    return value
 
 
 def _conversation(value: Any) -> str | None:

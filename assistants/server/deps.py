@@ -156,16 +156,6 @@ def modify_metadata(body: dict, get: Callable[..., dict], update: Callable[..., 
     return update(*ids, metadata=body["metadata"])
 
 
-def flag(body: dict, key: str) -> bool:
-    """A boolean parameter (absent or null -> False); 400 naming it for any other type."""
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequest(f"{key} must be a boolean (got {value!r}).", param=key)
-    return value
-
-
 def service(rt: Runtime, name: str) -> Any:
     """`rt.files` / `rt.vector_stores`, or a 400 saying that feature is not installed."""
     svc = getattr(rt, name, None)

@@ -7,10 +7,11 @@ import time
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from assistants import validation as v
 from assistants.errors import BadRequest
 from assistants.runs.events import DONE
 from assistants.runtime import RUN_FIELDS, Runtime
-from assistants.server.deps import POLL_HEADERS, flag, get_runtime, includes, json_body, modify_metadata, only, page_params
+from assistants.server.deps import POLL_HEADERS, get_runtime, includes, json_body, modify_metadata, only, page_params
 from assistants.server.sse import event_stream
 
 router = APIRouter(tags=["runs"])
@@ -28,7 +29,7 @@ THREAD_AND_RUN_FIELDS = (RUN_FIELDS - {"additional_instructions", "additional_me
 @router.post("/threads/runs")
 def create_thread_and_run(request: Request, body: dict = Depends(json_body), rt: Runtime = Depends(get_runtime)):
     only(body, THREAD_AND_RUN_FIELDS)
-    stream = flag(body, "stream")
+    stream = v.flag(body.get("stream"), "stream")
     body.pop("stream", None)
     thread = body.pop("thread", None)
     if thread is not None and not isinstance(thread, dict):
@@ -40,7 +41,7 @@ def create_thread_and_run(request: Request, body: dict = Depends(json_body), rt:
 @router.post("/threads/{thread_id}/runs")
 def create_run(thread_id: str, request: Request, body: dict = Depends(json_body), rt: Runtime = Depends(get_runtime)):
     only(body, RUN_FIELDS)
-    stream = flag(body, "stream")
+    stream = v.flag(body.get("stream"), "stream")
     body.pop("stream", None)
     result = rt.create_run(thread_id, stream=stream, **body)
     return event_stream(result, _include(request, body)) if stream else result
@@ -103,7 +104,7 @@ def cancel_run(thread_id: str, run_id: str, rt: Runtime = Depends(get_runtime)):
 def submit_tool_outputs(thread_id: str, run_id: str, request: Request, body: dict = Depends(json_body),
                         rt: Runtime = Depends(get_runtime)):
     only(body, ("tool_outputs", "stream"))
-    stream = flag(body, "stream")
+    stream = v.flag(body.get("stream"), "stream")
     if "tool_outputs" not in body:
         raise BadRequest("Missing required parameter: 'tool_outputs'.", param="tool_outputs")
     result = rt.submit_tool_outputs(thread_id, run_id, tool_outputs=body["tool_outputs"], stream=stream)
