@@ -27,12 +27,13 @@ def _runtime_for(data_dir: str) -> Runtime:
 
 def get_runtime() -> Runtime:
     """The one Runtime of this process for the configured data dir (never mutated per user)."""
+    settings = load_settings()  # once per call: it reads .env and settings.json
     if not login.passed():
         # Defence in depth: app.py gates every page, and this gate stands in front of everything a page can read
         # too, should a page ever run without app.py (as files in a pages/ folder would after a restart).
-        if not login.allowed(load_settings().playground_password):
+        if not login.allowed(settings.playground_password):
             st.stop()
-    return _runtime_for(str(load_settings().data_dir))
+    return _runtime_for(str(settings.data_dir))
 
 
 def init_state() -> None:
