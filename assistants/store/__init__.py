@@ -15,6 +15,7 @@ from assistants.store.pool import ConnectionPool
 from assistants.store.reports import ReportQueries
 from assistants.store.responses import ResponseQueries
 from assistants.store.runs import RunQueries
+from assistants.store.versions import VersionQueries
 
 __all__ = ["ACTIVE_RUN_STATUSES", "DatabaseUnavailable", "IntegrityError", "Store", "open_store"]
 
@@ -91,7 +92,7 @@ def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class Store(RunQueries, ReportQueries, ResponseQueries):
+class Store(RunQueries, ReportQueries, ResponseQueries, VersionQueries):
     """A SQLite database in WAL mode: pooled connections, `BEGIN IMMEDIATE` for every write."""
 
     def __init__(self, path: Path | str, *, migrate_schema: bool = True):
@@ -155,6 +156,18 @@ class Store(RunQueries, ReportQueries, ResponseQueries):
     def on_events(self, callback: Callable[[], None]) -> bool:
         """SQLite has no notifications: False, the event tailer keeps polling the log."""
         return False
+
+    # -- the versions' dialect (store/versions.py) ------------------------------------------
+    def _vrows(self, sql: str, args=()) -> list[tuple]:
+        return self.conn().execute(sql, args).fetchall()
+
+    @staticmethod
+    def _vjson(obj) -> str:
+        return _dumps(obj)
+
+    @staticmethod
+    def _vload(value):
+        return json.loads(value)
 
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:

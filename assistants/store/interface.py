@@ -47,6 +47,15 @@ class StoreInterface(Protocol):
     def step_usage(self, run_id: str) -> dict: """A run's usage: the sum of its steps'."""
     def delete_thread(self, thread_id: str) -> int: """Delete a thread and everything that hangs off it."""
 
+    # -- versions: archived conversation tails (store/versions.py) -------------------------------
+    def tail_point(self, thread_id: str, message_id: str) -> str | None: """The message before this one ("" first)."""
+    def archive_tail(self, thread_id: str, point: str, run_ids: list[str] | tuple = (), created_at: int = 0) -> int | None:
+        """Move the messages after `point` into a version; its number (None: no such point)."""
+    def restore_version(self, thread_id: str, point: str, number: int, run_ids: list[str] | tuple = (),
+                        created_at: int = 0) -> bool: """Swap the current tail with an archived one."""
+    def message_versions(self, thread_id: str) -> list[dict]: """A thread's archived versions (point, number, runs)."""
+    def archived_tail(self, thread_id: str, point: str, number: int) -> list[dict] | None: """One version's messages."""
+
     # -- the Responses API: response records and conversation items ------------------------------
     def save_response(self, record: dict) -> None: """Insert or replace a response record (its thread must exist)."""
     def get_response(self, response_id: str) -> dict | None: """One response record, or None."""

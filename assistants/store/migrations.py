@@ -165,6 +165,18 @@ def m008_responses(conn: sqlite3.Connection) -> None:
             conn.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
 
+def m012_message_versions(conn: sqlite3.Connection) -> None:
+    """Archived conversation tails (store/versions.py): they go with their thread."""
+    conn.execute(VERSIONS_TABLE.format(seq="INTEGER PRIMARY KEY AUTOINCREMENT", json="TEXT"))
+
+
+# Shared with PostgreSQL's m009 (pg_schema.py): only the seq column and the JSON type differ.
+VERSIONS_TABLE = ("CREATE TABLE message_versions (seq {seq}, "
+                  "thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE, point TEXT NOT NULL, "
+                  "number INTEGER NOT NULL, created_at BIGINT NOT NULL, run_ids {json} NOT NULL, data {json} NOT NULL, "
+                  "UNIQUE (thread_id, point, number))")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_files_and_vector_stores,
@@ -174,6 +186,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_search_index_nfkc,
     m007_leases_events_foreign_keys,
     m008_responses,
+    m012_message_versions,
 ]
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from assistants.store import DatabaseUnavailable
-from assistants.store.migrations import ACTIVE_RUN_STATUSES
+from assistants.store.migrations import ACTIVE_RUN_STATUSES, VERSIONS_TABLE
 
 # Every instance runs migrations at start: one at a time, whoever comes first (a session-level advisory lock).
 MIGRATION_LOCK = 7_413_001
@@ -103,8 +103,13 @@ def m005_responses(c) -> None:
     c.execute("CREATE INDEX conversation_items_thread ON conversation_items(thread_id)")
 
 
+def m009_message_versions(c) -> None:
+    """Archived conversation tails (store/versions.py): they go with their thread."""
+    c.execute(VERSIONS_TABLE.format(seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", json="JSONB"))
+
+
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
-                              m005_responses]
+                              m005_responses, m009_message_versions]
 
 
 class SchemaTooNew(DatabaseUnavailable):

@@ -25,6 +25,7 @@ from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, ch
 from assistants.store.pg_queries import PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
+from assistants.store.versions import VersionQueries
 
 WRITE_LOCK = 7_413_002
 POOL_MAX = 20  # workers + request threads + sweeper + tailer; a read holds a connection for one statement only
@@ -73,7 +74,7 @@ def _jsonb(obj) -> Jsonb:
     return Jsonb(obj, dumps=_dumps)
 
 
-class PostgresStore(PgRunQueries, PgResponseQueries):
+class PostgresStore(PgRunQueries, PgResponseQueries, VersionQueries):
     """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True, pool_max: int = POOL_MAX):
@@ -143,6 +144,28 @@ class PostgresStore(PgRunQueries, PgResponseQueries):
         """A write statement inside a write transaction; the rows it changed."""
         with self.write() as c:
             return c.execute(sql, args).rowcount
+
+    # -- the versions' dialect (store/versions.py) ------------------------------------------
+    OVERRIDE_SEQ = "OVERRIDING SYSTEM VALUE"
+
+    def _vrows(self, sql: str, args=()) -> list[tuple]:
+        """A query written with `?` placeholders; its rows (none for a statement that returns none)."""
+        sql = sql.replace("?", "%s")
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            cur = conn.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+        with self._pool.connection() as conn:
+            cur = conn.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+
+    @staticmethod
+    def _vjson(obj) -> Jsonb:
+        return _jsonb(obj)
+
+    @staticmethod
+    def _vload(value):
+        return value  # JSONB arrives decoded
 
     def open_connections(self) -> int:
         return self._pool.get_stats().get("pool_size", 0)
