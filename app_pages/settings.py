@@ -113,7 +113,9 @@ def _dirty() -> bool:
 if not unreadable and form.comparable(saved) != state.get(form.BASE) and not _dirty():
     # Saved elsewhere and nothing is edited here: show the new settings (nothing typed is lost).
     form.seed(state, saved, force=True)
-    st.toast("These settings were just saved elsewhere (another tab or person): showing them.", icon=":material/sync:")
+    # A banner under the heading, not a toast: a toast lay over the Save button.
+    state["settings_result"] = ("info", "These settings were just saved elsewhere (another tab or person): "
+                                        "showing them.")
 d = form.draft(state)
 errors = form.problems(d)
 shown = form.shown_errors(errors, state)
@@ -154,8 +156,9 @@ def _watch() -> None:
 st.fragment(_watch, run_every=WATCH_S)()
 result = state.pop("settings_result", None)
 if result:
-    (st.success if result[0] == "ok" else st.error)(result[1], icon=":material/check_circle:" if result[0] == "ok"
-                                                    else ":material/error:")
+    show, icon = {"ok": (st.success, ":material/check_circle:"), "info": (st.info, ":material/sync:")}.get(
+        result[0], (st.error, ":material/error:"))
+    show(result[1], icon=icon)
 
 # -- OpenAI ------------------------------------------------------------------------------------
 with st.container(border=True):

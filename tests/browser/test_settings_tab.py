@@ -53,3 +53,37 @@ def test_key_typed_then_tab_is_tested_and_saved(tmp_path):
                 browser.close()
         finally:
             stop_app(proc)
+
+
+def _overlaps(a: dict | None, b: dict | None) -> bool:
+    return bool(a and b) and a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] \
+        and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+def test_nothing_covers_the_save_button(tmp_path):
+    """Settings saved elsewhere, then saved here: what the page says about it never lies over Save (issue 12 item 9)."""
+    from assistants.config import write_settings_file
+
+    port = free_port()
+    proc = start(tmp_path, port, PLAYGROUND_EMBEDDED_MODEL="0", PLAYGROUND_OLLAMA_AUTODETECT="0")
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = launch(p)
+            page = open_page(browser, f"http://127.0.0.1:{port}", viewport={"width": 1024, "height": 768})
+            go(page, "Settings")
+            save = page.locator(".st-key-settings_save_top button")
+            write_settings_file(tmp_path / "settings.json", {"default_model": "elsewhere-model"})
+            page.get_by_text("just saved elsewhere").first.wait_for(timeout=20_000)
+            idle(page)
+            page.screenshot(path=str(tmp_path / "settings_elsewhere.png"))
+            toasts = page.get_by_test_id("stToast")
+            assert all(not _overlaps(toasts.nth(i).bounding_box(), save.bounding_box()) for i in range(toasts.count()))
+            save.click()
+            page.get_by_text("Saved.").first.wait_for(timeout=20_000)
+            idle(page)
+            page.screenshot(path=str(tmp_path / "settings_saved.png"))
+            toasts = page.get_by_test_id("stToast")
+            assert all(not _overlaps(toasts.nth(i).bounding_box(), save.bounding_box()) for i in range(toasts.count()))
+            browser.close()
+    finally:
+        stop_app(proc)
