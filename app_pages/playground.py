@@ -259,18 +259,11 @@ with box:
         names = {a["id"]: sidebar.assistant_label(a) for a in assistants}
         targets = {a_id: name for a_id, name in names.items() if a_id != current["id"]}
         files = data.files_of(messages)
-        # A regenerated reply's run is history (the run log keeps it): its steps and ending leave the conversation.
-        replaced = {(r.get("metadata") or {}).get(versions.REPLACES) for r in runs}
-        shown_runs = [r for r in runs if r["id"] not in replaced]
-        used = data.thread_steps(shown_runs, messages[0]["created_at"] if older and messages else None)
-        by_run = {r["id"]: r for r in shown_runs}
-        latest = runs[0]["id"] if runs else None
-        position = {m["id"]: i for i, m in enumerate(messages)}
-        first_reply = {}  # run id -> its first reply: the one that carries Regenerate and the earlier versions
-        for m in messages:
-            if m["role"] == "assistant" and m.get("run_id"):
-                first_reply.setdefault(m["run_id"], m["id"])
         busy = active is not None or subscription is not None
+        # Regenerate, Edit and resend, ‹ n / N › per message; the runs of archived versions leave the conversation.
+        controls = versions.Controls(thread_id, messages, runs, older=older, busy=busy)
+        shown_runs = controls.shown_runs
+        used = data.thread_steps(shown_runs, messages[0]["created_at"] if older and messages else None)
         message_actions.setup()
         for kind, item in thread_view.timeline(messages, shown_runs, older_hidden=older, steps=used["steps"]):
             if subscription is not None and kind == "message" and item.get("status") == "in_progress":
@@ -282,14 +275,9 @@ with box:
                 tool_steps.render_tool_steps(item, used["args"], used["files"])
                 continue
             author = names.get(item.get("assistant_id"), "Assistant") if item["role"] == "assistant" else "You"
-            lead = first_reply.get(item.get("run_id")) == item["id"]
-            later = len(messages) - 1 - position[item["id"]]
             picked = thread_view.render_message(
                 item, author=author, files=files, handoff=targets or None, key=f"playground_msg_{item['id']}",
-                names=names, on_open=actions.open_origin, busy=busy,
-                versions=versions.unpack((by_run.get(item.get("run_id")) or {}).get("metadata")) if lead else None,
-                regenerate=(actions.on_regenerate, (thread_id, latest)) if lead and item["run_id"] == latest else None,
-                edit=(actions.on_edit_resend, (thread_id, item["id"]), later) if item["role"] == "user" else None)
+                names=names, on_open=actions.open_origin, busy=busy, **controls.of(item))
             if picked:
                 actions.handoff(item, picked, names, current)
                 st.rerun()

@@ -49,40 +49,55 @@ def copy_button(text: str) -> None:
     st.html(_COPY.format(text=html.escape(text, quote=True)), width="content")
 
 
+BUSY = "Wait for the run to finish (or cancel it) first"
+
+
+def _pager(key: str, shown: int, count: int, on_step: Callable, args: tuple, busy: bool, what: str) -> None:
+    """‹ shown / count ›: the arrows call on_step(*args, shown - 1 or shown + 1) (numbers from 1)."""
+    with st.container(horizontal=True, vertical_alignment="center", gap=None, width="content", key=key):
+        st.button("", icon=":material/chevron_left:", key=key + "_prev", type="tertiary", on_click=on_step,
+                  args=(*args, shown - 1), disabled=busy or shown <= 1,
+                  help=f"{BUSY} to switch {what}" if busy else f"Earlier {what.removesuffix('s')}")
+        st.caption(f"{shown} / {count}", width="content")
+        st.button("", icon=":material/chevron_right:", key=key + "_next", type="tertiary", on_click=on_step,
+                  args=(*args, shown + 1), disabled=busy or shown >= count,
+                  help=f"{BUSY} to switch {what}" if busy else f"Later {what.removesuffix('s')}")
+
+
 def version_pager(count: int, key: str) -> int:
-    """‹ n / N › over a reply's earlier versions and the current one; returns the index shown (count = current)."""
+    """‹ n / N › over the text of a reply's earlier versions kept by older Playgrounds (run metadata) and the reply
+    itself; returns the index shown (count = the reply)."""
     ss = st.session_state
     shown = min(ss.get(key, count), count)
-
-    def step(by: int) -> None:
-        ss[key] = max(0, min(count, ss.get(key, count) + by))
-
-    with st.container(horizontal=True, vertical_alignment="center", gap=None, width="content"):
-        st.button("", icon=":material/chevron_left:", key=key + "_prev", type="tertiary", on_click=step, args=(-1,),
-                  disabled=shown == 0, help="Earlier version")
-        st.caption(f"{shown + 1} / {count + 1}", width="content")
-        st.button("", icon=":material/chevron_right:", key=key + "_next", type="tertiary", on_click=step, args=(1,),
-                  disabled=shown == count, help="Later version")
+    _pager(key + "_pager", shown + 1, count + 1, lambda n: ss.update({key: max(0, min(count, n - 1))}), (), False,
+           "texts")
     return shown
 
 
+def version_switch(key: str, switch: tuple, busy: bool) -> None:
+    """‹ n / N › over the versions of what follows a point: flipping swaps them in the thread."""
+    on_flip, args, current, total, _after = switch
+    _pager(key, current, total, on_flip, args, busy, "versions")
+
+
 def regenerate_button(key: str, on_regenerate: Callable, args: tuple, busy: bool) -> None:
-    """Ask again from the same point; the reply shown now is kept as a version."""
+    """Ask again from the same point; this reply and what follows are kept as a version."""
     st.button("", icon=":material/refresh:", key=key, type="tertiary", on_click=on_regenerate, args=args,
-              disabled=busy, help="Regenerate: a new reply from the same point (this one is kept: flip back with ‹ ›)")
+              disabled=busy, help=f"{BUSY} to regenerate" if busy else
+              "Regenerate: a new reply from this point (this one, and what follows it, is kept: flip back with ‹ ›)")
 
 
 def edit_button(text: str, key: str, on_send: Callable, args: tuple, later: int, busy: bool) -> None:
-    """Edit and resend a message of yours: the box opens with its text; what came after it leaves the thread."""
+    """Edit and resend a message of yours: the box opens with its text; what came after it is kept as a version."""
     box = st.popover("", icon=":material/edit:", type="tertiary", key=key, on_change="rerun", disabled=busy,
-                     help="Edit and resend")
+                     help=f"{BUSY} to edit and resend" if busy else "Edit and resend")
     if box.open:  # built only when opened: a long thread has many messages
         with box:
             field = key + "_text"
             st.session_state.setdefault(field, text)
             st.text_area("Edit your message", key=field, height=120)
-            if later:
-                st.caption(f"The {later} message{'s' if later != 1 else ''} after it leave the thread; the answer "
-                           "starts again from here.")
+            after = "The message after it is" if later == 1 else f"The {later} messages after it are"
+            st.caption("Sent in its place, with its images and attachments, and answered again"
+                       + (f". {after} kept as a version: flip back with ‹ ›." if later else "."))
             st.button("Send", icon=":material/send:", type="primary", key=key + "_send", on_click=on_send,
                       args=(*args, field))

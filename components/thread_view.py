@@ -158,11 +158,13 @@ def _render_text(block: dict, files: dict, key: str, role: str = "assistant") ->
 def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, str] | None, key: str,
                    names: dict[str, str] | None = None, on_open: Callable | None = None,
                    versions: list[str] | None = None, regenerate: tuple | None = None, edit: tuple | None = None,
-                   busy: bool = False) -> str | None:
+                   switches: list[tuple] | None = None, busy: bool = False) -> str | None:
     """Draw one message; returns the assistant id picked in its hand-off menu, if any.
 
-    `versions`: earlier versions of this reply (Regenerate keeps them), `regenerate`: (callback, args) when this
-    reply may be asked again, `edit`: (callback, args, messages after it) for a message of yours; `busy`: a run works.
+    `versions`: the text of earlier versions kept by older Playgrounds, `regenerate`: (callback, args) when this reply
+    may be asked again, `edit`: (callback, args, messages after it) for a message of yours, `switches`: ‹ n / N ›
+    over the versions that start with this message (after=False) or follow it (after=True), each (on_flip, args,
+    current, total, after); `busy`: a run works, so they are shown disabled.
     """
     picked = None
     versions = versions or []
@@ -208,14 +210,23 @@ def render_message(msg: dict, *, author: str, files: dict, handoff: dict[str, st
                         message_actions.regenerate_button(f"{key}_regen", *regenerate, busy=busy)
                     if versions:
                         message_actions.version_pager(len(versions), f"{key}_ver")
+                    for n, switch in enumerate(s for s in switches or [] if not s[-1]):
+                        message_actions.version_switch(f"{key}_switch{n}", switch, busy)
                     if handoff:
                         picked = st.menu_button("Hand off", list(handoff), format_func=lambda a: f"Send to {handoff[a]}",
                                                 key=f"{key}_handoff", type="tertiary", icon=":material/forward:",
                                                 help="Send this reply as a user message into another assistant's thread")
         elif edit:
-            with st.container(horizontal=True, horizontal_alignment="right", gap=None, key=f"{key}_editrow"):
+            with st.container(horizontal=True, horizontal_alignment="right", vertical_alignment="center", gap=None,
+                              key=f"{key}_editrow"):
+                for n, switch in enumerate(s for s in switches or [] if not s[-1]):
+                    message_actions.version_switch(f"{key}_switch{n}", switch, busy)
                 on_send, args, later = edit
                 message_actions.edit_button(plain_text(msg), f"{key}_edit", on_send, args, later, busy)
+        for switch in (s for s in switches or [] if s[-1]):
+            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+                st.caption(":material/history: What followed this message is kept as versions:", width="content")
+                message_actions.version_switch(f"{key}_after", switch, busy)
     return picked
 
 

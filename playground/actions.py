@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from assistants.errors import APIError
+from assistants import branches
+from assistants.errors import APIError, NotFound
 from assistants.runtime import list_every
 from components import sidebar, thread_view
 from components.safe_text import code_text, plain
-from playground import MESSAGES_STEP, data, versions
+from playground import MESSAGES_STEP, data
 from session import get_runtime
 
 IMAGE_TYPES = ("png", "jpg", "jpeg", "gif", "webp")
@@ -421,41 +422,81 @@ def _assistant_or_notice():
         return None
 
 
-def on_regenerate(thread_id: str, run_id: str) -> None:
-    """A new run from the same point: the reply of run `run_id` leaves the thread and is kept as an earlier version."""
-    rt, ss = get_runtime(), st.session_state
+def _oldest_first(thread_id: str) -> list[dict]:
+    return list_every(get_runtime().list_messages, thread_id=thread_id)[::-1]
+
+
+def _branch_runs(thread_id: str, every: list[dict], start: int) -> list[str]:
+    """The runs that belong to the tail from `every[start]` on besides its replies' own: those this page started
+    from the point before it or from a message of the tail (a run that failed without a reply), not archived yet."""
+    rt = get_runtime()
+    anchors = {m["id"] for m in every[max(0, start - 1):]}
+    archived = branches.versions_of(rt, thread_id).archived_runs
+    return [r["id"] for r in list_every(rt.list_runs, thread_id=thread_id)
+            if (r.get("metadata") or {}).get(thread_view.AFTER_KEY) in anchors and r["id"] not in archived]
+
+
+def _archive_from(thread_id: str, message_id: str) -> tuple[str, int, dict]:
+    """Take message `message_id` and what follows out of the thread, kept as a version: (point, number, message)."""
+    every = _oldest_first(thread_id)
+    at = next((i for i, m in enumerate(every) if m["id"] == message_id), None)
+    if at is None:
+        raise NotFound("That message is no longer in the thread (perhaps changed in another tab).")
+    point, number = branches.archive_from(get_runtime(), thread_id, message_id, _branch_runs(thread_id, every, at))
+    return point, number, every[at]
+
+
+def on_regenerate(thread_id: str, message_id: str) -> None:
+    """A new reply from the same point: this reply and everything after it leave the thread, kept as a version."""
     assistant = _assistant_or_notice()
     if assistant is None:
         return
     try:
-        old_run = rt.get_run(thread_id, run_id)
-        replies = list_every(rt.list_messages, thread_id=thread_id, run_id=run_id)
-        text = "\n\n".join(t for t in (thread_view.plain_text(m) for m in replies[::-1]) if t)  # oldest first
-        kept = versions.unpack(old_run.get("metadata")) + ([text] if text else [])
-        for msg in replies:
-            rt.delete_message(thread_id, msg["id"])
+        _archive_from(thread_id, message_id)
     except APIError as exc:
         _explain(exc)
         return
-    ss["playground_sent"] = start_run(thread_id, assistant, {**versions.pack(kept), versions.REPLACES: run_id}) \
-        or False
+    st.session_state["playground_sent"] = start_run(thread_id, assistant) or False
 
 
 def on_edit_resend(thread_id: str, message_id: str, field: str) -> None:
-    """Replace a user message with its edited text: it and every message after it leave the thread, then it is sent
-    again and answered, so the thread is the conversation the model sees."""
+    """Send the edited text in place of a message of yours (its images and attachments go again): the message and
+    everything after it leave the thread, kept as a version to flip back to, and the answer starts from there."""
     rt, ss = get_runtime(), st.session_state
     text = ss.get(field) or ""
     assistant = _assistant_or_notice()
-    if assistant is None or not text.strip():
+    if assistant is None:
+        return
+    if not text.strip():
+        notice("info", "An empty message cannot be sent: type something, or close the box to keep the message.")
         return
     try:
-        every = list_every(rt.list_messages, thread_id=thread_id)[::-1]  # oldest first
-        at = next(i for i, m in enumerate(every) if m["id"] == message_id)
-        for msg in every[at:]:
-            rt.delete_message(thread_id, msg["id"])
-    except (APIError, StopIteration) as exc:
-        notice("error", "Could not edit that message: " + plain(getattr(exc, "message", "it is gone.")))
+        point, number, original = _archive_from(thread_id, message_id)
+    except APIError as exc:
+        _explain(exc)
+        return
+    kept = [b for b in original.get("content") or [] if b["type"] != "text"]
+    try:
+        rt.create_message(thread_id, role="user", content=[{"type": "text", "text": text}, *kept],
+                          attachments=original.get("attachments") or None)
+    except APIError as exc:
+        branches.flip(rt, thread_id, point, number)  # put the conversation back as it was
+        _explain(exc)
         return
     ss.pop(field, None)
-    ss["playground_sent"] = send(text, [], assistant, "run") or False
+    ss["playground_sent"] = start_run(thread_id, assistant) or False
+
+
+def on_flip(thread_id: str, point: str, number: int) -> None:
+    """‹ › at a point: show version `number` of what follows it; the one shown now is kept as a version."""
+    rt = get_runtime()
+    try:
+        every = _oldest_first(thread_id)
+        start = next((i + 1 for i, m in enumerate(every) if m["id"] == point), 0 if not point else None)
+        if start is None:
+            notice("info", "That part of the conversation is no longer shown (perhaps changed in another tab).")
+            return
+        if not branches.flip(rt, thread_id, point, number, _branch_runs(thread_id, every, start)):
+            notice("info", "That version is already shown (perhaps switched in another tab).")
+    except APIError as exc:
+        _explain(exc)

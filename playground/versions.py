@@ -1,24 +1,29 @@
-"""Earlier versions of a regenerated reply, kept in the metadata of the run that replaced them.
+"""Which message carries Regenerate, Edit and resend and the ‹ n / N › switcher, and which runs the thread shows.
 
-Regenerate deletes the old reply from the thread and starts a new run from the same point, so the thread stays
-the conversation the model saw (what `client.beta.threads.messages.list` returns, what the next run reads). The
-old reply's text goes into the new run's metadata: a JSON list of strings, the oldest first, cut in 512-character
-pieces over `playground_v00`… (the API allows 16 keys of 512 characters; two stay free for the run's place in the
-thread and the run it replaced). Text only: images an old version showed stay with its run, in the run log.
+Regenerate and Edit and resend take the thread's tail from that message out of the thread, whole, as a version of
+the point before it (assistants/branches.py), and start again from that point; the switcher at that point flips
+between the tails. The thread itself stays the conversation the model sees.
+
+Replies regenerated before versions were stored kept their predecessors' text in the metadata of the run that
+replaced them (`playground_v00`…, cut in 512-character pieces): those are still read and shown (`unpack`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+
+from assistants import branches
+from playground import actions
+from session import get_runtime
 
 PREFIX = "playground_v"
-REPLACES = "playground_replaces"  # run metadata: the run whose reply this run's reply replaced
+REPLACES = "playground_replaces"  # run metadata: the run whose reply this run's reply replaced (before versions)
 KEYS = 14
-PIECE = 512
 
 
 def unpack(metadata: dict | None) -> list[str]:
-    """The earlier versions stored in a run's metadata, the oldest first (none if there are none or they are torn)."""
+    """Earlier versions kept in a run's metadata by older Playgrounds, the oldest first (none if none or torn)."""
     metadata = metadata or {}
     raw = "".join(metadata.get(f"{PREFIX}{i:02d}", "") for i in range(KEYS))
     try:
@@ -28,19 +33,49 @@ def unpack(metadata: dict | None) -> list[str]:
     return [v for v in found if isinstance(v, str)] if isinstance(found, list) else []
 
 
-def pack(versions: list[str]) -> dict[str, str]:
-    """Run metadata holding `versions`: the newest kept whole where it fits, the oldest dropped first, then cut."""
-    versions = list(versions)
-    while versions:
-        raw = json.dumps(versions, ensure_ascii=False)
-        if len(raw) <= KEYS * PIECE:
-            return {f"{PREFIX}{i // PIECE:02d}": raw[i:i + PIECE] for i in range(0, len(raw), PIECE)}
-        if len(versions) > 1:
-            versions.pop(0)
-        else:  # one version longer than the room: its start, marked as cut
-            room = KEYS * PIECE - len(json.dumps([""])) - 64
-            versions = [versions[0][:room] + " … (cut: too long to keep)"]
-            while len(json.dumps(versions, ensure_ascii=False)) > KEYS * PIECE:
-                room -= 256
-                versions = [versions[0][:room] + " … (cut: too long to keep)"]
-    return {}
+@dataclass
+class Controls:
+    """The actions each message of the visible part of a thread offers (render_message's keyword arguments)."""
+
+    thread_id: str
+    messages: list[dict]  # the visible messages, oldest first
+    runs: list[dict]
+    older: bool  # older messages exist above the visible ones
+    busy: bool  # a run works on the thread: the actions are shown, disabled
+
+    def __post_init__(self) -> None:
+        self.found = branches.versions_of(get_runtime(), self.thread_id)
+        self.by_run = {r["id"]: r for r in self.runs}
+        self.position = {m["id"]: i for i, m in enumerate(self.messages)}
+        self.lead: dict[str, str] = {}  # run id -> its first reply: the one that carries Regenerate
+        for m in self.messages:
+            if m["role"] == "assistant" and m.get("run_id"):
+                self.lead.setdefault(m["run_id"], m["id"])
+
+    @property
+    def shown_runs(self) -> list[dict]:
+        """The runs of the conversation as shown: not those of archived versions, nor replies replaced before
+        versions were stored (the run log keeps them all)."""
+        replaced = {(r.get("metadata") or {}).get(REPLACES) for r in self.runs}
+        return [r for r in self.runs if r["id"] not in replaced and r["id"] not in self.found.archived_runs]
+
+    def _switch(self, point: str, after: bool) -> tuple:
+        current, total = self.found.points[point]
+        return (actions.on_flip, (self.thread_id, point), current, total, after)
+
+    def of(self, msg: dict) -> dict:
+        """render_message's versions, regenerate, edit and switches for one message."""
+        i = self.position[msg["id"]]
+        out: dict = {"versions": None, "regenerate": None, "edit": None, "switches": []}
+        point = self.messages[i - 1]["id"] if i else ("" if not self.older else None)
+        if point in self.found.points:  # this message starts the tail shown at that point
+            out["switches"].append(self._switch(point, after=False))
+        if i == len(self.messages) - 1 and msg["id"] in self.found.points:  # what followed it is all archived
+            out["switches"].append(self._switch(msg["id"], after=True))
+        if msg["role"] == "user":
+            out["edit"] = (actions.on_edit_resend, (self.thread_id, msg["id"]), len(self.messages) - 1 - i)
+        elif not msg.get("run_id") or self.lead.get(msg["run_id"]) == msg["id"]:
+            out["regenerate"] = (actions.on_regenerate, (self.thread_id, msg["id"]))
+            out["versions"] = unpack((self.by_run.get(msg.get("run_id")) or {}).get("metadata")) or None
+        return out
+

@@ -1,8 +1,11 @@
-"""Copy, Regenerate with its versions, and Edit and resend under the thread's messages (AppTest)."""
+"""Copy and Regenerate on every reply, Edit and resend on every message of yours, ‹ n / N › between versions (AppTest)."""
 
 from __future__ import annotations
 
+import json
+
 from playground import versions
+from tests.conftest import wait_run
 from tests.ui.test_playground import bubbles, data_dir, fake, rt, run, send, start  # noqa: F401  (fixtures)
 
 
@@ -12,61 +15,95 @@ def key_of(at, role: str, n: int = -1) -> str:
     return f"playground_msg_{ids[n]}"
 
 
-def test_regenerate_keeps_the_old_reply_as_a_version(fake):  # noqa: F811
+def texts(at) -> list[str]:
+    return [t for _, t in bubbles(at)]
+
+
+def stored(at) -> list[str]:
+    """The thread as the SDK lists it (what the next run reads): each message's text, oldest first."""
+    listed = rt().list_messages(at.session_state["thread_id"], order="asc")["data"]
+    return [m["content"][0]["text"]["value"] for m in listed]
+
+
+def test_regenerate_an_older_reply_then_flip_back_and_the_later_turns_return(fake):  # noqa: F811
     rt().create_assistant(model="fake-model", name="Poet")
-    fake.add({"text": "First answer."}, {"text": "Second answer."}, {"text": "Third answer."})
-    at = send(start(), "Write a line")
-    assert bubbles(at)[-1] == ("assistant", "First answer.")
+    fake.add({"text": "First answer."}, {"text": "Reply to more."}, {"text": "Second answer."})
+    at = send(send(start(), "Write a line"), "more")
+    assert texts(at) == ["Write a line", "First answer.", "more", "Reply to more."]
     assert any("pg-copy" in h.proto.body and "First answer." in h.proto.body for h in at.main.get("html"))
-    at.button(key=key_of(at, "assistant") + "_regen").click()
+    first, last = key_of(at, "assistant", 0), key_of(at, "assistant", 1)
+    assert at.button(key=last + "_regen") and at.button(key=first + "_regen")  # on every reply, not only the latest
+    at.button(key=first + "_regen").click()
     run(at)
-    assert bubbles(at)[-1][1].startswith("Second answer.")
-    # The thread (what the SDK lists, what the next run reads) holds only the current reply.
-    thread_id = at.session_state["thread_id"]
-    listed = rt().list_messages(thread_id, order="asc")["data"]
-    assert [(m["role"], m["content"][0]["text"]["value"]) for m in listed] == \
-        [("user", "Write a line"), ("assistant", "Second answer.")]
-    newest = rt().list_runs(thread_id)["data"][0]
-    assert versions.unpack(newest["metadata"]) == ["First answer."]
-    at.button(key=key_of(at, "assistant") + "_regen").click()
+    # The thread holds the conversation the model sees: the old reply and the later turns are a version.
+    assert texts(at) == stored(at) == ["Write a line", "Second answer."]
+    key = key_of(at, "assistant", 0)
+    assert "2 / 2" in [c.value for c in at.main.caption]
+    at.button(key=key + "_switch0_prev").click()
     run(at)
-    key = key_of(at, "assistant")
-    assert bubbles(at)[-1][1].startswith("Third answer.")
-    assert versions.unpack(rt().list_runs(thread_id)["data"][0]["metadata"]) == ["First answer.", "Second answer."]
-    assert "3 / 3" in [c.value for c in at.main.caption]
-    at.button(key=key + "_ver_prev").click()
+    assert texts(at) == stored(at) == ["Write a line", "First answer.", "more", "Reply to more."]
+    assert key_of(at, "assistant", 0) == first  # the same messages, ids kept
+    assert "1 / 2" in [c.value for c in at.main.caption]
+    at.button(key=first + "_switch0_next").click()
     run(at)
-    at.button(key=key + "_ver_prev").click()
-    run(at)
-    assert bubbles(at)[-1][1].startswith("First answer.") and "1 / 3" in [c.value for c in at.main.caption]
-    assert any("earlier version" in c.value for c in at.main.caption)
-    at.button(key=key + "_ver_next").click().run()
-    at.button(key=key + "_ver_next").click().run()
-    assert bubbles(at)[-1][1].startswith("Third answer.")
-    assert len(rt().list_runs(thread_id)["data"]) == 3  # every run stays in the log
+    assert texts(at) == stored(at) == ["Write a line", "Second answer."]
+    assert len(rt().list_runs(at.session_state["thread_id"])["data"]) == 3  # every run stays in the log
 
 
-def test_edit_and_resend_replaces_the_message_and_what_followed(fake):  # noqa: F811
+def test_edit_an_older_message_and_resend_then_flip_back(fake):  # noqa: F811
     rt().create_assistant(model="fake-model", name="Echo")
     at = send(send(start(), "one"), "two")
-    assert [t for _, t in bubbles(at)] == ["one", "echo: one", "two", "echo: two"]
-    key = key_of(at, "user", 0) + "_edit"
+    assert texts(at) == ["one", "echo: one", "two", "echo: two"]
+    original = key_of(at, "user", 0)
+    key = original + "_edit"
     at.session_state[key] = True  # the Edit popover opened
     run(at)
+    assert any("The 3 messages after it are kept as a version" in c.value for c in at.main.caption)
     at.text_area(key=key + "_text").set_value("uno")
     at.button(key=key + "_send").click()
     run(at)
-    assert [t for _, t in bubbles(at)] == ["uno", "echo: uno"]
-    listed = rt().list_messages(at.session_state["thread_id"], order="asc")["data"]
-    assert [m["content"][0]["text"]["value"] for m in listed] == ["uno", "echo: uno"]
+    assert texts(at) == stored(at) == ["uno", "echo: uno"]
+    edited = key_of(at, "user", 0)
+    assert "2 / 2" in [c.value for c in at.main.caption]
+    at.button(key=edited + "_switch0_prev").click()
+    run(at)
+    assert texts(at) == stored(at) == ["one", "echo: one", "two", "echo: two"]
+    assert key_of(at, "user", 0) == original
+    at.button(key=original + "_switch0_next").click()
+    run(at)
+    assert texts(at) == ["uno", "echo: uno"]
 
 
-def test_versions_fit_the_metadata_limits():
-    many = [f"version {i} " + "x" * 900 for i in range(20)]
-    packed = versions.pack(many)
-    assert len(packed) <= versions.KEYS and all(len(v) <= 512 for v in packed.values())
-    kept = versions.unpack(packed)
-    assert kept and kept[-1] == many[-1]  # the newest whole, the oldest dropped
-    huge = versions.unpack(versions.pack(["y" * 20_000]))
-    assert huge[0].startswith("yyy") and huge[0].endswith("(cut: too long to keep)")
+def test_actions_are_disabled_while_a_run_works_and_a_run_from_another_tab_is_explained(fake):  # noqa: F811
+    rt().create_assistant(model="fake-model", name="Echo")
+    at = send(start(), "one")
+    thread_id = at.session_state["thread_id"]
+    reply = key_of(at, "assistant")
+    # Another tab (here: the API) starts a run after this page was drawn, so the buttons here are still enabled.
+    fake.add({"text": "slow", "delay": 5})
+    other = rt().create_run(thread_id, assistant_id=rt().list_assistants()["data"][0]["id"])
+    at.button(key=reply + "_regen").click()
+    run(at)
+    assert any("This thread is busy" in i.value for i in at.info)  # plain words, nothing changed
+    assert stored(at)[:2] == ["one", "echo: one"]
+    regen = at.button(key=reply + "_regen")
+    assert regen.disabled and "Wait for the run to finish" in regen.help
+    rt().cancel_run(thread_id, other["id"])
+    wait_run(rt(), thread_id, other["id"])
+
+
+def test_versions_kept_in_run_metadata_by_older_playgrounds_still_show(fake):  # noqa: F811
+    rt().create_assistant(model="fake-model", name="Echo")
+    at = send(start(), "one")
+    thread_id = at.session_state["thread_id"]
+    newest = rt().list_runs(thread_id)["data"][0]
+    old = json.dumps(["An older reply " + "x" * 600], ensure_ascii=False)
+    rt().update_run(thread_id, newest["id"], metadata={"playground_v00": old[:512], "playground_v01": old[512:]})
+    assert versions.unpack(rt().get_run(thread_id, newest["id"])["metadata"]) == ["An older reply " + "x" * 600]
+    run(at)
+    key = key_of(at, "assistant") + "_ver"
+    assert "2 / 2" in [c.value for c in at.main.caption]
+    at.button(key=key + "_pager_prev").click()
+    run(at)
+    assert bubbles(at)[-1][1].startswith("An older reply") and "1 / 2" in [c.value for c in at.main.caption]
     assert versions.unpack({}) == [] and versions.unpack({"playground_v00": "[broken"}) == []
