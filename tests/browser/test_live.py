@@ -196,10 +196,24 @@ def test_a_running_run_is_open_and_never_greyed_in_the_log(app, browser, fake):
         page.close()
 
 
-def test_copy_and_regenerate_in_the_browser(app, browser, fake):
-    """Copy puts the reply on the clipboard in one click; Regenerate streams a new reply and ‹ flips back."""
+def _said(page, text: str) -> None:
+    """Wait until the settled page shows `text` as a paragraph exactly once (a streamed bubble and the stored message
+    can both be on screen for a moment)."""
+    page.get_by_text(text, exact=True).first.wait_for(timeout=60_000)
+    idle(page)
+    page.wait_for_function("t => [...document.querySelectorAll('p')].filter(p => p.innerText === t).length === 1",
+                           arg=text, timeout=15_000)
+
+
+def _paragraphs(page) -> list[str]:
+    return page.locator("[data-testid=stChatMessage] [data-testid=stMarkdownContainer] p").all_inner_texts()
+
+
+def test_copy_and_regenerate_an_older_reply_in_the_browser(app, browser, fake):
+    """Copy puts the reply on the clipboard in one click; Regenerate on an older reply streams a new one and takes
+    the later turns out of the thread; ‹ brings the old reply and the later turns back."""
     url, _restart = app
-    fake.add({"text": "Version *one* <b>not a tag</b>"}, {"text": "Version two"})
+    fake.add({"text": "Version *one* <b>not a tag</b>"}, {"text": "Later answer"}, {"text": "Version two"})
     context = browser.new_context(viewport=VIEWPORT, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     try:
@@ -211,17 +225,48 @@ def test_copy_and_regenerate_in_the_browser(app, browser, fake):
         page.locator(".pg-copy").last.click()
         page.wait_for_timeout(300)
         assert page.evaluate("navigator.clipboard.readText()") == "Version *one* <b>not a tag</b>"
-        page.locator("[class*='st-key-playground_msg_'][class*='_regen'] button:visible").last.click()
-        # While the new reply streams, the streamed bubble and the stored message can both be on screen for a
-        # moment; once the page has settled the thread shows it once.
-        page.get_by_text("Version two").first.wait_for(timeout=60_000)
-        idle(page)
-        page.wait_for_function("() => [...document.querySelectorAll('p')].filter(p => p.innerText === 'Version two')"
-                               ".length === 1", timeout=15_000)
+        box = page.get_by_test_id("stChatInput").locator("textarea")
+        box.fill("And later?")
+        box.press("Enter")
+        _said(page, "Later answer")
+        page.locator("[class*='st-key-playground_msg_'][class*='_regen'] button:visible").first.click()
+        _said(page, "Version two")
+        assert "Later answer" not in _paragraphs(page) and "And later?" not in _paragraphs(page)
         assert page.get_by_text("2 / 2").is_visible()
-        page.locator("[class*='_ver_prev'] button:visible").last.click()
-        idle(page)
-        assert page.get_by_text("An earlier version").is_visible() and page.get_by_text("Version").last.is_visible()
-        assert "1 / 2" in page.inner_text("body")
+        page.locator("[class*='_switch0_prev'] button:visible").first.click()
+        _said(page, "Later answer")
+        assert "And later?" in _paragraphs(page) and "Version two" not in _paragraphs(page)
+        assert page.get_by_text("1 / 2").is_visible()
     finally:
         context.close()
+
+
+def test_edit_an_older_message_resend_and_flip_back_in_the_browser(app, browser, fake):
+    """Edit and resend on an older message of yours: answered again from there; ‹ brings the old turns back."""
+    url, _restart = app
+    fake.add({"text": "Answer to A"}, {"text": "Answer to B"}, {"text": "Answer to A2"})
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        idle(page)
+        ask_in_a_new_thread(page, "Question A")
+        _said(page, "Answer to A")
+        box = page.get_by_test_id("stChatInput").locator("textarea")
+        box.fill("Question B")
+        box.press("Enter")
+        _said(page, "Answer to B")
+        page.locator("[class*='st-key-playground_msg_'][class*='_edit'] button:visible").first.click()
+        field = page.get_by_label("Edit your message")
+        field.wait_for(timeout=15_000)
+        field.fill("Question A, edited")
+        field.press("Tab")
+        idle(page)
+        page.get_by_role("button", name="Send", exact=True).click()
+        _said(page, "Answer to A2")
+        assert _paragraphs(page)[-2:] == ["Question A, edited", "Answer to A2"]
+        assert "Answer to B" not in _paragraphs(page)
+        page.locator("[class*='_switch0_prev'] button:visible").first.click()
+        _said(page, "Answer to B")
+        assert _paragraphs(page)[-4:] == ["Question A", "Answer to A", "Question B", "Answer to B"]
+    finally:
+        page.close()
