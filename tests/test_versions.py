@@ -171,3 +171,15 @@ def test_two_processes_flipping_at_once_lose_no_tail(rt, tmp_path):
     assert total == 2 and len(rt.store.message_versions(thread_id)) == 1
     tails.add(tuple(m["id"] for m in rt.store.archived_tail(thread_id, u1["id"], 3 - current)))
     assert tails == {(a1["id"], u2["id"], a2["id"]), (b1["id"],)}  # both tails whole, one shown, one archived
+
+
+def test_a_message_or_point_of_another_thread_moves_nothing(rt):
+    mine, (u1, a1, u2, a2) = _conversation(rt)
+    theirs, (t1, ta1, _t2, _ta2) = _conversation(rt)
+    with pytest.raises(NotFound):
+        branches.archive_from(rt, mine, ta1["id"])
+    branches.archive_from(rt, theirs, ta1["id"])
+    assert not branches.flip(rt, mine, t1["id"], 1)  # their point and version, asked through my thread
+    assert _ids(rt, mine) == [u1["id"], a1["id"], u2["id"], a2["id"]] and _ids(rt, theirs) == [t1["id"]]
+    with pytest.raises(NotFound):
+        branches.flip(rt, "thread_nope", t1["id"], 1)

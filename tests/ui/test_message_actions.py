@@ -107,3 +107,22 @@ def test_versions_kept_in_run_metadata_by_older_playgrounds_still_show(fake):  #
     run(at)
     assert bubbles(at)[-1][1].startswith("An older reply") and "1 / 2" in [c.value for c in at.main.caption]
     assert versions.unpack({}) == [] and versions.unpack({"playground_v00": "[broken"}) == []
+
+
+def test_a_regenerate_that_fails_can_flip_back_to_the_reply_it_replaced(fake):  # noqa: F811
+    rt().create_assistant(model="fake-model", name="Echo")
+    fake.add({"text": "Good answer."}, {"status": 400, "message": "the backend said no"})
+    at = send(start(), "one")
+    reply = key_of(at, "assistant")
+    at.button(key=reply + "_regen").click()
+    run(at)
+    assert stored(at) == ["one"] and any("The run failed" in e.value for e in at.error)
+    # Nothing after the message any more: the switcher sits under it.
+    assert any("What followed this message is kept as versions" in c.value for c in at.main.caption)
+    at.button(key=key_of(at, "user") + "_after_prev").click()
+    run(at)
+    assert texts(at) == stored(at) == ["one", "Good answer."]
+    assert not any("The run failed" in e.value for e in at.error)  # the failure belongs to the other version
+    at.button(key=reply + "_switch0_next").click()
+    run(at)
+    assert stored(at) == ["one"] and any("The run failed" in e.value for e in at.error)
