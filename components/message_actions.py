@@ -34,6 +34,7 @@ SETUP = _SCRIPT + """<style>
 .pg-copy[data-done]::after{content:'Copied';margin-left:-2.6rem}
 [data-testid='stChatMessage']:has(> * [class*='_editrow']){position:relative}
 [data-testid='stChatMessage']:has([class*='_editrow']) [data-testid='stChatMessageContent']{padding-right:2.75rem}
+[data-testid='stChatMessage']:has([class*='_editrow'] [class*='_switch']) [data-testid='stChatMessageContent']{padding-right:8rem}
 [data-testid='stChatMessage'] :has(> [class*='_editrow']){position:absolute;top:0.25rem;right:0.25rem;width:auto !important}
 </style>"""
 
