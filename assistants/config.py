@@ -167,11 +167,15 @@ class Settings:
 def read_settings_file(path: Path) -> dict:
     """A settings.json's document (the Settings page's, as older versions saved it); {} when absent."""
     try:
-        return json.loads(path.read_text("utf-8"))
+        values = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ValueError(f"settings file {path} is not valid JSON ({exc}); fix or delete it") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"settings file {path} is not a JSON object (it holds a {type(values).__name__}); "
+                         "fix or delete it")
+    return values
 
 
 def write_settings_file(path: Path, values: dict) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from psycopg.types.json import Jsonb
-
 from assistants.store.settings import REMOVED, changes, document
 
 CHANNEL = "playground_settings"
@@ -23,6 +21,8 @@ class PgSettingsQueries:
 
     def save_settings_document(self, values: dict, *, only_if_never_saved: bool = False) -> int | None:
         """As the SQLite store's; the NOTIFY (delivered at COMMIT, payload the version) wakes the other instances."""
+        from assistants.store.postgres import _jsonb  # a NUL in a string becomes U+FFFD, as in every other JSONB
+
         with self.write() as c:
             rows = c.execute("SELECT key, value, version FROM settings").fetchall()
             if only_if_never_saved and rows:
@@ -37,7 +37,7 @@ class PgSettingsQueries:
                         "INSERT INTO settings (key, value, version, updated_at) VALUES (%s, %s, %s, %s) "
                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, "
                         "updated_at = excluded.updated_at",
-                        [(k, None if v is REMOVED else Jsonb(v), version, now) for k, v in changed.items()])
+                        [(k, None if v is REMOVED else _jsonb(v), version, now) for k, v in changed.items()])
                 c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(version)))
             return version
 
