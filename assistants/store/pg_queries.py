@@ -72,7 +72,8 @@ class Listener:
                     self._listening = set()
                     self._listen(conn)  # wakes each channel: what was committed while we were not listening is read now
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5, stop_after=1):
+                        # A short timeout: a channel added meanwhile (and stop) is taken up within 0.2 s.
+                        for note in conn.notifies(timeout=0.2, stop_after=1):
                             self._wake(note.channel)
                         self._listen(conn)
             except psycopg.Error:
