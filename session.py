@@ -27,7 +27,7 @@ def _runtime_for(data_dir: str) -> Runtime:
 
 def get_runtime() -> Runtime:
     """The one Runtime of this process for the configured data dir (never mutated per user)."""
-    settings = load_settings()  # once per call: it reads .env and settings.json
+    settings = load_settings()  # once per call: it reads .env (and a settings.json not yet imported into the database)
     if not login.passed():
         # Defence in depth: app.py gates every page, and this gate stands in front of everything a page can read
         # too, should a page ever run without app.py (as files in a pages/ folder would after a restart).

@@ -1,4 +1,4 @@
-"""Settings: model backends with "test connection", keys (masked), model aliases; saved to settings.json."""
+"""Settings: model backends with "test connection", keys (masked), model aliases; saved in the database."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from assistants.config import EMBEDDED_MODEL_ID, Backend, parse_aliases, read_settings_file, write_settings_file
+from assistants.config import EMBEDDED_MODEL_ID, Backend, parse_aliases
 from assistants.providers.base import ProviderError
 from assistants.providers.openai_compat import OpenAICompatProvider
 from components import settings_form as form
@@ -17,7 +17,6 @@ TEST_TIMEOUT_S = 10.0
 
 rt = get_runtime()
 state = st.session_state
-path = rt.settings.settings_file
 
 ENV = os.environ  # OPENAI_API_KEY / OPENAI_BASE_URL as the runtime read them (.env loaded by load_settings)
 WATCH_S = 3  # how often an open Settings page looks whether someone saved the settings elsewhere
@@ -26,7 +25,7 @@ WATCH_S = 3  # how often an open Settings page looks whether someone saved the s
 def _read() -> tuple[dict, str | None]:
     """The saved settings, and why they could not be read (then {})."""
     try:
-        return read_settings_file(path), None
+        return get_runtime().saved_settings(), None
     except ValueError as exc:
         return {}, str(exc)
 
@@ -54,7 +53,7 @@ def _test(name: str, url: str, key: str) -> dict:
 
 
 def _save() -> None:
-    """Callback: refuse invalid input, else write settings.json and rebuild the model router."""
+    """Callback: refuse invalid input, else save the settings (every instance sharing the database applies them)."""
     d = form.draft(state)
     errors = form.problems(d)
     state[form.SAVE_TRIED] = True
@@ -69,8 +68,7 @@ def _save() -> None:
     # form left a setting alone, instead of silently writing the old values back over them.
     values, notes = form.merge(base, mine, form.comparable(current))
     try:
-        write_settings_file(path, values)
-        get_runtime().reload_settings()
+        get_runtime().save_settings(values)
     except (OSError, ValueError) as exc:
         state["settings_result"] = ("error", f"Could not save the settings: {exc}")
         return
@@ -95,10 +93,7 @@ def _load_latest() -> None:
 
 def _discard() -> None:
     """Callback: forget the edits and show the saved settings again."""
-    try:
-        form.seed(state, read_settings_file(path), force=True)
-    except ValueError:
-        form.seed(state, {}, force=True)
+    form.seed(state, _read()[0], force=True)
     state["settings_result"] = ("ok", "Changes discarded.")
 
 
@@ -130,10 +125,11 @@ with actions:
         bar.badge("Unsaved changes", icon=":material/edit:", color="orange")
     bar.button("Discard", key="settings_discard_top", on_click=_discard, disabled=not dirty)
     bar.button("Save", key="settings_save_top", type="primary", icon=":material/save:", on_click=_save)
-st.caption(f"Saved in `{path}` and used by every page and the API server, for everyone using this Playground.")
+st.caption("Saved in the database and used by every page and the API server — every instance sharing the database "
+           "— for everyone using this Playground.")
 
 if unreadable:
-    st.error(f"The saved settings could not be read: {unreadable}. Saving here replaces that file.")
+    st.error(f"The saved settings could not be read: {unreadable}. Saving here replaces them.")
 
 
 def _watch() -> None:

@@ -1,4 +1,4 @@
-"""Settings from the environment, `.env` and the settings file the Playground writes."""
+"""Settings from the environment, `.env` and the settings the Playground saves (in the database, see shared_settings)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Backend:
 
     name: str
     base_url: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # never in a log line
 
 
 def same_url(a: str, b: str) -> bool:
@@ -109,7 +109,7 @@ class Settings:
     """Every setting the runtime reads, in one place."""
 
     data_dir: Path
-    openai_api_key: str = ""
+    openai_api_key: str = field(default="", repr=False)  # never in a log line
     openai_base_url: str = ""
     backends: tuple[Backend, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
@@ -152,6 +152,7 @@ class Settings:
 
     @property
     def settings_file(self) -> Path:
+        """Where versions before the settings moved into the database saved them (imported once, see shared_settings)."""
         return self.data_dir / "settings.json"
 
     def all_backends(self) -> list[Backend]:
@@ -164,17 +165,21 @@ class Settings:
 
 
 def read_settings_file(path: Path) -> dict:
-    """The UI-written settings (JSON); {} when absent."""
+    """A settings.json's document (the Settings page's, as older versions saved it); {} when absent."""
     try:
-        return json.loads(path.read_text("utf-8"))
+        values = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ValueError(f"settings file {path} is not valid JSON ({exc}); fix or delete it") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"settings file {path} is not a JSON object (it holds a {type(values).__name__}); "
+                         "fix or delete it")
+    return values
 
 
 def write_settings_file(path: Path, values: dict) -> None:
-    """Atomically write the UI settings file (readable by the owner only: it may hold keys)."""
+    """Atomically write a settings.json as older versions did (readable by the owner only: it may hold keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(values, indent=2, sort_keys=True), "utf-8")
@@ -182,14 +187,19 @@ def write_settings_file(path: Path, values: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_settings(env: dict | None = None, *, dotenv: bool = True) -> Settings:
-    """Build Settings from `.env`, the environment and the UI settings file (file wins for backends)."""
+def load_settings(env: dict | None = None, *, dotenv: bool = True, ui: dict | None = None) -> Settings:
+    """Build Settings from `.env`, the environment and `ui`, the Settings page's document (it wins for backends).
+
+    `ui` is what the database holds (shared_settings.settings_from_database); without it, a settings.json the
+    database has not imported yet, if any (a Runtime then applies the database's settings: see Runtime.__init__).
+    """
     if env is None:
         if dotenv:
             load_dotenv(override=False)
         env = dict(os.environ)
     data_dir = Path(env.get("PLAYGROUND_DATA_DIR") or "./.playground").expanduser().resolve()
-    ui = read_settings_file(data_dir / "settings.json")
+    if ui is None:
+        ui = read_settings_file(data_dir / "settings.json")
     backends = parse_backends(env.get("PLAYGROUND_BACKENDS", ""))
     ui_backends = [Backend(b["name"], b["base_url"], b.get("api_key", "")) for b in ui.get("backends", [])]
     names = {b.name for b in ui_backends}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import threading
 from typing import Any
 
@@ -17,6 +16,7 @@ from assistants.providers.router import ModelRouter
 from assistants.runs.engine import TERMINAL, Engine, public
 from assistants.runs.events import Subscription
 from assistants.runs.sweeper import Sweeper
+from assistants.shared_settings import SettingsWatch, import_settings_file, settings_from_database
 from assistants.store import IntegrityError, Store, open_store
 from assistants.tools import ToolBox
 
@@ -57,6 +57,13 @@ class Runtime:
                  toolbox: ToolBox | None = None, store: Store | None = None):
         self.settings = settings or load_settings()
         self.store = store or open_store(self.settings)
+        import_settings_file(self.store, self.settings.settings_file)  # an older version's settings.json, once
+        self._reload_lock = threading.Lock()
+        # Settings saved on the Settings page of any instance sharing the database apply here: they are read now
+        # and watched, unless the caller gave its own router (tests, benchmarks).
+        self._settings_watch = SettingsWatch(self.store, self.reload_settings) if router is None else None
+        if self._settings_watch is not None and self._settings_watch.seen:
+            self.settings = settings_from_database(self.store, self.settings)[1]
         self.router = router or ModelRouter.from_settings(self.settings)
         self.toolbox = toolbox or ToolBox()
         self.engine = Engine(self.store, self.router, self.toolbox, workers=self.settings.run_workers,
@@ -65,11 +72,7 @@ class Runtime:
         self.files = None
         self.vector_stores = None
         self._attach_tools()
-        # Settings saved by another process (the Settings page) reach this one: the file's mtime is watched,
-        # unless the caller gave its own router (tests, benchmarks).
-        self._settings_mtime = self._settings_file_mtime() if router is None else None
-        self._settings_checked = 0.0
-        self.sweeper = Sweeper(self.engine, on_tick=self._watch_settings)
+        self.sweeper = Sweeper(self.engine, on_tick=self._settings_watch and self._settings_watch.tick)
         self.swept = self.sweep_orphaned_runs()
         self.sweeper.start()
 
@@ -98,38 +101,28 @@ class Runtime:
         return f"data:{mime};base64,{base64.b64encode(data).decode()}" if mime else None
 
     def reload_settings(self, settings: Settings | None = None) -> None:
-        """Re-read settings (e.g. after the Settings page saved) and rebuild the model router in place."""
+        """Re-read the saved settings (another instance saved, or this one) and rebuild the model router in place."""
         from dataclasses import replace
 
-        settings = settings or load_settings({**os.environ, "PLAYGROUND_DATA_DIR": str(self.settings.data_dir)})
-        settings = replace(settings, database_url=self.settings.database_url)  # the store in use stays the store in use
-        # The router first, then both at once: a reader never sees new settings beside the old router.
-        router = ModelRouter.from_settings(settings)
-        self.settings, self.router = settings, router
-        self.engine.router = router
-        if self._settings_mtime is not None:
-            self._settings_mtime = self._settings_file_mtime()
+        with self._reload_lock:  # one at a time, each reading the newest: the last to finish applies the newest
+            if settings is None:
+                version, settings = settings_from_database(self.store, self.settings)
+                if self._settings_watch is not None:
+                    self._settings_watch.applied(version)
+            settings = replace(settings, database_url=self.settings.database_url)  # the store in use stays in use
+            # The router first, then both at once: a reader never sees new settings beside the old router.
+            router = ModelRouter.from_settings(settings)
+            self.settings, self.router = settings, router
+            self.engine.router = router
 
-    def _settings_file_mtime(self) -> float:
-        try:
-            return self.settings.settings_file.stat().st_mtime_ns
-        except OSError:
-            return 0
+    def saved_settings(self) -> dict:
+        """The Settings page's document as saved in the database (it holds keys: for that page only, never an API)."""
+        return self.store.settings_document()[1]
 
-    def _watch_settings(self) -> None:
-        """Called by the sweeper: a settings.json written by another process is applied here within ~2 s."""
-        if self._settings_mtime is None:
-            return
-        import time
-
-        if time.monotonic() - self._settings_checked < 2.0:
-            return
-        self._settings_checked = time.monotonic()
-        mtime = self._settings_file_mtime()
-        if mtime != self._settings_mtime:
-            self._settings_mtime = mtime
-            # On its own thread: building backends may probe the network, and the sweeper must keep renewing leases.
-            threading.Thread(target=self.reload_settings, name="settings-reload", daemon=True).start()
+    def save_settings(self, values: dict) -> None:
+        """Save the Settings page's document for every instance sharing the database, and apply it here now."""
+        self.store.save_settings_document(values)
+        self.reload_settings()
 
     def close(self) -> None:
         self.sweeper.stop()

@@ -188,7 +188,7 @@ def openai_saved_key_dropped(d: dict, saved: dict, env_url: str) -> str:
 
 
 def to_values(d: dict, saved: dict, env_url: str = "") -> dict:
-    """The settings.json content for draft `d`, keeping keys of `saved` this form does not edit.
+    """The settings document for draft `d`, keeping keys of `saved` this form does not edit.
 
     A key is saved together with the URL it belongs to (`openai_api_key_url`); a saved key whose URL was changed
     is dropped, so it can never be sent to the new URL.
@@ -367,7 +367,7 @@ def openai_section(state, errors: dict, hint: str, dropped_from: str, env_note: 
     with left:
         state.setdefault(OPENAI_KEY, "")
         st.text_input("API key", key=OPENAI_KEY, type="password", placeholder=hint, autocomplete="off",
-                      persist_state="session", help="Stored in settings.json, readable only by this machine's owner. "
+                      persist_state="session", help="Stored in the Playground's database (as trusted as its data dir), never logged. "
                       "It is never shown again in full, and it is sent only to the base URL beside it.")
         if not dropped_from and state.get(BASE, {}).get("openai_api_key"):
             st.checkbox("Remove the saved key", key=OPENAI_KEY_CLEAR, persist_state="session")

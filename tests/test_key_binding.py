@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 import session
-from assistants.config import load_settings, read_settings_file, write_settings_file
+from assistants.config import load_settings, write_settings_file
 from assistants.providers.router import ModelRouter
+from assistants.store import open_store
 from components import settings_form as form
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.ui import fresh_data_dir
@@ -40,10 +41,19 @@ def _runtime_close():
     session.get_runtime().close()
 
 
+def _saved(data_dir) -> dict:
+    """The settings saved in the data dir's database, read as another process would."""
+    store = open_store(load_settings({"PLAYGROUND_DATA_DIR": str(data_dir)}, dotenv=False))
+    try:
+        return store.settings_document()[1]
+    finally:
+        store.close()
+
+
 def _router_lists(data_dir) -> list[str]:
     """What a fresh process (the API server) would do: load the settings and list every backend's models."""
     settings = load_settings({"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_EMBEDDED_MODEL": "0",
-                              "PLAYGROUND_OLLAMA_AUTODETECT": "0"}, dotenv=False)
+                              "PLAYGROUND_OLLAMA_AUTODETECT": "0"}, dotenv=False, ui=_saved(data_dir))
     return ModelRouter.from_settings(settings).available_models(refresh=True)
 
 
@@ -55,7 +65,7 @@ def test_openai_url_edit_then_test_and_save_never_sends_the_key_elsewhere(server
     at.button(key="settings_test_openai").click().run()
     assert "Connected" in at.success[0].value
     at.button(key="settings_save").click().run()
-    assert read_settings_file(page_env / "settings.json")["openai_api_key_url"] == good.base_url
+    assert _saved(page_env)["openai_api_key_url"] == good.base_url
     assert leaked(good, KEY)  # the control: the key does reach the server it was entered with
 
     at = open_page("settings")  # later: only the URL is edited
@@ -65,7 +75,7 @@ def test_openai_url_edit_then_test_and_save_never_sends_the_key_elsewhere(server
     assert evil.headers and not leaked(evil, KEY)
 
     at.button(key="settings_save").click().run()
-    saved = read_settings_file(page_env / "settings.json")
+    saved = _saved(page_env)
     assert "openai_api_key" not in saved and saved["openai_base_url"] == evil.base_url
     assert "bait" in _router_lists(page_env)
     assert session.get_runtime().settings.openai_api_key == ""
@@ -76,6 +86,7 @@ def test_openai_url_edit_then_test_and_save_never_sends_the_key_elsewhere(server
 
 def test_named_server_url_change_drops_its_key(servers, page_env):
     good, evil = servers
+    # Saved by an older version: the page's runtime imports it into the database on start.
     write_settings_file(page_env / "settings.json", {"backends": [{"name": "lab", "base_url": good.base_url,
                                                                    "api_key": KEY}]})
     at = open_page("settings")
@@ -87,7 +98,7 @@ def test_named_server_url_change_drops_its_key(servers, page_env):
     assert any("will not be sent" in w.value for w in at.warning)
     at.button(key=f"settings_b_{uid}_test").click().run()
     at.button(key="settings_save").click().run()
-    assert read_settings_file(page_env / "settings.json")["backends"] == [
+    assert _saved(page_env)["backends"] == [
         {"name": "lab", "base_url": evil.base_url, "api_key": ""}]
     assert "lab/bait" in _router_lists(page_env) or "bait" in _router_lists(page_env)
     assert evil.headers and not leaked(evil, KEY)
@@ -115,7 +126,7 @@ def test_environment_key_stays_with_the_environment_url(servers, page_env, monke
     session.get_runtime().router.available_models(refresh=True)
     env = {"PLAYGROUND_DATA_DIR": str(page_env), "OPENAI_API_KEY": ENV_KEY,
            **({"OPENAI_BASE_URL": good.base_url} if env_url else {})}
-    settings = load_settings(env, dotenv=False)
+    settings = load_settings(env, dotenv=False, ui=_saved(page_env))
     assert [(b.base_url, b.api_key) for b in settings.all_backends()] == [(evil.base_url, "")]
     assert evil.headers and not leaked(evil, ENV_KEY)
     _runtime_close()

@@ -15,6 +15,7 @@ from assistants.store.pool import ConnectionPool
 from assistants.store.reports import ReportQueries
 from assistants.store.responses import ResponseQueries
 from assistants.store.runs import RunQueries
+from assistants.store.settings import SettingsQueries
 from assistants.store.versions import VersionQueries
 
 __all__ = ["ACTIVE_RUN_STATUSES", "DatabaseUnavailable", "IntegrityError", "Store", "open_store"]
@@ -92,7 +93,7 @@ def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class Store(RunQueries, ReportQueries, ResponseQueries, VersionQueries):
+class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, VersionQueries):
     """A SQLite database in WAL mode: pooled connections, `BEGIN IMMEDIATE` for every write."""
 
     def __init__(self, path: Path | str, *, migrate_schema: bool = True):

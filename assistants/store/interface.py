@@ -68,6 +68,14 @@ class StoreInterface(Protocol):
     def conversation_items(self, thread_id: str) -> dict[str, dict]: """message id -> item, for one thread."""
     def delete_conversation_item(self, message_id: str) -> None: """Forget a message's item."""
 
+    # -- the shared settings document (servers, keys bound to their URL, aliases, default model) -----
+    def settings_version(self) -> int: """Grows with every save that changed the settings (0: never saved)."""
+    def settings_document(self) -> tuple[int, dict]: """(version, the saved settings), read together."""
+    def save_settings_document(self, values: dict, *, only_if_never_saved: bool = False) -> int | None:
+        """Replace the settings; the new version (None: only_if_never_saved and settings were saved before)."""
+    def on_settings(self, callback: Callable[[], None]) -> bool:
+        """Call back when any process saves changed settings; False when the database cannot say (poll)."""
+
     # -- reports and the file-search index -------------------------------------------------------
     def thread_summaries(self, limit: int = 1000) -> list[dict]: """Threads with counts, tokens, last activity."""
     def assistant_threads(self, assistant_id: str, limit: int = 100) -> list[dict]: """An assistant's threads, latest first."""

@@ -165,6 +165,12 @@ def m008_responses(conn: sqlite3.Connection) -> None:
             conn.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
 
+def m010_settings(conn: sqlite3.Connection) -> None:
+    """The settings document every instance shares (one row per key; a removed key keeps its row, value NULL)."""
+    conn.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT, version INTEGER NOT NULL, "
+                 "updated_at REAL NOT NULL)")
+
+
 def m012_message_versions(conn: sqlite3.Connection) -> None:
     """Archived conversation tails (store/versions.py): they go with their thread."""
     conn.execute(VERSIONS_TABLE.format(seq="INTEGER PRIMARY KEY AUTOINCREMENT", json="TEXT"))
@@ -186,6 +192,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_search_index_nfkc,
     m007_leases_events_foreign_keys,
     m008_responses,
+    m010_settings,
     m012_message_versions,
 ]
 

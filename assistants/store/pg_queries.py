@@ -51,31 +51,46 @@ SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "com
 
 
 class Listener:
-    """One LISTEN connection per store: a notification wakes every registered callback (the event tailer)."""
+    """One LISTEN connection per store: a notification on a channel wakes the callbacks registered for it."""
 
     def __init__(self, url: str):
         self.url = url
-        self.callbacks: list[Callable[[], None]] = []
+        self.callbacks: dict[str, list[Callable[[], None]]] = {}
+        self._listening: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pg-listen", daemon=True)
         self._thread.start()
+
+    def add(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call `callback` on every notification on `channel` (and after a reconnection: one may have been missed)."""
+        self.callbacks.setdefault(channel, []).append(callback)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self._wake()  # anything committed while we were not listening is read now
+                    self._listening = set()
+                    self._listen(conn)  # wakes each channel: what was committed while we were not listening is read now
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self._wake()
+                        # A short timeout: a channel added meanwhile (and stop) is taken up within 0.2 s.
+                        for note in conn.notifies(timeout=0.2, stop_after=1):
+                            self._wake(note.channel)
+                        self._listen(conn)
             except psycopg.Error:
                 log.debug("the LISTEN connection failed; reconnecting", exc_info=True)
                 self._stop.wait(1.0)  # the tailer still polls meanwhile, only slower
 
-    def _wake(self) -> None:
-        for callback in list(self.callbacks):
-            callback()
+    def _listen(self, conn) -> None:
+        """LISTEN on the channels registered since the last look (a callback added later wakes once it is)."""
+        for channel in [c for c in list(self.callbacks) if c not in self._listening]:
+            conn.execute(f"LISTEN {channel}")
+            self._listening.add(channel)
+            self._wake(channel)
+
+    def _wake(self, *channels: str) -> None:
+        for channel in channels:
+            for callback in list(self.callbacks.get(channel, ())):
+                callback()
 
     def stop(self) -> None:
         self._stop.set()
@@ -97,9 +112,7 @@ class PgRunQueries:
 
     def on_events(self, callback: Callable[[], None]) -> bool:
         """Call `callback` whenever any instance commits run events; True: notifications replace fast polling."""
-        if self._listener is None:
-            self._listener = Listener(self.url)
-        self._listener.callbacks.append(callback)
+        self.listener().add(CHANNEL, callback)
         return True
 
     def events_after(self, seq: int, run_ids: list[str], limit: int = 2000) -> list[tuple[int, str, str, str]]:

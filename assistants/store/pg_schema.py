@@ -103,13 +103,19 @@ def m005_responses(c) -> None:
     c.execute("CREATE INDEX conversation_items_thread ON conversation_items(thread_id)")
 
 
+def m007_settings(c) -> None:
+    """The settings document every instance shares (one row per key; a removed key keeps its row, value NULL)."""
+    c.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value JSONB, version BIGINT NOT NULL, "
+              "updated_at DOUBLE PRECISION NOT NULL)")
+
+
 def m009_message_versions(c) -> None:
     """Archived conversation tails (store/versions.py): they go with their thread."""
     c.execute(VERSIONS_TABLE.format(seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", json="JSONB"))
 
 
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
-                              m005_responses, m009_message_versions]
+                              m005_responses, m007_settings, m009_message_versions]
 
 
 class SchemaTooNew(DatabaseUnavailable):

@@ -22,9 +22,10 @@ from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
 from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page
-from assistants.store.pg_queries import PgRunQueries
+from assistants.store.pg_queries import Listener, PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
+from assistants.store.pg_settings import PgSettingsQueries
 from assistants.store.versions import VersionQueries
 
 WRITE_LOCK = 7_413_002
@@ -74,7 +75,7 @@ def _jsonb(obj) -> Jsonb:
     return Jsonb(obj, dumps=_dumps)
 
 
-class PostgresStore(PgRunQueries, PgResponseQueries, VersionQueries):
+class PostgresStore(PgRunQueries, PgResponseQueries, PgSettingsQueries, VersionQueries):
     """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True, pool_max: int = POOL_MAX):
@@ -86,7 +87,8 @@ class PostgresStore(PgRunQueries, PgResponseQueries, VersionQueries):
                                     check=ConnectionPool.check_connection)
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
         self._local = threading.local()
-        self._listener = None
+        self._listener: Listener | None = None
+        self._listener_lock = threading.Lock()
         if migrate_schema:
             with self._pool.connection() as c:
                 migrate(c)
@@ -131,6 +133,13 @@ class PostgresStore(PgRunQueries, PgResponseQueries, VersionQueries):
             self._local.callbacks.append(callback)
         else:
             callback()
+
+    def listener(self) -> Listener:
+        """This store's one LISTEN connection (run events, settings), started on first use."""
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = Listener(self.url)
+            return self._listener
 
     def _rows(self, sql: str, args=()) -> list[tuple]:
         """A query's rows: on this thread's write transaction if there is one, else on a pooled connection."""

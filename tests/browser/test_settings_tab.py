@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistants.config import read_settings_file
+from assistants.config import Settings
+from assistants.store import open_store
 from tests.browser import free_port, go, idle, launch, open_page, stop_app
 from tests.browser.test_share import start
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -48,7 +49,9 @@ def test_key_typed_then_tab_is_tested_and_saved(tmp_path):
                 page.get_by_role("button", name="Save settings").click()
                 idle(page)
                 page.get_by_text("Saved.").first.wait_for(timeout=20_000)
-                saved = read_settings_file(tmp_path / "settings.json")
+                store = open_store(Settings(data_dir=tmp_path))
+                saved = store.settings_document()[1]
+                store.close()
                 assert saved["backends"] == [{"name": "lab", "base_url": srv.base_url, "api_key": KEY}]
                 browser.close()
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -206,13 +205,17 @@ def test_settings_saved_by_one_process_reach_another(shared_dir):
     from assistants.runtime import Runtime
     from tests.conftest import make_settings
 
-    rt = Runtime(make_settings(shared_dir, ollama_autodetect=False))  # builds its own router: watches the file
+    from assistants.store import open_store
+
+    rt = Runtime(make_settings(shared_dir, ollama_autodetect=False))  # builds its own router: watches the settings
+    other = open_store(make_settings(shared_dir))  # another process's store on the same database
     try:
-        (shared_dir / "settings.json").write_text(json.dumps({"aliases": {"gpt-4o-mini": "fake-model"}}))
+        other.save_settings_document({"aliases": {"gpt-4o-mini": "fake-model"}})
         deadline = time.monotonic() + 5
         while rt.settings.aliases.get("gpt-4o-mini") != "fake-model":
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert rt.router.aliases.get("gpt-4o-mini") == "fake-model"
     finally:
+        other.close()
         rt.close()

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import session
 from assistants import export
-from assistants.config import EMBEDDED_MODEL_ID, read_settings_file
+from assistants.config import EMBEDDED_MODEL_ID
 from components import settings_form as form
 from tests.conftest import wait_run
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -208,7 +208,7 @@ def test_settings_refuse_bad_alias_and_bad_url_inline(app_rt):
 
     at.button(key="settings_save").click().run()
     assert "Nothing was saved" in at.error[0].value
-    assert not app_rt.settings.settings_file.exists()
+    assert app_rt.saved_settings() == {}
     # What was typed is still there after the refusal.
     assert at.text_input(key=f"settings_b_{uid}_url").value == "localhost:11434"
     assert "not an alias" in at.text_area(key=form.ALIASES).value
@@ -251,7 +251,7 @@ def test_settings_save_masks_keys_and_reloads(app_rt):
         at.button(key="settings_save").click().run()
         assert "Saved" in at.success[0].value, [e.value for e in at.error]
 
-        saved = read_settings_file(app_rt.settings.settings_file)
+        saved = app_rt.saved_settings()
         assert saved["openai_api_key"] == "sk-proj-SECRET0123456789abcd"
         assert saved["backends"] == [{"name": "lab", "base_url": srv.base_url, "api_key": "lab-key-0000000000zzzz"}]
         assert saved["aliases"] == {"gpt-4o-mini": "lab-model"}
@@ -270,13 +270,13 @@ def test_settings_save_masks_keys_and_reloads(app_rt):
         assert "sk-proj-SECRET0123456789abcd" not in texts(at)
         at.text_area(key=form.ALIASES).set_value("").run()
         at.button(key="settings_save").click().run()
-        again = read_settings_file(app_rt.settings.settings_file)
+        again = app_rt.saved_settings()
         assert again["openai_api_key"] == "sk-proj-SECRET0123456789abcd" and "aliases" not in again
         assert again["backends"][0]["api_key"] == "lab-key-0000000000zzzz"
 
         at.checkbox(key=form.OPENAI_KEY_CLEAR).check().run()
         at.button(key="settings_save").click().run()
-        assert "openai_api_key" not in read_settings_file(app_rt.settings.settings_file)
+        assert "openai_api_key" not in app_rt.saved_settings()
 
 
 def test_settings_helpers():
@@ -300,22 +300,20 @@ def test_settings_helpers():
 
 def test_settings_saved_in_another_tab_are_merged_not_overwritten(app_rt):
     """Two tabs on Settings: the second tab's save must not silently undo the first tab's."""
-    from assistants.config import write_settings_file
-    path = app_rt.settings.settings_file
-    write_settings_file(path, {"aliases": {"gpt-4o-mini": EMBEDDED_MODEL_ID}})
+    app_rt.save_settings({"aliases": {"gpt-4o-mini": EMBEDDED_MODEL_ID}})
     mine = open_page("settings")
     mine.text_area(key=form.ALIASES).set_value(f"gpt-4o-mini = {EMBEDDED_MODEL_ID}\ngpt-4.1 = {EMBEDDED_MODEL_ID}").run()
 
     theirs = open_page("settings")  # another tab saves a default model meanwhile
     theirs.text_input(key=form.DEFAULT_MODEL).set_value("gpt-4o-mini").run()
     theirs.button(key="settings_save").click().run()
-    assert read_settings_file(path)["default_model"] == "gpt-4o-mini"
+    assert app_rt.saved_settings()["default_model"] == "gpt-4o-mini"
 
     mine.run()  # any redraw: it says so, and keeps the edits
     assert "saved these settings elsewhere" in mine.warning[0].value and "the default model" in mine.warning[0].value
     assert "gpt-4.1" in mine.text_area(key=form.ALIASES).value
     mine.button(key="settings_save").click().run()
-    saved = read_settings_file(path)
+    saved = app_rt.saved_settings()
     assert saved["default_model"] == "gpt-4o-mini"  # theirs, kept
     assert saved["aliases"] == {"gpt-4o-mini": EMBEDDED_MODEL_ID, "gpt-4.1": EMBEDDED_MODEL_ID}  # mine
     assert "were kept: the default model" in mine.success[0].value
@@ -323,16 +321,15 @@ def test_settings_saved_in_another_tab_are_merged_not_overwritten(app_rt):
 
 
 def test_settings_without_edits_follow_a_save_elsewhere(app_rt):
-    from assistants.config import write_settings_file
     at = open_page("settings")
-    write_settings_file(app_rt.settings.settings_file, {"default_model": "gpt-4o-mini"})
+    app_rt.save_settings({"default_model": "gpt-4o-mini"})  # saved elsewhere: another tab, another instance
     at.run()
     assert at.text_input(key=form.DEFAULT_MODEL).value == "gpt-4o-mini" and not at.warning
     assert not any("Unsaved" in str(b.proto) for b in at.get("badge"))
 
     # Edits, then a save elsewhere, then "Load theirs": the edits go, the saved settings show.
     at.text_input(key=form.DEFAULT_MODEL).set_value("mine").run()
-    write_settings_file(app_rt.settings.settings_file, {"default_model": "theirs"})
+    app_rt.save_settings({"default_model": "theirs"})
     at.run()
     at.button(key="settings_load_latest").click().run()
     assert at.text_input(key=form.DEFAULT_MODEL).value == "theirs" and not at.warning
