@@ -165,6 +165,13 @@ def m008_responses(conn: sqlite3.Connection) -> None:
             conn.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
 
+def m011_ci_affinity(conn: sqlite3.Connection) -> None:
+    """Which instance holds each thread's Code Interpreter session, while that instance says it is alive."""
+    conn.execute("CREATE TABLE ci_sessions (thread_id TEXT PRIMARY KEY REFERENCES threads(id) ON DELETE CASCADE, "
+                 "instance_id TEXT NOT NULL, last_used_at REAL NOT NULL, alive_until REAL)")
+    conn.execute("CREATE INDEX ci_sessions_instance ON ci_sessions(instance_id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_core,
     m002_files_and_vector_stores,
@@ -174,6 +181,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_search_index_nfkc,
     m007_leases_events_foreign_keys,
     m008_responses,
+    m011_ci_affinity,
 ]
 
 

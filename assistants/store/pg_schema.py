@@ -103,8 +103,15 @@ def m005_responses(c) -> None:
     c.execute("CREATE INDEX conversation_items_thread ON conversation_items(thread_id)")
 
 
+def m008_ci_affinity(c) -> None:
+    """Which instance holds each thread's Code Interpreter session, while that instance says it is alive."""
+    c.execute("CREATE TABLE ci_sessions (thread_id TEXT PRIMARY KEY REFERENCES threads(id) ON DELETE CASCADE, "
+              "instance_id TEXT NOT NULL, last_used_at DOUBLE PRECISION NOT NULL, alive_until DOUBLE PRECISION)")
+    c.execute("CREATE INDEX ci_sessions_instance ON ci_sessions(instance_id)")
+
+
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
-                              m005_responses]
+                              m005_responses, m008_ci_affinity]
 
 
 class SchemaTooNew(DatabaseUnavailable):
