@@ -45,8 +45,8 @@ class StoreInterface(Protocol):
         """This instance now holds the thread's Code Interpreter session."""
     def ci_session(self, thread_id: str) -> tuple[str, float | None] | None:
         """(instance id, alive until) of the thread's session holder, or None."""
-    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> None:
-        """Heartbeat of an instance's live sessions; its ended ones stop being alive."""
+    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> list[str]:
+        """Heartbeat of an instance's live sessions (its ended ones stop being alive); those still its own."""
     def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
         """Reserve queued runs of threads whose live session this instance holds."""
     def due_to_expire(self, at: int) -> list[str]: """Queued or waiting runs past expires_at."""

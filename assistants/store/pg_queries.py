@@ -164,10 +164,12 @@ class PgRunQueries:
         rows = self._rows("SELECT instance_id, alive_until FROM ci_sessions WHERE thread_id = %s", (thread_id,))
         return tuple(rows[0]) if rows else None
 
-    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> None:
-        self._exec("UPDATE ci_sessions SET alive_until = CASE WHEN thread_id = ANY(%s::text[]) THEN %s ELSE NULL END "
-                   "WHERE instance_id = %s AND (alive_until IS NOT NULL OR thread_id = ANY(%s::text[]))",
-                   (list(live), until, instance_id, list(live)))
+    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> list[str]:
+        rows = self._write_rows("UPDATE ci_sessions SET alive_until = CASE WHEN thread_id = ANY(%s::text[]) THEN %s "
+                                "ELSE NULL END WHERE instance_id = %s AND (alive_until IS NOT NULL "
+                                "OR thread_id = ANY(%s::text[])) RETURNING thread_id, alive_until",
+                                (list(live), until, instance_id, list(live)))
+        return [thread_id for thread_id, alive in rows if alive is not None]
 
     def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
         """One statement outside the writer lock, as take_over_queued: a run another instance claims is skipped."""

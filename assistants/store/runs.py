@@ -99,14 +99,16 @@ class RunQueries:
                                   (thread_id,)).fetchone()
         return tuple(row) if row else None
 
-    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> None:
-        """Keep this instance's live sessions alive until `until`; its others are marked not alive."""
+    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> list[str]:
+        """Keep this instance's live sessions alive until `until` (its others are marked not alive); the live ones
+        still recorded as this instance's (not deleted with their thread, nor taken over by another instance)."""
         marks = ",".join("?" * len(live))
         live_cond = f"thread_id IN ({marks})" if live else "0"
         with self.write() as c:
-            c.execute(f"UPDATE ci_sessions SET alive_until = CASE WHEN {live_cond} THEN ? ELSE NULL END "
-                      f"WHERE instance_id = ? AND (alive_until IS NOT NULL OR {live_cond})",
-                      (*live, until, instance_id, *live))
+            rows = c.execute(f"UPDATE ci_sessions SET alive_until = CASE WHEN {live_cond} THEN ? ELSE NULL END "
+                             f"WHERE instance_id = ? AND (alive_until IS NOT NULL OR {live_cond}) "
+                             "RETURNING thread_id, alive_until", (*live, until, instance_id, *live)).fetchall()
+        return [thread_id for thread_id, alive in rows if alive is not None]
 
     def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
         """Reserve queued runs held by others whose thread's live session is this instance's; their ids."""

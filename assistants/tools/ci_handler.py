@@ -66,6 +66,7 @@ def register(rt) -> None:
                                   max_sessions=s.code_max_sessions, cpus=s.code_cpus)
     rt.code_interpreter = interpreter
     rt.engine.affinity.live_sessions = interpreter.live_keys
+    rt.engine.affinity.end_session = interpreter.reset
 
     def forget_thread(thread_id: str) -> None:
         interpreter.reset(thread_id)

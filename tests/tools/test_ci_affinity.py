@@ -194,3 +194,26 @@ def test_threads_without_a_session_are_run_at_once_by_the_instance_that_got_them
         thread = via.client.beta.threads.create()
         logs, took = run_code(via, thread.id, assistant_id, "print(6 * 7)")
         assert logs == "42\n" and took < GRACE_S and via.calls() == before + 2
+
+
+def test_the_store_records_holders_adopts_only_for_live_sessions_and_forgets_deleted_threads(rt):
+    store, now = rt.store, time.time()
+    held, other, gone = (rt.create_thread()["id"] for _ in range(3))
+    store.record_ci_session(held, "me", now, now + 10)
+    store.record_ci_session(other, "them", now, now + 10)
+    store.record_ci_session(gone, "me", now, now + 10)
+    assert store.ci_session(held) == ("me", now + 10) and store.ci_session("thread_none") is None
+    for thread_id in (held, other, gone):  # queued runs reserved by an instance that is not us
+        store.insert("runs", {"id": f"run_{thread_id}", "created_at": 1, "thread_id": thread_id, "status": "queued",
+                              "_owner": "queuer", "_lease_until": now + 10})
+    # A run of a thread whose live session is ours is adopted, once; the others' are not.
+    assert store.adopt_ci_runs("me", now + 20, now, 10) == [f"run_{held}", f"run_{gone}"]
+    assert store.adopt_ci_runs("me", now + 20, now, 10) == []
+    # The heartbeat keeps live sessions alive, ends the rest, and says which live ones are still ours.
+    rt.delete_thread(gone)
+    store.record_ci_session(other, "me", now, now + 10)  # we take `other` over...
+    store.record_ci_session(other, "them", now, now + 10)  # ...and lose it again
+    assert store.renew_ci_sessions("me", [held, gone, other], now + 30) == [held]
+    assert store.ci_session(gone) is None and store.ci_session(other) == ("them", now + 10)
+    assert store.renew_ci_sessions("me", [], now + 40) == [] and store.ci_session(held) == ("me", None)
+    assert store.adopt_ci_runs("me", now + 20, now, 10) == []  # no live session of ours left
