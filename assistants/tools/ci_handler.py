@@ -10,7 +10,7 @@ from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailabl
 
 log = logging.getLogger(__name__)
 MAX_INPUT_FILE_BYTES = 50 * 1024 * 1024
-ELSEWHERE = "was on another instance of the server ({holder})"
+ELSEWHERE = "ran in another server process ({holder})"
 
 
 def input_file_ids(ctx: ToolContext) -> list[str]:

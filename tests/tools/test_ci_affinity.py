@@ -148,7 +148,8 @@ def test_runs_go_to_the_session_holder_and_move_with_the_files_when_it_is_killed
     logs, took = run_code(b, thread.id, assistant_id,
                           "import os\nprint(sorted(os.listdir('.')))\nprint(open('out.txt').read())\nprint(x)")
     assert b.calls() == calls_b + 2
-    assert "was on another instance of the server" in logs and "earlier variables are gone" in logs
+    assert "the previous Python session ran in another server process" in logs
+    assert "this is a fresh session, so earlier variables are gone" in logs
     assert "the thread's files were restored into /mnt/data: data.csv, out.txt." in logs
     assert "['data.csv', 'out.txt']\nkept\n" in logs
     assert "NameError: name 'x' is not defined" in logs
