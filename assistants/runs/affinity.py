@@ -27,7 +27,8 @@ class Affinity:
         # Longer than half a lease, the run's reservation could lapse and a third instance take it first.
         self.grace_s = max(0.0, min(grace_s, engine.status.lease_s / 2))
         self.live_sessions: Callable[[], list[str]] = list  # thread ids with a live session here (the code interpreter)
-        self.end_session: Callable[[str], None] = lambda thread_id: None  # ends a live session here
+        # ends a live session here unless it was used since the time given (time.monotonic())
+        self.end_session: Callable[[str, float], None] = lambda thread_id, unused_since: None
         self._deferred: dict[str, float] = {}  # run id -> when this instance runs it itself
         self._lock = threading.Lock()
         self._held: list[str] = []  # live sessions at the last heartbeat
@@ -62,7 +63,7 @@ class Affinity:
             self._beat = t
             held = self.store.renew_ci_sessions(self.engine.owner, live, self.engine.status.lease_until())
             for thread_id in set(live) - set(held):  # its thread was deleted, or another instance took it over
-                self.end_session(thread_id)
+                self.end_session(thread_id, t)
             self._held = held
         free = self.engine.free_workers()
         if live and free > 0 and not self.engine.closed:

@@ -10,7 +10,7 @@ from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailabl
 
 log = logging.getLogger(__name__)
 MAX_INPUT_FILE_BYTES = 50 * 1024 * 1024
-ELSEWHERE = "ran in another server process ({holder})"
+ELSEWHERE = "ran in another server process"  # which one goes to the log, not to the model
 
 
 def input_file_ids(ctx: ToolContext) -> list[str]:
@@ -52,7 +52,9 @@ def hold_session(rt, interpreter, thread_id: str, inputs: dict[str, bytes]) -> N
         return
     if row is not None:
         restore = {**file_bytes(rt, written_file_ids(rt, thread_id)), **inputs}
-        interpreter.restart(thread_id, ELSEWHERE.format(holder=row[0]), restore)
+        log.info("thread %s: its code session was in %s; starting a fresh one here with %d files", thread_id, row[0],
+                 len(restore))
+        interpreter.restart(thread_id, ELSEWHERE, restore)
     rt.engine.affinity.session_used(thread_id)  # ours from now on: runs of the thread come here first
 
 
@@ -66,7 +68,7 @@ def register(rt) -> None:
                                   max_sessions=s.code_max_sessions, cpus=s.code_cpus)
     rt.code_interpreter = interpreter
     rt.engine.affinity.live_sessions = interpreter.live_keys
-    rt.engine.affinity.end_session = interpreter.reset
+    rt.engine.affinity.end_session = interpreter.retire
 
     def forget_thread(thread_id: str) -> None:
         interpreter.reset(thread_id)

@@ -218,3 +218,26 @@ def test_the_store_records_holders_adopts_only_for_live_sessions_and_forgets_del
     assert store.ci_session(gone) is None and store.ci_session(other) == ("them", now + 10)
     assert store.renew_ci_sessions("me", [], now + 40) == [] and store.ci_session(held) == ("me", None)
     assert store.adopt_ci_runs("me", now + 20, now, 10) == []  # no live session of ours left
+
+
+def test_a_session_another_instance_took_over_is_retired_unless_used_since(tmp_path):
+    from assistants.tools.code_interpreter import CodeInterpreter
+
+    interp = CodeInterpreter(tmp_path, timeout_s=20)
+    try:
+        interp.execute("t1", "a = 1")
+        before = time.monotonic()
+        interp.execute("t2", "b = 2")
+        assert sorted(interp.live_keys()) == ["t1", "t2"]
+        interp.retire("t2", before)  # used since: kept, with its variables
+        interp.retire("t1", before)
+        assert interp.live_keys() == ["t2"] and interp.execute("t2", "print(b)").logs == "2\n"
+        assert interp.execute("t1", "print('a' in dir())").logs == "False\n"  # a new session, nothing to say
+        interp.restart("t1", "ran in another server process", {"kept.txt": b"back"})
+        interp.retire("t1", time.monotonic())  # restarted, its code about to run here: not retired
+        logs = interp.execute("t1", "print(open('kept.txt').read())").logs
+        assert logs.startswith("Note: the previous Python session ran in another server process; this is a fresh "
+                               "session, so earlier variables are gone; the thread's files were restored into "
+                               "/mnt/data: kept.txt.\n") and logs.endswith("back\n")
+    finally:
+        interp.close()

@@ -275,6 +275,25 @@ class CodeInterpreter:
         with self._lock:
             return [key for key, s in self._sessions.items() if s.proc is not None or s.starting]
 
+    def retire(self, session_key: str, unused_since: float) -> None:
+        """End and forget the key's session if it has not been used since `unused_since` (time.monotonic()).
+
+        A session in a call, or used or restarted since then (the key's code runs here again), is left alone.
+        """
+        with self._lock:
+            session = self._sessions.get(session_key)
+        if session is None or not session.lock.acquire(blocking=False):
+            return
+        try:
+            if session.proc is None or session.last_used > unused_since:
+                return
+            with self._lock:
+                if self._sessions.get(session_key) is session:
+                    del self._sessions[session_key]
+            self._wipe(session, None)
+        finally:
+            session.lock.release()
+
     def reset(self, session_key: str) -> None:
         """Kill the key's worker and drop its state; its work dir goes with it."""
         with self._lock:
