@@ -137,6 +137,8 @@ class Settings:
     code_max_sessions: int = 8
     code_output_quota_mb: int = 200
     code_cpus: float = 1.0
+    # how long other instances leave a run for the instance holding its thread's Code Interpreter session (0: never)
+    code_affinity_s: float = 1.5
     playground_password: str = ""
     # PLAYGROUND_DATABASE_URL: postgresql://… shares one database between instances; "" = SQLite. Never in repr (password).
     database_url: str = field(default="", repr=False)
@@ -239,5 +241,6 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True, ui: dict | No
         code_max_sessions=_int(env, "PLAYGROUND_CODE_MAX_SESSIONS", 8),
         code_output_quota_mb=_int(env, "PLAYGROUND_CODE_OUTPUT_QUOTA_MB", 200),
         code_cpus=_float(env, "PLAYGROUND_CODE_CPUS", 1.0),
+        code_affinity_s=_float(env, "PLAYGROUND_CODE_AFFINITY_SECONDS", 1.5),
         playground_password=env.get("PLAYGROUND_PASSWORD", ""),
     )

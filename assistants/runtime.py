@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import os
 import threading
 from typing import Any
 
@@ -19,6 +21,8 @@ from assistants.runs.sweeper import Sweeper
 from assistants.shared_settings import SettingsWatch, import_settings_file, settings_from_database
 from assistants.store import IntegrityError, Store, open_store
 from assistants.tools import ToolBox
+
+log = logging.getLogger(__name__)
 
 ASSISTANT_FIELDS = {"model", "name", "description", "instructions", "tools", "tool_resources", "metadata",
                     "temperature", "top_p", "response_format", "reasoning_effort"}
@@ -68,7 +72,7 @@ class Runtime:
         self.toolbox = toolbox or ToolBox()
         self.engine = Engine(self.store, self.router, self.toolbox, workers=self.settings.run_workers,
                              max_tool_rounds=self.settings.max_tool_rounds, run_expires_s=self.settings.run_expires_s,
-                             lease_s=self.settings.run_lease_s)
+                             lease_s=self.settings.run_lease_s, affinity_s=self.settings.code_affinity_s)
         self.files = None
         self.vector_stores = None
         self._attach_tools()
@@ -127,6 +131,10 @@ class Runtime:
     def close(self) -> None:
         self.sweeper.stop()
         self.engine.shutdown()
+        try:
+            self.engine.affinity.close()
+        except Exception:  # the database is gone: our sessions' heartbeat lapses on its own
+            log.debug("could not mark this instance's code sessions ended", exc_info=True)
         for service in (self.vector_stores, self.files):
             if service is not None and hasattr(service, "close"):
                 service.close()
@@ -427,7 +435,7 @@ class Runtime:
 
     def _launch(self, run: dict, stream: bool) -> dict | Subscription:
         sub = self.engine.hub.subscribe(run["id"], after=0) if stream else None
-        self.engine.submit(run["id"])
+        self.engine.launch(run)
         return sub if stream else public(run)
 
     def create_thread_and_run(self, *, thread: dict | None = None, stream: bool = False, **body: Any) -> dict | Subscription:
@@ -533,7 +541,7 @@ class Runtime:
             status = (self.store.get("runs", run_id) or {"status": "deleted"})["status"]
             raise BadRequest(f"Runs in status '{status}' do not accept tool outputs; only a run that requires_action does.",
                              param="run_id")
-        self.engine.submit(run_id)
+        self.engine.launch(run)
         return sub if stream else public(run)
 
     # -- steps and the log ---------------------------------------------------------------------

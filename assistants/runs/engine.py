@@ -16,6 +16,7 @@ from assistants.ids import new_id, now
 from assistants.messages import text_block
 from assistants.providers.base import Cancelled, ChatResult, ProviderError
 from assistants.providers.router import ModelRouter
+from assistants.runs.affinity import Affinity
 from assistants.runs.annotate import annotate
 from assistants.runs.events import DELTA_FLUSH_S, EventHub
 from assistants.runs.prompt import PromptBuilder
@@ -45,7 +46,8 @@ class Engine(ToolRunner):
     """Owns the worker pool and this process's working set; status changes go through the status machine."""
 
     def __init__(self, store: Store, router: ModelRouter, toolbox: ToolBox, *, workers: int = 8,
-                 max_tool_rounds: int = 10, run_expires_s: int = 600, lease_s: float = Settings.run_lease_s):
+                 max_tool_rounds: int = 10, run_expires_s: int = 600, lease_s: float = Settings.run_lease_s,
+                 affinity_s: float = Settings.code_affinity_s):
         self.store = store
         self.router = router
         self.toolbox = toolbox
@@ -55,11 +57,13 @@ class Engine(ToolRunner):
         self.owner = process_owner()
         self.status = StatusMachine(store, self.hub, self.owner, lease_s)
         self.prompts = PromptBuilder(store)
+        self.workers = workers
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         # The working set: runs this process has queued or is executing, each with its cancel signal.
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.closed = False
+        self.affinity = Affinity(self, affinity_s)
 
     @property
     def image_loader(self):
@@ -79,6 +83,14 @@ class Engine(ToolRunner):
         except RuntimeError:  # shutting down: the run stays queued and another process's sweeper takes it
             with self._lock:
                 self._cancels.pop(run_id, None)
+
+    def launch(self, run: dict) -> None:
+        """Run a run this process queued: here, or first on the instance holding its thread's code session."""
+        self.affinity.launch(run)
+
+    def free_workers(self) -> int:
+        with self._lock:
+            return self.workers - len(self._cancels)
 
     def working(self) -> list[str]:
         with self._lock:

@@ -61,6 +61,10 @@ class Sweeper:
             if t - self._last["renew"] >= self.status.lease_s / 4:
                 self._last["renew"] = t
                 self.store.renew_leases(self.engine.owner, working, self.status.lease_until())
+        try:
+            self.engine.affinity.tick()
+        except Exception:  # e.g. a locked database: the leases and the sweep below must still happen
+            log.debug("code session affinity tick failed", exc_info=True)
         if t - self._last["sweep"] >= SWEEP_S:
             self._last["sweep"] = t
             self.sweep()

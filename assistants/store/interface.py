@@ -41,6 +41,14 @@ class StoreInterface(Protocol):
         """Reserve queued runs whose lease ran out (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
     def on_events(self, callback: Callable[[], None]) -> bool:
         """Call back when any process commits run events; False when the database cannot say (poll)."""
+    def record_ci_session(self, thread_id: str, instance_id: str, at: float, alive_until: float) -> None:
+        """This instance now holds the thread's Code Interpreter session."""
+    def ci_session(self, thread_id: str) -> tuple[str, float | None] | None:
+        """(instance id, alive until) of the thread's session holder, or None."""
+    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> list[str]:
+        """Heartbeat of an instance's live sessions (its ended ones stop being alive); those still its own."""
+    def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
+        """Reserve queued runs of threads whose live session this instance holds."""
     def due_to_expire(self, at: int) -> list[str]: """Queued or waiting runs past expires_at."""
     def run_statuses(self, run_ids: list[str]) -> dict[str, str]: """Status by run id (deleted runs absent)."""
     def active_run(self, thread_id: str) -> dict | None: """The thread's active run, if any."""

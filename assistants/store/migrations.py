@@ -171,6 +171,13 @@ def m010_settings(conn: sqlite3.Connection) -> None:
                  "updated_at REAL NOT NULL)")
 
 
+def m011_ci_affinity(conn: sqlite3.Connection) -> None:
+    """Which instance holds each thread's Code Interpreter session, while that instance says it is alive."""
+    conn.execute("CREATE TABLE ci_sessions (thread_id TEXT PRIMARY KEY REFERENCES threads(id) ON DELETE CASCADE, "
+                 "instance_id TEXT NOT NULL, last_used_at REAL NOT NULL, alive_until REAL)")
+    conn.execute("CREATE INDEX ci_sessions_instance ON ci_sessions(instance_id)")
+
+
 def m012_message_versions(conn: sqlite3.Connection) -> None:
     """Archived conversation tails (store/versions.py): they go with their thread."""
     conn.execute(VERSIONS_TABLE.format(seq="INTEGER PRIMARY KEY AUTOINCREMENT", json="TEXT"))
@@ -193,6 +200,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m007_leases_events_foreign_keys,
     m008_responses,
     m010_settings,
+    m011_ci_affinity,
     m012_message_versions,
 ]
 

@@ -166,6 +166,34 @@ class PgRunQueries:
             return {}
         return dict(self._rows("SELECT id, status FROM runs WHERE id = ANY(%s)", (list(run_ids),)))
 
+    # -- Code Interpreter sessions: which instance holds a thread's ----------------------------
+    def record_ci_session(self, thread_id: str, instance_id: str, at: float, alive_until: float) -> None:
+        self._exec("INSERT INTO ci_sessions (thread_id, instance_id, last_used_at, alive_until) VALUES (%s, %s, %s, %s) "
+                   "ON CONFLICT (thread_id) DO UPDATE SET instance_id = excluded.instance_id, "
+                   "last_used_at = excluded.last_used_at, alive_until = excluded.alive_until",
+                   (thread_id, instance_id, at, alive_until))
+
+    def ci_session(self, thread_id: str) -> tuple[str, float | None] | None:
+        rows = self._rows("SELECT instance_id, alive_until FROM ci_sessions WHERE thread_id = %s", (thread_id,))
+        return tuple(rows[0]) if rows else None
+
+    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> list[str]:
+        rows = self._write_rows("UPDATE ci_sessions SET alive_until = CASE WHEN thread_id = ANY(%s::text[]) THEN %s "
+                                "ELSE NULL END WHERE instance_id = %s AND (alive_until IS NOT NULL "
+                                "OR thread_id = ANY(%s::text[])) RETURNING thread_id, alive_until",
+                                (list(live), until, instance_id, list(live)))
+        return [thread_id for thread_id, alive in rows if alive is not None]
+
+    def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
+        """One statement outside the writer lock, as take_over_queued: a run another instance claims is skipped."""
+        with self._pool.connection() as c:
+            return [r[0] for r in c.execute(
+                "UPDATE runs SET owner = %s, lease_until = %s WHERE id IN (SELECT r.id FROM ci_sessions s "
+                "JOIN runs r ON r.thread_id = s.thread_id WHERE s.instance_id = %s AND s.alive_until >= %s "
+                "AND r.status = 'queued' AND r.owner IS DISTINCT FROM %s ORDER BY r.seq LIMIT %s "
+                "FOR UPDATE OF r SKIP LOCKED) AND status = 'queued' AND owner IS DISTINCT FROM %s RETURNING id",
+                (instance_id, until, instance_id, at, instance_id, limit, instance_id)).fetchall()]
+
     # -- runs and threads --------------------------------------------------------------------
     def active_run(self, thread_id: str) -> dict | None:
         rows = self._rows("SELECT data FROM runs WHERE thread_id = %s AND status = ANY(%s)",

@@ -109,13 +109,20 @@ def m007_settings(c) -> None:
               "updated_at DOUBLE PRECISION NOT NULL)")
 
 
+def m008_ci_affinity(c) -> None:
+    """Which instance holds each thread's Code Interpreter session, while that instance says it is alive."""
+    c.execute("CREATE TABLE ci_sessions (thread_id TEXT PRIMARY KEY REFERENCES threads(id) ON DELETE CASCADE, "
+              "instance_id TEXT NOT NULL, last_used_at DOUBLE PRECISION NOT NULL, alive_until DOUBLE PRECISION)")
+    c.execute("CREATE INDEX ci_sessions_instance ON ci_sessions(instance_id)")
+
+
 def m009_message_versions(c) -> None:
     """Archived conversation tails (store/versions.py): they go with their thread."""
     c.execute(VERSIONS_TABLE.format(seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", json="JSONB"))
 
 
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
-                              m005_responses, m007_settings, m009_message_versions]
+                              m005_responses, m007_settings, m008_ci_affinity, m009_message_versions]
 
 
 class SchemaTooNew(DatabaseUnavailable):

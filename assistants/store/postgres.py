@@ -176,6 +176,11 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgSettingsQueries, VersionQ
     def _vload(value):
         return value  # JSONB arrives decoded
 
+    def _write_rows(self, sql: str, args=()) -> list[tuple]:
+        """A write statement's RETURNING rows, inside a write transaction."""
+        with self.write() as c:
+            return c.execute(sql, args).fetchall()
+
     def open_connections(self) -> int:
         return self._pool.get_stats().get("pool_size", 0)
 

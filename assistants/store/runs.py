@@ -84,6 +84,46 @@ class RunQueries:
         marks = ",".join("?" * len(run_ids))
         return dict(self.conn().execute(f"SELECT id, status FROM runs WHERE id IN ({marks})", run_ids).fetchall())
 
+    # -- Code Interpreter sessions: which instance holds a thread's ----------------------------
+    def record_ci_session(self, thread_id: str, instance_id: str, at: float, alive_until: float) -> None:
+        """This instance now holds the thread's session (IntegrityError if the thread is gone)."""
+        with self.write() as c:
+            c.execute("INSERT INTO ci_sessions (thread_id, instance_id, last_used_at, alive_until) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (thread_id) DO UPDATE SET instance_id = excluded.instance_id, "
+                      "last_used_at = excluded.last_used_at, alive_until = excluded.alive_until",
+                      (thread_id, instance_id, at, alive_until))
+
+    def ci_session(self, thread_id: str) -> tuple[str, float | None] | None:
+        """(instance id, alive until) of the last instance that ran the thread's code; None if none has."""
+        row = self.conn().execute("SELECT instance_id, alive_until FROM ci_sessions WHERE thread_id = ?",
+                                  (thread_id,)).fetchone()
+        return tuple(row) if row else None
+
+    def renew_ci_sessions(self, instance_id: str, live: list[str], until: float) -> list[str]:
+        """Keep this instance's live sessions alive until `until` (its others are marked not alive); the live ones
+        still recorded as this instance's (not deleted with their thread, nor taken over by another instance)."""
+        marks = ",".join("?" * len(live))
+        live_cond = f"thread_id IN ({marks})" if live else "0"
+        with self.write() as c:
+            rows = c.execute(f"UPDATE ci_sessions SET alive_until = CASE WHEN {live_cond} THEN ? ELSE NULL END "
+                             f"WHERE instance_id = ? AND (alive_until IS NOT NULL OR {live_cond}) "
+                             "RETURNING thread_id, alive_until", (*live, until, instance_id, *live)).fetchall()
+        return [thread_id for thread_id, alive in rows if alive is not None]
+
+    def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
+        """Reserve queued runs held by others whose thread's live session is this instance's; their ids."""
+        found = [r[0] for r in self.conn().execute(
+            "SELECT r.id FROM ci_sessions s JOIN runs r ON r.thread_id = s.thread_id AND r.status = 'queued' "
+            "WHERE s.instance_id = ? AND s.alive_until >= ? AND (r.owner IS NULL OR r.owner != ?) ORDER BY r.seq LIMIT ?",
+            (instance_id, at, instance_id, limit))]
+        if not found:  # the usual answer, without taking the writer lock
+            return []
+        marks = ",".join("?" * len(found))
+        with self.write() as c:
+            return [r[0] for r in c.execute(
+                f"UPDATE runs SET owner = ?, lease_until = ? WHERE id IN ({marks}) AND status = 'queued' "
+                "AND (owner IS NULL OR owner != ?) RETURNING id", (instance_id, until, *found, instance_id)).fetchall()]
+
     # -- runs and threads --------------------------------------------------------------------
     def active_run(self, thread_id: str) -> dict | None:
         marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))

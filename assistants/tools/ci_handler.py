@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from assistants.tools import BuiltinOutcome, ToolContext, empty_details
-from assistants.tools.ci_outputs import OutputKeeper, delete_thread_outputs
+from assistants.tools.ci_outputs import WRITTEN_FIELD, OutputKeeper, delete_thread_outputs, thread_outputs
 from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 MAX_INPUT_FILE_BYTES = 50 * 1024 * 1024
+ELSEWHERE = "ran in another server process"  # which one goes to the log, not to the model
 
 
 def input_file_ids(ctx: ToolContext) -> list[str]:
@@ -24,6 +25,39 @@ def input_file_ids(ctx: ToolContext) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def file_bytes(rt, file_ids: list[str]) -> dict[str, bytes]:
+    """name -> bytes of these files, later ones winning a name; gone or too large ones are left out."""
+    files = {}
+    for file_id in file_ids:
+        meta = rt.store.get("files", file_id)
+        if meta is None or rt.files is None or meta.get("bytes", 0) > MAX_INPUT_FILE_BYTES:
+            continue
+        files[meta["filename"]] = rt.files.content(file_id)
+    return files
+
+
+def written_file_ids(rt, thread_id: str) -> list[str]:
+    """The files earlier code of the thread wrote (not its figures), oldest first."""
+    return [f["id"] for f in thread_outputs(rt, thread_id) if f.get(WRITTEN_FIELD)]
+
+
+def hold_session(rt, interpreter, thread_id: str, inputs: dict[str, bytes]) -> None:
+    """Make this instance the holder of the thread's session before its code runs here.
+
+    When another instance ran the thread's code last, its session (variables, /mnt/data) is there, not here: the
+    session here starts fresh with the thread's files back in /mnt/data, and the output says so.
+    """
+    row = rt.store.ci_session(thread_id)
+    if row is not None and row[0] == rt.engine.owner:
+        return
+    if row is not None:
+        restore = {**file_bytes(rt, written_file_ids(rt, thread_id)), **inputs}
+        log.info("thread %s: its code session was in %s; starting a fresh one here with %d files", thread_id, row[0],
+                 len(restore))
+        interpreter.restart(thread_id, ELSEWHERE, restore)
+    rt.engine.affinity.session_used(thread_id)  # ours from now on: runs of the thread come here first
+
+
 def register(rt) -> None:
     """Create the process's CodeInterpreter and register the tool handler on the runtime's toolbox."""
     s = rt.settings
@@ -33,6 +67,8 @@ def register(rt) -> None:
                                   idle_timeout_s=s.code_idle_minutes * 60,  # <= 0: never
                                   max_sessions=s.code_max_sessions, cpus=s.code_cpus)
     rt.code_interpreter = interpreter
+    rt.engine.affinity.live_sessions = interpreter.live_keys
+    rt.engine.affinity.end_session = interpreter.retire
 
     def forget_thread(thread_id: str) -> None:
         interpreter.reset(thread_id)
@@ -53,14 +89,10 @@ def register(rt) -> None:
         if not isinstance(code, str) or not code.strip():
             msg = "error: code_interpreter needs a non-empty 'code' string."
             return BuiltinOutcome(msg, empty_details("code_interpreter", arguments), error=msg)
-        files = {}
-        for file_id in input_file_ids(ctx):
-            meta = rt.store.get("files", file_id)
-            if meta is None or rt.files is None or meta.get("bytes", 0) > MAX_INPUT_FILE_BYTES:
-                continue
-            files[meta["filename"]] = rt.files.content(file_id)
+        files = file_bytes(rt, input_file_ids(ctx))
         thread_id = ctx.thread["id"] if ctx.thread else ctx.run["thread_id"]
         try:
+            hold_session(rt, interpreter, thread_id, files)
             result = interpreter.execute(thread_id, code, files=files, cancel=ctx.cancel)
         except SandboxUnavailable as exc:
             msg = f"error: the code interpreter cannot run code here: {exc}"
@@ -78,7 +110,7 @@ def register(rt) -> None:
                 images.append(f["id"])
                 notes.append(f"[a figure was produced and will be shown to the user as an image: {f['id']}]")
             for name, data in result.files:
-                if (f := keeper.keep(name.rsplit("/", 1)[-1], data)) is None:
+                if (f := keeper.keep(name.rsplit("/", 1)[-1], data, written=True)) is None:
                     continue
                 path = f"sandbox:/mnt/data/{name}"
                 annotations.append({"type": "file_path", "text": path, "file_id": f["id"]})

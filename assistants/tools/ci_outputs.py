@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 
 PURPOSE = "assistants_output"
 THREAD_FIELD = "_thread_id"  # private (never in the API's File object): whose output the file is
+WRITTEN_FIELD = "_written"  # private: a file the code wrote into /mnt/data (not a figure), restored with the thread
 
 
 def thread_outputs(rt: Any, thread_id: str) -> list[dict]:
@@ -30,8 +31,11 @@ class OutputKeeper:
         self.used: int | None = None  # bytes the thread keeps already, counted on the first file
         self.notes: list[str] = []  # what was not kept, and why
 
-    def keep(self, name: str, data: bytes) -> dict | None:
-        """Store data as the thread's output file; None (and a note) when it does not fit or the thread is gone."""
+    def keep(self, name: str, data: bytes, *, written: bool = False) -> dict | None:
+        """Store data as the thread's output file; None (and a note) when it does not fit or the thread is gone.
+
+        `written`: the code wrote it into /mnt/data, so a fresh session of the thread gets it back there.
+        """
         if self.used is None:
             if self.rt.store.get("threads", self.thread_id) is None:  # deleted while the code ran
                 self.used = -1
@@ -51,7 +55,7 @@ class OutputKeeper:
             return None
         row = self.rt.store.get("files", meta["id"])
         if row is not None:  # tag it in the files service's own row, so it is counted and goes with the thread
-            self.rt.store.put("files", {**row, THREAD_FIELD: self.thread_id})
+            self.rt.store.put("files", {**row, THREAD_FIELD: self.thread_id, **({WRITTEN_FIELD: True} if written else {})})
         self.used += len(data)
         return meta
 

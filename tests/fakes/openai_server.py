@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -14,10 +15,13 @@ class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as srv:`; `srv.base_url` ends in /v1; script turns with `srv.add(...)`.
 
     A turn: {"text": str, "tool_calls": [(name, arguments)], "status": int (error status), "delay": s,
-    "chunk_delay": s, "finish": str}. Empty script: replies "echo: <last user message>".
+    "chunk_delay": s, "finish": str}. Empty script: the turn `responder(request body)` gives, if given, else a reply
+    "echo: <last user message>".
     """
 
-    def __init__(self, models: tuple[str, ...] = ("fake-model",), api_key: str | None = None):
+    def __init__(self, models: tuple[str, ...] = ("fake-model",), api_key: str | None = None,
+                 responder: Callable[[dict], dict] | None = None):
+        self.responder = responder
         self.models = list(models)
         self.api_key = api_key
         self.script: deque = deque()
@@ -75,6 +79,8 @@ class FakeOpenAIServer:
                 with server._lock:
                     server.requests.append(body)
                     turn = server.script.popleft() if server.script else None
+                if turn is None and server.responder is not None:
+                    turn = server.responder(body)
                 if turn is None:
                     last = next((m.get("content") for m in reversed(body["messages"]) if m["role"] == "user"), "")
                     turn = {"text": f"echo: {last}"}

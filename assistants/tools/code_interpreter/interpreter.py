@@ -39,6 +39,8 @@ MAX_RETURNED_FILES = 50
 MAX_IMAGES = 20
 UNSANDBOXED_NOTE = "Warning: the sandbox is off (allow_unsandboxed is set): this code ran without isolation.\n"
 ENDED_NOTE = "Note: the previous Python session {why}; this is a fresh session, so earlier variables and files are gone.\n"
+RESTORED_NOTE = ("Note: the previous Python session {why}; this is a fresh session, so earlier variables are gone; "
+                 "the thread's files were restored into /mnt/data: {names}.\n")
 EVICTED = "was shut down to make room for another one (at most {n} sessions run at once)"
 BUDGET_NOTE = "Note: {why}.\n"
 BUSY_NOTE = "Every one of the {n} Python sessions stayed busy for {timeout:g} s, so this code did not run.\n"
@@ -199,8 +201,12 @@ class CodeInterpreter:
             self._retire(session)
         try:
             if session.proc is None:
+                restore, session.restore = session.restore, {}
+                files = {**restore, **files}  # the inputs as given now win, as they do on every call
                 if session.ended:
-                    prefix += ENDED_NOTE.format(why=session.ended)
+                    names = ", ".join(sorted(sanitize_name(n) for n in files))
+                    note = RESTORED_NOTE if restore else ENDED_NOTE
+                    prefix += note.format(why=session.ended, names=names)
                     restarted, session.ended = True, None
                 if not self._make_room(session, deadline, cancel):
                     busy = BUSY_NOTE.format(n=self.max_sessions, timeout=timeout)
@@ -255,6 +261,38 @@ class CodeInterpreter:
         result.logs = line(logs + printed) + note
         result.error, result.out_of_memory = f"session {why}", True
         return result
+
+    def restart(self, session_key: str, why: str, restore: dict[str, bytes] | None = None) -> None:
+        """End the key's session (if any): its next call starts fresh with `restore` in /mnt/data, and says why."""
+        session = self._session(session_key)
+        session.kill()
+        with session.lock:
+            self._wipe(session, why)
+            session.ended, session.restore = why, dict(restore or {})
+
+    def live_keys(self) -> list[str]:
+        """Keys whose worker is running (or starting) now."""
+        with self._lock:
+            return [key for key, s in self._sessions.items() if s.proc is not None or s.starting]
+
+    def retire(self, session_key: str, unused_since: float) -> None:
+        """End and forget the key's session if it has not been used since `unused_since` (time.monotonic()).
+
+        A session in a call, or used or restarted since then (the key's code runs here again), is left alone.
+        """
+        with self._lock:
+            session = self._sessions.get(session_key)
+        if session is None or not session.lock.acquire(blocking=False):
+            return
+        try:
+            if session.proc is None or session.last_used > unused_since:
+                return
+            with self._lock:
+                if self._sessions.get(session_key) is session:
+                    del self._sessions[session_key]
+            self._wipe(session, None)
+        finally:
+            session.lock.release()
 
     def reset(self, session_key: str) -> None:
         """Kill the key's worker and drop its state; its work dir goes with it."""

@@ -102,6 +102,7 @@ class Session:
         self.buffer = bytearray()
         self.sent: dict[str, str] = {}  # input name -> sha256 already in the live work dir
         self.ended: str | None = None  # why the last worker died; the next call says so
+        self.restore: dict[str, bytes] = {}  # files the next fresh worker gets back in /mnt/data (see restart)
         self.capture: int | None = None  # our fd of the worker's output capture (a memfd)
         self.uid: int | None = None  # the host uid the live worker runs as (sandboxed, as root)
         self.last_used = time.monotonic()  # end of the last call, for the idle reaper
