@@ -7,6 +7,7 @@ from typing import Any
 from assistants import validation as v
 from assistants.errors import BadRequest, NotFound
 from assistants.ids import new_id
+from assistants.messages import image_detail
 from assistants.responses import records
 from assistants.responses.output import call_items, message_item, run_steps
 from assistants.responses.paging import page
@@ -232,7 +233,8 @@ def _message(item: Any, where: str) -> dict:
             if not (url.startswith("data:image/") or url.startswith("https://")):
                 raise BadRequest(f"{where}.content[{j}].image_url must be a data:image/... or https:// URL.",
                                  param=f"{where}.content[{j}].image_url", code="invalid_image_url")
-            blocks.append({"type": "image_url", "image_url": {"url": url, "detail": part.get("detail") or "auto"}})
+            blocks.append({"type": "image_url", "image_url": {
+                "url": url, "detail": image_detail(part.get("detail"), f"{where}.content[{j}].detail")}})
         else:
             raise BadRequest(f"{where}.content[{j}] must be an input_text, output_text or input_image (URL) part.",
                              param=f"{where}.content[{j}].type")

@@ -11,14 +11,17 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, NotFound, Unsupported
+from assistants.messages import image_detail
 from assistants.responses import containers, files, filters, prompts
+from assistants.responses.output import LOGPROBS
+from assistants.runs.extras import RunExtras
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
           "store", "metadata", "stream", "background", "user", "prompt_cache_key", "safety_identifier",
           "service_tier", "reasoning", "max_tool_calls", "top_logprobs", "stream_options", "prompt"}
 # Accepted and repeated back, but they change nothing here (no reasoning models, caches or service tiers);
-# max_tool_calls and top_logprobs are checked and repeated back, not applied; stream_options is ignored.
+# stream_options is ignored. max_tool_calls and top_logprobs reach the engine as RunExtras.
 ECHOED = ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning")
 INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "message.output_text.logprobs",
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
@@ -57,6 +60,7 @@ class Request:
     fork_from: dict | None = None  # the earlier response a branch starts from (set when planning)
     container: str | None = None  # code_interpreter's named container (cntr_…): its session and files are used
     tools_given: bool = False  # the request named its tools (function outputs: they replace the waiting run's)
+    extras: RunExtras = field(default_factory=RunExtras)  # max_tool_calls, logprobs: applied by the engine
 
 
 def parse(body: dict, rt: Any) -> Request:
@@ -71,7 +75,7 @@ def parse(body: dict, rt: Any) -> Request:
     if not model:
         raise BadRequest("model must not be empty.", param="model")
     try:
-        rt.router.resolve(model)
+        provider = rt.router.resolve(model)[0]
     except APIError as exc:
         raise BadRequest(exc.message, param="model", code="model_not_found") from None
     previous = v.string(body.get("previous_response_id"), "previous_response_id", 128)
@@ -128,11 +132,18 @@ def parse(body: dict, rt: Any) -> Request:
         if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
             raise BadRequest("top_logprobs must be an integer from 0 to 20.", param="top_logprobs")
         echo["top_logprobs"] = top
+    logprobs = LOGPROBS in include or bool(echo.get("top_logprobs"))
+    if logprobs and not getattr(provider, "logprobs", False):
+        raise Unsupported(f"Model '{model}' runs on a backend that gives no log probabilities (only OpenAI-compatible "
+                          "servers do); leave out include 'message.output_text.logprobs' and top_logprobs, or use "
+                          "a model served by one.", param="include" if LOGPROBS in include else "top_logprobs",
+                          code="unsupported_parameter")
+    extras = RunExtras(echo.get("max_tool_calls"), echo.get("top_logprobs", 0) if logprobs else None)
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, v.flag(body.get("store"), "store", True),
                    echo["background"], v.flag(body.get("stream"), "stream", False), previous, conversation, outputs,
                    prompt.assistant["id"] if prompt else None, container=container,
-                   tools_given=body.get("tools") is not None)
+                   tools_given=body.get("tools") is not None, extras=extras)
 
 
 def _echoed(key: str, value: Any) -> Any:
@@ -245,9 +256,7 @@ def _message(raw: dict, where: str, rt: Any) -> Item:
 
 
 def _image(part: dict, where: str, rt: Any) -> tuple[dict, dict]:
-    detail = part.get("detail") or "auto"
-    if detail not in ("auto", "low", "high"):
-        raise BadRequest(f"{where}.detail must be 'auto', 'low' or 'high'.", param=f"{where}.detail")
+    detail = image_detail(part.get("detail"), f"{where}.detail")
     url, file_id = part.get("image_url"), part.get("file_id")
     if url is not None:
         if not isinstance(url, str) or not (url.startswith("data:image/") or url.startswith("https://")):
