@@ -27,6 +27,7 @@ INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "messag
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
             "web_search_call.action.sources", "web_search_call.results"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+SYSTEM_ROLE = "role"  # metadata of a conversation's system/developer message (the prompt builder reads it)
 MAX_VECTOR_STORES = 10
 
 
@@ -34,7 +35,7 @@ MAX_VECTOR_STORES = 10
 class Item:
     """One input item, normalised: a message (thread message + its echo), a function call or its output."""
 
-    type: str  # "message" | "function_call" | "function_call_output"
+    type: str  # "message" | "function_call" | "function_call_output" | "file_search_call" | "code_interpreter_call"
     echo: dict
     message: dict | None = None  # {"role", "content"} for the runtime (user/assistant)
 
@@ -87,7 +88,14 @@ def parse(body: dict, rt: Any) -> Request:
     if instructions is None and prompt is not None:
         instructions = prompt.instructions
     items = _items(body.get("input"), rt)
-    system = [_text_of(i.echo) for i in items if i.type == "message" and i.echo["role"] in ("system", "developer")]
+    system = []
+    for item in items:
+        if item.type == "message" and item.echo["role"] in ("system", "developer"):
+            if conversation:  # kept in the conversation, where later responses read it too (runs/prompt.py)
+                item.message = {"role": "user", "content": _text_of(item.echo) or "(empty)",
+                                "metadata": {SYSTEM_ROLE: item.echo["role"]}}
+            else:
+                system.append(_text_of(item.echo))
     run_tools, resources, echo_tools, container = _tools(body.get("tools"), rt)
     if prompt is not None and body.get("tools") is None:  # the assistant's tools, with its own resources
         run_tools, echo_tools = list(prompt.assistant.get("tools") or []), prompts.echo_tools(prompt.assistant)
@@ -196,12 +204,35 @@ def _items(value: Any, rt: Any) -> list[Item]:
                 raise BadRequest(f"{where}.output must be a string.", param=f"{where}.output")
             items.append(Item("function_call_output", {"type": "function_call_output", "call_id": call_id,
                                                        "output": output, "status": "completed"}))
-        elif kind in ("reasoning", "file_search_call", "code_interpreter_call"):
-            continue  # earlier output items replayed by a stateless client: their effect is in the text around them
+        elif kind in ("file_search_call", "code_interpreter_call"):
+            items.append(_builtin_call(raw, kind, where))
+        elif kind == "reasoning":
+            continue  # no reasoning models here: an earlier reasoning item replayed carries nothing to use
         else:
             raise BadRequest(f"{where}.type '{kind}' is not supported here; use message, function_call or "
                              "function_call_output items.", param=f"{where}.type", code="invalid_value")
     return items
+
+
+def _builtin_call(raw: dict, kind: str, where: str) -> Item:
+    """An earlier file_search_call / code_interpreter_call replayed: kept as it was, read by the model as text."""
+    item_id = v.string(raw.get("id"), f"{where}.id", 128, required=True)
+    if kind == "file_search_call":
+        queries = raw.get("queries") or []
+        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+            raise BadRequest(f"{where}.queries must be a list of strings.", param=f"{where}.queries")
+        results = raw.get("results") if isinstance(raw.get("results"), list) else None
+        texts = [str(r.get("text", ""))[:2000] for r in results or [] if isinstance(r, dict)]
+        echo = {"type": kind, "id": item_id, "queries": queries, "status": "completed", "results": results}
+        text = f"[searched files for {', '.join(queries) or '(no query)'}]" + "".join(f"\n{t}" for t in texts)
+    else:
+        code = v.string(raw.get("code"), f"{where}.code", 1_000_000) or ""
+        outputs = raw.get("outputs") if isinstance(raw.get("outputs"), list) else None
+        logs = [str(o.get("logs", "")) for o in outputs or [] if isinstance(o, dict) and o.get("type") == "logs"]
+        echo = {"type": kind, "id": item_id, "code": code, "status": "completed", "outputs": outputs,
+                "container_id": str(raw.get("container_id") or "")}
+        text = f"[ran code_interpreter]\n{code}" + (f"\n[output]\n{''.join(logs)}" if logs else "")
+    return Item(kind, echo, {"role": "assistant", "content": text})
 
 
 def _function_call(raw: dict, where: str) -> Item:

@@ -229,10 +229,14 @@ class ResponsesService:
         taken = iter(self._new_messages(thread_id, sum(stored)))
         echoes = []
         for item, has_message in zip(req.items, stored, strict=True):
-            msg_id = next(taken, {"id": new_id("msg")})["id"] if has_message else new_id("msg")
+            made = next(taken, None) if has_message else None
+            item_id = made["id"] if made else new_id("msg")
             if item.type != "message":  # a replayed call keeps its own id; its text message is an implementation detail
-                msg_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
-            echoes.append({**item.echo, "id": msg_id})
+                item_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
+            echo = {**item.echo, "id": item_id}
+            echoes.append(echo)
+            if made and req.conversation and (item.type != "message" or item.echo["role"] not in ("user", "assistant")):
+                records.save_item(self.rt.store, thread_id, made["id"], echo)  # the conversation lists it as sent
         record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes, event_after=0)
         records.save(self.rt.store, record)
         return record, sub
@@ -249,6 +253,8 @@ class ResponsesService:
                 fc = item.echo
                 out.append({"role": "assistant", "content": f"[called function {fc['name']}({fc['arguments']}), "
                                                             f"call id {fc['call_id']}]"})
+            elif item.type != "function_call_output":  # a built-in tool call replayed: its text
+                out.append(item.message)
             else:
                 call_id = item.echo["call_id"]
                 if call_id not in calls:

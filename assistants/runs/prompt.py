@@ -72,6 +72,9 @@ class PromptBuilder:
             if msg["role"] == "user" and msg.get("attachments"):
                 names = ", ".join(self._file_name(a["file_id"]) for a in msg["attachments"])
                 text += f"\n[attached files: {names}]"
+            if (msg.get("metadata") or {}).get("role") in ("system", "developer"):  # kept by a Responses conversation
+                history.append({"role": "system", "content": text})
+                continue
             history.append({"role": msg["role"], "content": self._with_images(msg, text)})
         strategy = run.get("truncation_strategy") or {"type": "auto"}
         if strategy.get("type") == "last_messages" and strategy.get("last_messages"):

@@ -113,3 +113,47 @@ def test_function_outputs_without_instructions_drop_the_earlier_ones(client, fak
     client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input=[
         {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "30C"}])
     assert fake.requests[-1]["messages"][0]["role"] != "system"  # instructions do not carry over, as OpenAI's
+
+
+def test_system_developer_and_built_in_items_are_kept_in_the_conversation(client, fake):
+    conv = client.conversations.create()
+    replayed = [
+        {"role": "developer", "content": "Answer in French."},
+        {"type": "file_search_call", "id": "fs_old", "queries": ["tides"], "status": "completed",
+         "results": [{"file_id": "file-1", "filename": "t.txt", "score": 0.9, "text": "High tide at 6."}]},
+        {"type": "code_interpreter_call", "id": "ci_old", "code": "print(6*7)", "status": "completed",
+         "container_id": "cntr_x", "outputs": [{"type": "logs", "logs": "42"}]},
+        {"role": "user", "content": "When is high tide?"},
+    ]
+    r = client.responses.create(model="gpt-4o-mini", conversation=conv.id, input=replayed)
+    sent = fake.requests[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Answer in French."}  # a system message, said once
+    assert "High tide at 6." in sent[1]["content"] and "print(6*7)" in sent[2]["content"] and "42" in sent[2]["content"]
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert [(i.type, getattr(i, "role", None)) for i in items] == [
+        ("message", "developer"), ("file_search_call", None), ("code_interpreter_call", None), ("message", "user"),
+        ("message", "assistant")]
+    assert items[1].id == "fs_old" and items[1].queries == ["tides"] and items[2].code == "print(6*7)"
+    assert items[0].content[0].text == "Answer in French."
+    assert [i.type for i in client.responses.input_items.list(r.id, order="asc").data] == [
+        "message", "file_search_call", "code_interpreter_call", "message"]
+    # A later response in the conversation still reads the developer message as system text.
+    client.responses.create(model="gpt-4o-mini", conversation=conv.id, input="And low tide?")
+    assert fake.requests[-1]["messages"][0] == {"role": "system", "content": "Answer in French."}
+
+
+def test_a_system_message_added_as_a_conversation_item(client, fake):
+    conv = client.conversations.create(items=[{"type": "message", "role": "system", "content": "Be brief."}])
+    client.conversations.items.create(conv.id, items=[{"type": "message", "role": "user", "content": "Hello"}])
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert [(i.role, i.content[0].text) for i in items] == [("system", "Be brief."), ("user", "Hello")]
+    client.responses.create(model="gpt-4o-mini", conversation=conv.id, input="Hi")
+    assert fake.requests[-1]["messages"][:2] == [{"role": "system", "content": "Be brief."},
+                                                 {"role": "user", "content": "Hello"}]
+
+
+def test_without_a_conversation_system_items_stay_instructions(client, fake):
+    r = client.responses.create(model="gpt-4o-mini", instructions="Base.",
+                                input=[{"role": "system", "content": "Extra."}, {"role": "user", "content": "q"}])
+    assert fake.requests[-1]["messages"][0] == {"role": "system", "content": "Base.\n\nExtra."}
+    assert r.output_text == "echo: q"
