@@ -394,13 +394,14 @@ def _container(value: Any, where: str, rt: Any) -> tuple[list[str], str | None]:
         return [], None
     if isinstance(value, str):
         try:
-            containers.thread_of(rt, value)
+            containers.live_thread_of(rt, value, param=where)  # an expired one: 400 container_expired
         except NotFound:
             raise BadRequest(f"Container '{value}' does not exist (or was deleted).", param=where,
                              code="invalid_value") from None
         return [], value
     if not isinstance(value, dict) or value.get("type") != "auto":
         raise BadRequest(f"{where} must be 'auto' or {{\"type\": \"auto\", \"file_ids\": [...]}}.", param=where)
+    containers.memory_limit(value.get("memory_limit"), f"{where}.memory_limit")  # the session's budget (container_sessions)
     ids = value.get("file_ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 20:
         raise BadRequest(f"{where}.file_ids must be a list of at most 20 file ids.", param=f"{where}.file_ids")
