@@ -14,6 +14,7 @@ from components.get_code_view import SPELLED
 from components.tables import RESPONSES_KIND
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.ui import fresh_data_dir
+from tests.ui.test_playground import run
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -29,12 +30,6 @@ def rt(tmp_path, monkeypatch):
         yield runtime
         runtime.close()
         session._runtime_for.clear()
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def test_threads_page_labels_api_conversations_and_hides_containers(rt):
