@@ -25,7 +25,8 @@ class ToolRunner:
         builtins = {t["type"] for t in run.get("tools") or [] if t["type"] != "function"}
         entries, names, arguments, outputs, parsed = [], {}, {}, {}, {}
         seen = set()
-        left = builtin_calls_left(run, self.store.all("run_steps", run_id=run["id"]))
+        left = None if run.get("_max_tool_calls") is None else \
+            builtin_calls_left(run, self.store.all("run_steps", run_id=run["id"]))
         for call in result.tool_calls:
             if call.name in builtins and left is not None:
                 if left <= 0:
