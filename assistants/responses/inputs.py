@@ -27,6 +27,7 @@ INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "messag
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
             "web_search_call.action.sources", "web_search_call.results"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+RESULT_FIELDS = ("file_id", "filename", "score", "text", "attributes")  # of a replayed file_search_call's results
 SYSTEM_ROLE = "role"  # metadata of a conversation's system/developer message (the prompt builder reads it)
 MAX_VECTOR_STORES = 10
 
@@ -221,14 +222,17 @@ def _builtin_call(raw: dict, kind: str, where: str) -> Item:
         queries = raw.get("queries") or []
         if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
             raise BadRequest(f"{where}.queries must be a list of strings.", param=f"{where}.queries")
-        results = raw.get("results") if isinstance(raw.get("results"), list) else None
-        texts = [str(r.get("text", ""))[:2000] for r in results or [] if isinstance(r, dict)]
+        results = [{k: r[k] for k in RESULT_FIELDS if k in r} for r in raw.get("results") or [] if isinstance(r, dict)] \
+            if isinstance(raw.get("results"), list) else None
+        texts = [str(r.get("text", ""))[:2000] for r in results or []]
         echo = {"type": kind, "id": item_id, "queries": queries, "status": "completed", "results": results}
         text = f"[searched files for {', '.join(queries) or '(no query)'}]" + "".join(f"\n{t}" for t in texts)
     else:
         code = v.string(raw.get("code"), f"{where}.code", 1_000_000) or ""
-        outputs = raw.get("outputs") if isinstance(raw.get("outputs"), list) else None
-        logs = [str(o.get("logs", "")) for o in outputs or [] if isinstance(o, dict) and o.get("type") == "logs"]
+        outputs = [o for o in raw.get("outputs") or [] if isinstance(o, dict)
+                   and (o.get("type"), type(o.get("logs", o.get("url")))) in (("logs", str), ("image", str))] \
+            if isinstance(raw.get("outputs"), list) else None
+        logs = [o["logs"] for o in outputs or [] if o["type"] == "logs"]
         echo = {"type": kind, "id": item_id, "code": code, "status": "completed", "outputs": outputs,
                 "container_id": str(raw.get("container_id") or "")}
         text = f"[ran code_interpreter]\n{code}" + (f"\n[output]\n{''.join(logs)}" if logs else "")
