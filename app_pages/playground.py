@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import ACTIVE_STATUSES, message_actions, run_log, sidebar, thread_list, thread_view, tokens, tool_steps
+from components import ACTIVE_STATUSES, get_code_view, message_actions, run_log, sidebar, thread_list, thread_view, tokens, tool_steps
 from components.safe_text import code_text
-from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, get_code, versions
+from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, versions
 from playground.live import coalesce, watch_active, watch_indexing
 from session import get_runtime
 
@@ -62,10 +62,7 @@ def _log_panel(thread_id: str | None, live: bool, mark: tuple, fresh: bool = Fal
 def _get_code(assistant: dict, thread_id: str | None, runs: list[dict]) -> None:
     """The Python that makes this assistant, thread and last run again through the API server."""
     messages = data.messages(thread_id, 1000)[0] if thread_id else []
-    st.caption("Python for the `openai` package: it creates this assistant, a thread with this conversation and "
-               "runs it again on this machine's API server (`python -m assistants.server`). Change `base_url` if the "
-               "server runs elsewhere. Copy it with the button in the corner.")
-    st.code(get_code.generate(assistant, messages, runs[0] if runs else None), language="python", height=460)
+    get_code_view.render_get_code(assistant, messages, runs[0] if runs else None, thread_id)
 
 
 def _watch_elsewhere(thread_id: str, mark: tuple) -> None:

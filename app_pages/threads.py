@@ -6,6 +6,7 @@ import streamlit as st
 
 from assistants import export
 from assistants.errors import APIError
+from assistants.responses.conversations import conversation_id
 from components.safe_text import code_text, plain
 from components.tables import confirm_delete, threads_frame, threads_table
 from session import get_runtime
@@ -21,7 +22,8 @@ summaries = export.thread_summaries(rt.store, LIMIT)
 total = export.thread_count(rt.store) if len(summaries) == LIMIT else len(summaries)
 
 st.title("Threads")
-st.caption("Every conversation kept in this Playground, newest first.")
+st.caption("Every conversation kept in this Playground, newest first: threads, and the conversations made through "
+           "the Responses API (labelled *Responses conversation*).")
 
 flash = state.pop("threads_flash", None)
 if flash:
@@ -61,6 +63,8 @@ if selected:
                 st.markdown(f"**{plain(preview[:80] + ('…' if len(preview) > 80 else ''))}** · {count} message"
                             f"{'s' if count != 1 else ''} · {one['total_tokens']:,} tokens", width="content")
                 st.code(one["id"], language=None, width="content")
+                if one.get("conversation"):  # the same thread, as the Responses API names it
+                    st.code(conversation_id(one["id"]), language=None, width="content")
         else:
             st.markdown(f"**{len(selected)} threads** selected")
         bar = st.container(horizontal=True, gap="small")

@@ -6,6 +6,8 @@ from typing import Any
 
 from assistants.errors import BadRequest
 
+IMAGE_DETAILS = ("auto", "low", "high")
+
 
 def content_blocks(content: Any, param: str = "content") -> list[dict]:
     """A string or a list of parts -> the Message `content` array OpenAI returns."""
@@ -22,14 +24,26 @@ def content_blocks(content: Any, param: str = "content") -> list[dict]:
         if kind == "text" and isinstance(part.get("text"), str):
             blocks.append(text_block(part["text"]))
         elif kind == "image_file" and isinstance(part.get("image_file"), dict) and isinstance(part["image_file"].get("file_id"), str):
-            blocks.append({"type": "image_file", "image_file": {"file_id": part["image_file"]["file_id"],
-                                                                "detail": part["image_file"].get("detail", "auto")}})
+            blocks.append({"type": "image_file", "image_file": {
+                "file_id": part["image_file"]["file_id"],
+                "detail": image_detail(part["image_file"].get("detail"), f"{where}.image_file.detail")}})
         elif kind == "image_url" and isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str):
-            blocks.append({"type": "image_url", "image_url": {"url": part["image_url"]["url"],
-                                                              "detail": part["image_url"].get("detail", "auto")}})
+            blocks.append({"type": "image_url", "image_url": {
+                "url": part["image_url"]["url"],
+                "detail": image_detail(part["image_url"].get("detail"), f"{where}.image_url.detail")}})
         else:
             raise BadRequest(f"{where} must be a text, image_file or image_url part.", param=where)
     return blocks
+
+
+def image_detail(value: Any, param: str) -> str:
+    """An image part's detail: auto (the default), low or high; anything else is a 400 naming `param`."""
+    if value is None:
+        return "auto"
+    if value not in IMAGE_DETAILS:
+        raise BadRequest(f"{param} must be 'auto', 'low' or 'high' (got {str(value)[:40]!r}).", param=param,
+                         code="invalid_value")
+    return value
 
 
 def text_block(value: str, annotations: list | None = None) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 from typing import Any
 
@@ -17,6 +16,8 @@ from assistants.messages import content_blocks
 from assistants.providers.router import ModelRouter
 from assistants.runs.engine import TERMINAL, Engine, public
 from assistants.runs.events import Subscription
+from assistants.runs.extras import RunExtras
+from assistants.runs.extras import checked as checked_extras
 from assistants.runs.sweeper import Sweeper
 from assistants.shared_settings import SettingsWatch, import_settings_file, settings_from_database
 from assistants.store import IntegrityError, Store, open_store
@@ -426,10 +427,17 @@ class Runtime:
             self.engine.publish(run["id"], "thread.run.created", run)
             self.engine.publish(run["id"], "thread.run.queued", run)
 
-    def create_run(self, thread_id: str, *, stream: bool = False, **body: Any) -> dict | Subscription:
-        """Queue a run; with stream=True return its event subscription (starting with thread.run.created)."""
+    def create_run(self, thread_id: str, *, stream: bool = False, extras: RunExtras | None = None,
+                   **body: Any) -> dict | Subscription:
+        """Queue a run; with stream=True return its event subscription (starting with thread.run.created).
+
+        `extras` are settings only in-process callers give (see runs/extras.py); a request body cannot.
+        """
+        extras = checked_extras(extras)
         self.get_thread(thread_id)
         run, extra = self._build_run(thread_id, body)
+        if extras is not None:
+            run.update(extras.fields())
         self._insert_run(thread_id, run, extra)
         return self._launch(run, stream)
 

@@ -49,10 +49,14 @@ def assistants_frame(assistants: list[dict], query: str = "") -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+RESPONSES_KIND = "Responses conversation"  # the Threads page's label for a thread used through the Responses API
+
+
 def threads_frame(summaries: list[dict], query: str = "") -> pd.DataFrame:
     """One row per thread summary (filtered by `query`), the id kept as the last column."""
     df = pd.DataFrame({
         "Conversation": [_preview(s.get("first_message")) for s in summaries],
+        "Type": [RESPONSES_KIND if s.get("conversation") else "Thread" for s in summaries],
         "Assistant": [_assistant(s) for s in summaries],
         "Messages": [s["messages"] for s in summaries],
         "Tokens": [s["total_tokens"] for s in summaries],
@@ -62,7 +66,7 @@ def threads_frame(summaries: list[dict], query: str = "") -> pd.DataFrame:
         "assistant_id": [s.get("assistant_id") for s in summaries],
     })
     if query.strip() and not df.empty:
-        df = df[_matches(df, query, ["Conversation", "Assistant", "ID"])]
+        df = df[_matches(df, query, ["Conversation", "Type", "Assistant", "ID"])]
     return df.reset_index(drop=True)
 
 
@@ -111,6 +115,8 @@ def threads_table(df: pd.DataFrame, key: str) -> list[str]:
     """The threads table; returns the ids of the selected rows."""
     config = {
         "Conversation": st.column_config.TextColumn(width=340),
+        "Type": st.column_config.TextColumn(width=170, help="Responses conversation: made or continued through "
+                                            "/v1/responses or /v1/conversations (its id works as conv_… too)"),
         "Assistant": st.column_config.TextColumn(width=170),
         "Messages": st.column_config.NumberColumn(width=85),
         "Tokens": st.column_config.NumberColumn(format="localized", width=80),

@@ -54,8 +54,21 @@ def _detail(exc: openai.APIStatusError) -> str:
     return str(exc.message)[:300]
 
 
+def token_logprobs(content) -> list[dict]:
+    """A chunk's `logprobs.content` as plain dicts: token, logprob, bytes and the top alternatives."""
+    out = []
+    for t in content or []:
+        top = [{"token": a.token, "logprob": a.logprob, "bytes": list(a.bytes or t.token.encode())}
+               for a in t.top_logprobs or []]
+        out.append({"token": t.token, "logprob": t.logprob, "bytes": list(t.bytes or t.token.encode()),
+                    "top_logprobs": top})
+    return out
+
+
 class OpenAICompatProvider:
     """Chat and model listing against one configured base URL, with that backend's own key only."""
+
+    logprobs = True  # passes `logprobs`/`top_logprobs` through (a server that ignores them sends none)
 
     def __init__(self, backend: Backend, *, timeout: float = 120.0, http_client=None):
         self.name = backend.name
@@ -82,6 +95,7 @@ class OpenAICompatProvider:
         text_parts: list[str] = []
         calls: dict[int, dict] = {}
         finish, usage, chunk_count = "stop", None, 0
+        logprobs: list[dict] | None = [] if body.get("logprobs") else None
         started = time.monotonic()
         try:
             stream = self.client.chat.completions.create(**body)
@@ -106,6 +120,8 @@ class OpenAICompatProvider:
                                 slot["arguments"] += tc.function.arguments or ""
                         if choice.finish_reason:
                             finish = choice.finish_reason
+                        if logprobs is not None and choice.logprobs is not None:
+                            logprobs.extend(token_logprobs(choice.logprobs.content))
             finally:
                 stream.close()
         except Cancelled:
@@ -118,4 +134,6 @@ class OpenAICompatProvider:
         completion_tokens = usage.completion_tokens if usage else 0
         raw = raw_response(self.name, text, tool_calls, finish, json.loads(usage.model_dump_json()) if usage else None,
                            streamed_chunks=chunk_count, seconds=round(time.monotonic() - started, 3))
+        if logprobs is not None:  # asked for: a backend that sends none gives an empty list
+            raw["choices"][0]["logprobs"] = {"content": logprobs}
         return ChatResult(text, tool_calls, finish, prompt_tokens, completion_tokens, raw)

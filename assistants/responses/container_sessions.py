@@ -15,6 +15,12 @@ def named_container(rt: Any, run: dict) -> str | None:
     return (run_records.current(rt, run) or {}).get("container")
 
 
+def auto_memory_mb(record: dict | None) -> int | None:
+    """The memory_limit of a `{"type": "auto", "memory_limit": ...}` container, as the session's MB budget."""
+    container = (run_records.tool_of(record, "code_interpreter") or {}).get("container")
+    return containers.MEMORY_LIMITS.get(container.get("memory_limit") or "") if isinstance(container, dict) else None
+
+
 def install(rt: Any) -> None:
     """Wrap the runtime's code_interpreter handler once; runs that name no container go straight to it."""
     original = rt.toolbox.handlers.get("code_interpreter")
@@ -22,17 +28,19 @@ def install(rt: Any) -> None:
         return
 
     def handle(arguments: dict, ctx: Any):
-        cntr = named_container(rt, ctx.run)
+        record = run_records.current(rt, ctx.run)
+        cntr = (record or {}).get("container")
         if cntr is None:
-            return original(arguments, ctx)
+            return original(arguments, dataclasses.replace(ctx, memory_mb=auto_memory_mb(record)))
         try:
-            thread = containers.thread_of(rt, cntr)
-        except APIError:
-            msg = f"error: container {cntr} no longer exists (it was deleted)."
+            thread = containers.live_thread_of(rt, cntr)
+        except APIError as exc:
+            msg = f"error: {exc.message}" if exc.code == "container_expired" else \
+                f"error: container {cntr} no longer exists (it was deleted)."
             return BuiltinOutcome(msg, empty_details("code_interpreter", arguments), error=msg)
         containers.touch(rt, thread)
         # The handler keys the session, its input files and its output files by ctx.thread: the container's.
-        return original(arguments, dataclasses.replace(ctx, thread=thread))
+        return original(arguments, dataclasses.replace(ctx, thread=thread, memory_mb=containers.memory_mb(thread)))
 
     handle.responses_containers = True
     rt.toolbox.register("code_interpreter", handle)

@@ -15,7 +15,8 @@ from assistants.tools.ci_outputs import thread_outputs
 TAG = "playground"
 STANDALONE = "container"  # metadata[TAG] of a thread that is a container made by containers.create
 FIELDS = {"name", "expires_after", "file_ids", "memory_limit", "network_policy", "skills"}
-MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
+MEMORY_LIMITS = {"1g": 1024, "4g": 4096, "16g": 16384, "64g": 65536}  # memory_limit -> the session's cgroup MB
+EXPIRED = "expired"
 MAX_FILES = 20  # what a thread's code_interpreter.file_ids holds
 
 
@@ -24,17 +25,52 @@ def not_found(cntr_id: str) -> NotFound:
 
 
 def thread_of(rt: Any, cntr_id: str) -> dict:
-    """The thread whose session the container is; 404 when there is none."""
+    """The thread whose session the container is (expired now if it idled past its expires_after); 404 if none."""
     if not isinstance(cntr_id, str) or not cntr_id.startswith("cntr_"):
         raise not_found(str(cntr_id))
     try:
-        return rt.get_thread("thread_" + cntr_id.removeprefix("cntr_"))
+        return expire_if_due(rt, rt.get_thread("thread_" + cntr_id.removeprefix("cntr_")))
     except NotFound:
         raise not_found(cntr_id) from None
 
 
+def live_thread_of(rt: Any, cntr_id: str, param: str = "container_id") -> dict:
+    """thread_of, refusing an expired container with a 400 that says what to do."""
+    thread = thread_of(rt, cntr_id)
+    if expired(thread):
+        minutes = (thread.get("metadata") or {}).get("expires_after_minutes")
+        raise BadRequest(f"Container '{cntr_id}' has expired (it was idle for more than {minutes} minutes): its "
+                         "session and files are gone. Create a new container.", param=param, code="container_expired")
+    return thread
+
+
 def standalone(thread: dict) -> bool:
     return (thread.get("metadata") or {}).get(TAG) == STANDALONE
+
+
+def expired(thread: dict) -> bool:
+    return (thread.get("metadata") or {}).get("status") == EXPIRED
+
+
+def expire_if_due(rt: Any, thread: dict) -> dict:
+    """A container of its own idle for longer than its expires_after ends: status expired, session and files gone.
+
+    Checked whenever the container is looked at (no timer: what anyone sees is the same as if one had fired).
+    """
+    meta = thread.get("metadata") or {}
+    minutes = int(meta.get("expires_after_minutes") or 0)
+    if not standalone(thread) or expired(thread) or minutes <= 0:
+        return thread
+    last = int(meta.get("last_active_at") or thread["created_at"])
+    if time.time() - last < minutes * 60:
+        return thread
+    _empty(rt, thread)
+    return rt.update_thread(thread["id"], metadata={**meta, "status": EXPIRED})
+
+
+def memory_mb(thread: dict) -> int | None:
+    """The session budget a container of its own asked for (memory_limit), None for the server's default."""
+    return MEMORY_LIMITS.get((thread.get("metadata") or {}).get("memory_limit") or "")
 
 
 def _object(rt: Any, thread: dict) -> dict:
@@ -44,7 +80,7 @@ def _object(rt: Any, thread: dict) -> dict:
     else:
         name, minutes = f"Code Interpreter session of {thread['id']}", round(rt.settings.code_idle_minutes)
     return {"id": container_id(thread["id"]), "object": "container", "created_at": thread["created_at"],
-            "name": name, "status": "running",
+            "name": name, "status": EXPIRED if expired(thread) else "running",
             "expires_after": {"anchor": "last_active_at", "minutes": minutes} if minutes > 0 else None,
             "last_active_at": int(meta.get("last_active_at") or thread["created_at"]),
             "memory_limit": meta.get("memory_limit") or "1g", "network_policy": {"type": "disabled"}}
@@ -60,7 +96,7 @@ def standalone_threads(rt: Any) -> list[dict]:
     A scan of every thread: the store has no query for a metadata tag yet (wanted: threads whose
     metadata.playground = 'container', in creation order, like Store.latest_thread's json_extract).
     """
-    return [t for t in rt.store.all("threads", order="asc") if standalone(t)]
+    return [expire_if_due(rt, t) for t in rt.store.all("threads", order="asc") if standalone(t)]
 
 
 def list_containers(rt: Any, **paging: Any) -> dict:
@@ -84,11 +120,9 @@ def create(rt: Any, body: dict) -> dict:
         if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 1440:
             raise BadRequest("expires_after.minutes must be an integer from 1 to 1440.", param="expires_after.minutes")
         meta["expires_after_minutes"] = str(minutes)
-    limit = body.get("memory_limit")
+    limit = memory_limit(body.get("memory_limit"), "memory_limit")
     if limit is not None:
-        if limit not in MEMORY_LIMITS:
-            raise BadRequest(f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}.", param="memory_limit")
-        meta["memory_limit"] = limit  # echoed; the session's budget is the server's (PLAYGROUND_CODE_MEMORY_MB)
+        meta["memory_limit"] = limit  # the session's cgroup memory limit (container_sessions.py)
     policy = body.get("network_policy")
     if policy is not None and policy != {"type": "disabled"}:
         raise Unsupported("network_policy can only be {\"type\": \"disabled\"}: the sandbox has no network.",
@@ -98,6 +132,16 @@ def create(rt: Any, body: dict) -> dict:
     ids = _file_ids(rt, body.get("file_ids"))
     thread = rt.create_thread(tool_resources={"code_interpreter": {"file_ids": ids}}, metadata=meta)
     return _object(rt, thread)
+
+
+def memory_limit(value: Any, param: str) -> str | None:
+    """A memory_limit checked: 1g, 4g, 16g or 64g (None when not given)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in MEMORY_LIMITS:
+        raise BadRequest(f"{param} must be one of {', '.join(MEMORY_LIMITS)} (got {str(value)[:20]!r}).", param=param,
+                         code="invalid_value")
+    return value
 
 
 def _file_ids(rt: Any, value: Any) -> list[str]:
@@ -172,11 +216,11 @@ def _files(rt: Any, thread: dict) -> list[dict]:
 
 
 def list_files(rt: Any, cntr_id: str, **paging: Any) -> dict:
-    return page(_files(rt, thread_of(rt, cntr_id)), **paging)
+    return page(_files(rt, live_thread_of(rt, cntr_id)), **paging)
 
 
 def retrieve_file(rt: Any, cntr_id: str, file_id: str) -> dict:
-    found = next((f for f in _files(rt, thread_of(rt, cntr_id)) if f["id"] == file_id), None)
+    found = next((f for f in _files(rt, live_thread_of(rt, cntr_id)) if f["id"] == file_id), None)
     if found is None:
         raise NotFound(f"File '{file_id}' is not in container '{cntr_id}'.", param="file_id", code="not_found")
     return found
@@ -189,7 +233,7 @@ def file_content(rt: Any, cntr_id: str, file_id: str) -> bytes:
 
 def add_file(rt: Any, cntr_id: str, *, file_id: str | None = None, upload: tuple[str, Any] | None = None) -> dict:
     """Give the session a file: an uploaded one by id, or new content (stored as a file first)."""
-    thread = thread_of(rt, cntr_id)
+    thread = live_thread_of(rt, cntr_id)
     ids = given_ids(thread)
     if len(ids) >= MAX_FILES:
         raise BadRequest(f"Container '{cntr_id}' holds {MAX_FILES} files already; delete one first.", param="file")
@@ -200,6 +244,7 @@ def add_file(rt: Any, cntr_id: str, *, file_id: str | None = None, upload: tuple
     if file_id not in ids:
         resources = {**(thread.get("tool_resources") or {}), "code_interpreter": {"file_ids": [*ids, file_id]}}
         rt.update_thread(thread["id"], tool_resources=resources)
+    touch(rt, rt.get_thread(thread["id"]))
     return retrieve_file(rt, cntr_id, file_id)
 
 
@@ -208,7 +253,7 @@ def delete_file(rt: Any, cntr_id: str, file_id: str) -> dict:
 
     A session already running keeps its copy in /mnt/data until it ends (idle, or the container is deleted).
     """
-    thread = thread_of(rt, cntr_id)
+    thread = live_thread_of(rt, cntr_id)
     retrieve_file(rt, cntr_id, file_id)
     ids = given_ids(thread)
     if file_id in ids:

@@ -7,6 +7,7 @@ from typing import Any
 from assistants import validation as v
 from assistants.errors import BadRequest, NotFound
 from assistants.ids import new_id
+from assistants.messages import image_detail
 from assistants.responses import records
 from assistants.responses.output import call_items, message_item, run_steps
 from assistants.responses.paging import page
@@ -46,6 +47,8 @@ def create(rt: Any, *, items: Any = None, metadata: Any = None) -> dict:
     if any(extra for _, extra in prepared):
         made = list_every(rt.list_messages, thread_id=thread["id"])[::-1]
         for msg, (_, extra) in zip(made, prepared, strict=False):
+            if extra and extra["id"] is None:
+                extra["id"] = msg["id"]
             if extra:
                 records.save_item(rt.store, thread["id"], msg["id"], extra)
     return view(thread)
@@ -88,6 +91,8 @@ def create_items(rt: Any, conv_id: str, *, items: Any) -> dict:
     views = []
     for message, extra in prepared:
         made = rt.create_message(thread_id, **message)
+        if extra and extra["id"] is None:
+            extra["id"] = made["id"]
         if extra:
             records.save_item(rt.store, thread_id, made["id"], extra)
         views.append(extra or item_view(made))
@@ -185,7 +190,17 @@ def _prepare(item: Any, where: str) -> tuple[dict, dict | None]:
     """(the thread message for an item, the item itself when the message only stands for it)."""
     kind = item.get("type", "message") if isinstance(item, dict) else None
     if kind == "message":
-        return _message(item, where), None
+        message = _message(item, where)
+        if message["role"] in ("user", "assistant"):
+            return message, None
+        # A system/developer message: a thread message the prompt builder reads as system text (runs/prompt.py).
+        blocks = message["content"] if isinstance(message["content"], list) else [{"type": "text", "text": message["content"]}]
+        if any(b["type"] != "text" for b in blocks):
+            raise BadRequest(f"{where}.content: a {message['role']} message holds text only.", param=f"{where}.content")
+        text = "\n".join(b["text"] for b in blocks)
+        extra = {"type": "message", "id": None, "role": message["role"], "status": "completed",
+                 "content": [{"type": "input_text", "text": b["text"]} for b in blocks]}
+        return {"role": "user", "content": text or "(empty)", "metadata": {"role": message["role"]}}, extra
     if kind == "function_call":
         call_id = v.string(item.get("call_id"), f"{where}.call_id", 128, required=True)
         name = v.string(item.get("name"), f"{where}.name", 64, required=True)
@@ -214,9 +229,8 @@ def _item_id(item: dict, prefix: str, call_id: str) -> str:
 def _message(item: Any, where: str) -> dict:
     """A message item for the thread: user or assistant text (and user images)."""
     role = item.get("role")
-    if role not in ("user", "assistant"):
-        raise BadRequest(f"{where}.role must be 'user' or 'assistant' here (system and developer messages belong in "
-                         "a response's instructions).", param=f"{where}.role")
+    if role not in ("user", "assistant", "system", "developer"):
+        raise BadRequest(f"{where}.role must be 'user', 'assistant', 'system' or 'developer'.", param=f"{where}.role")
     content = item.get("content")
     if isinstance(content, str):
         return {"role": role, "content": content}
@@ -232,7 +246,8 @@ def _message(item: Any, where: str) -> dict:
             if not (url.startswith("data:image/") or url.startswith("https://")):
                 raise BadRequest(f"{where}.content[{j}].image_url must be a data:image/... or https:// URL.",
                                  param=f"{where}.content[{j}].image_url", code="invalid_image_url")
-            blocks.append({"type": "image_url", "image_url": {"url": url, "detail": part.get("detail") or "auto"}})
+            blocks.append({"type": "image_url", "image_url": {
+                "url": url, "detail": image_detail(part.get("detail"), f"{where}.content[{j}].detail")}})
         else:
             raise BadRequest(f"{where}.content[{j}] must be an input_text, output_text or input_image (URL) part.",
                              param=f"{where}.content[{j}].type")

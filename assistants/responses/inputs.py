@@ -11,19 +11,24 @@ from typing import Any
 
 from assistants import validation as v
 from assistants.errors import APIError, BadRequest, NotFound, Unsupported
+from assistants.messages import image_detail
 from assistants.responses import containers, files, filters, prompts
+from assistants.responses.output import LOGPROBS
+from assistants.runs.extras import RunExtras
 
 FIELDS = {"model", "input", "instructions", "previous_response_id", "conversation", "tools", "tool_choice",
           "parallel_tool_calls", "temperature", "top_p", "max_output_tokens", "text", "truncation", "include",
           "store", "metadata", "stream", "background", "user", "prompt_cache_key", "safety_identifier",
           "service_tier", "reasoning", "max_tool_calls", "top_logprobs", "stream_options", "prompt"}
 # Accepted and repeated back, but they change nothing here (no reasoning models, caches or service tiers);
-# max_tool_calls and top_logprobs are checked and repeated back, not applied; stream_options is ignored.
+# stream_options is ignored. max_tool_calls and top_logprobs reach the engine as RunExtras.
 ECHOED = ("user", "prompt_cache_key", "safety_identifier", "service_tier", "reasoning")
 INCLUDES = {"file_search_call.results", "code_interpreter_call.outputs", "message.output_text.logprobs",
             "reasoning.encrypted_content", "message.input_image.image_url", "computer_call_output.output.image_url",
             "web_search_call.action.sources", "web_search_call.results"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+RESULT_FIELDS = ("file_id", "filename", "score", "text", "attributes")  # of a replayed file_search_call's results
+SYSTEM_ROLE = "role"  # metadata of a conversation's system/developer message (the prompt builder reads it)
 MAX_VECTOR_STORES = 10
 
 
@@ -31,7 +36,7 @@ MAX_VECTOR_STORES = 10
 class Item:
     """One input item, normalised: a message (thread message + its echo), a function call or its output."""
 
-    type: str  # "message" | "function_call" | "function_call_output"
+    type: str  # "message" | "function_call" | "function_call_output" | "file_search_call" | "code_interpreter_call"
     echo: dict
     message: dict | None = None  # {"role", "content"} for the runtime (user/assistant)
 
@@ -57,6 +62,7 @@ class Request:
     fork_from: dict | None = None  # the earlier response a branch starts from (set when planning)
     container: str | None = None  # code_interpreter's named container (cntr_…): its session and files are used
     tools_given: bool = False  # the request named its tools (function outputs: they replace the waiting run's)
+    extras: RunExtras = field(default_factory=RunExtras)  # max_tool_calls, logprobs: applied by the engine
 
 
 def parse(body: dict, rt: Any) -> Request:
@@ -71,7 +77,7 @@ def parse(body: dict, rt: Any) -> Request:
     if not model:
         raise BadRequest("model must not be empty.", param="model")
     try:
-        rt.router.resolve(model)
+        provider = rt.router.resolve(model)[0]
     except APIError as exc:
         raise BadRequest(exc.message, param="model", code="model_not_found") from None
     previous = v.string(body.get("previous_response_id"), "previous_response_id", 128)
@@ -83,7 +89,14 @@ def parse(body: dict, rt: Any) -> Request:
     if instructions is None and prompt is not None:
         instructions = prompt.instructions
     items = _items(body.get("input"), rt)
-    system = [_text_of(i.echo) for i in items if i.type == "message" and i.echo["role"] in ("system", "developer")]
+    system = []
+    for item in items:
+        if item.type == "message" and item.echo["role"] in ("system", "developer"):
+            if conversation:  # kept in the conversation, where later responses read it too (runs/prompt.py)
+                item.message = {"role": "user", "content": _text_of(item.echo) or "(empty)",
+                                "metadata": {SYSTEM_ROLE: item.echo["role"]}}
+            else:
+                system.append(_text_of(item.echo))
     run_tools, resources, echo_tools, container = _tools(body.get("tools"), rt)
     if prompt is not None and body.get("tools") is None:  # the assistant's tools, with its own resources
         run_tools, echo_tools = list(prompt.assistant.get("tools") or []), prompts.echo_tools(prompt.assistant)
@@ -128,11 +141,18 @@ def parse(body: dict, rt: Any) -> Request:
         if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
             raise BadRequest("top_logprobs must be an integer from 0 to 20.", param="top_logprobs")
         echo["top_logprobs"] = top
+    logprobs = LOGPROBS in include or bool(echo.get("top_logprobs"))
+    if logprobs and not getattr(provider, "logprobs", False):
+        raise Unsupported(f"Model '{model}' runs on a backend that gives no log probabilities (only OpenAI-compatible "
+                          "servers do); leave out include 'message.output_text.logprobs' and top_logprobs, or use "
+                          "a model served by one.", param="include" if LOGPROBS in include else "top_logprobs",
+                          code="unsupported_parameter")
+    extras = RunExtras(echo.get("max_tool_calls"), echo.get("top_logprobs", 0) if logprobs else None)
     outputs = {i.echo["call_id"]: i.echo["output"] for i in items if i.type == "function_call_output"}
     return Request(model, items, instructions, run, resources, echo, include, v.flag(body.get("store"), "store", True),
                    echo["background"], v.flag(body.get("stream"), "stream", False), previous, conversation, outputs,
                    prompt.assistant["id"] if prompt else None, container=container,
-                   tools_given=body.get("tools") is not None)
+                   tools_given=body.get("tools") is not None, extras=extras)
 
 
 def _echoed(key: str, value: Any) -> Any:
@@ -185,12 +205,38 @@ def _items(value: Any, rt: Any) -> list[Item]:
                 raise BadRequest(f"{where}.output must be a string.", param=f"{where}.output")
             items.append(Item("function_call_output", {"type": "function_call_output", "call_id": call_id,
                                                        "output": output, "status": "completed"}))
-        elif kind in ("reasoning", "file_search_call", "code_interpreter_call"):
-            continue  # earlier output items replayed by a stateless client: their effect is in the text around them
+        elif kind in ("file_search_call", "code_interpreter_call"):
+            items.append(_builtin_call(raw, kind, where))
+        elif kind == "reasoning":
+            continue  # no reasoning models here: an earlier reasoning item replayed carries nothing to use
         else:
             raise BadRequest(f"{where}.type '{kind}' is not supported here; use message, function_call or "
                              "function_call_output items.", param=f"{where}.type", code="invalid_value")
     return items
+
+
+def _builtin_call(raw: dict, kind: str, where: str) -> Item:
+    """An earlier file_search_call / code_interpreter_call replayed: kept as it was, read by the model as text."""
+    item_id = v.string(raw.get("id"), f"{where}.id", 128, required=True)
+    if kind == "file_search_call":
+        queries = raw.get("queries") or []
+        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+            raise BadRequest(f"{where}.queries must be a list of strings.", param=f"{where}.queries")
+        results = [{k: r[k] for k in RESULT_FIELDS if k in r} for r in raw.get("results") or [] if isinstance(r, dict)] \
+            if isinstance(raw.get("results"), list) else None
+        texts = [str(r.get("text", ""))[:2000] for r in results or []]
+        echo = {"type": kind, "id": item_id, "queries": queries, "status": "completed", "results": results}
+        text = f"[searched files for {', '.join(queries) or '(no query)'}]" + "".join(f"\n{t}" for t in texts)
+    else:
+        code = v.string(raw.get("code"), f"{where}.code", 1_000_000) or ""
+        outputs = [o for o in raw.get("outputs") or [] if isinstance(o, dict)
+                   and (o.get("type"), type(o.get("logs", o.get("url")))) in (("logs", str), ("image", str))] \
+            if isinstance(raw.get("outputs"), list) else None
+        logs = [o["logs"] for o in outputs or [] if o["type"] == "logs"]
+        echo = {"type": kind, "id": item_id, "code": code, "status": "completed", "outputs": outputs,
+                "container_id": str(raw.get("container_id") or "")}
+        text = f"[ran code_interpreter]\n{code}" + (f"\n[output]\n{''.join(logs)}" if logs else "")
+    return Item(kind, echo, {"role": "assistant", "content": text})
 
 
 def _function_call(raw: dict, where: str) -> Item:
@@ -245,9 +291,7 @@ def _message(raw: dict, where: str, rt: Any) -> Item:
 
 
 def _image(part: dict, where: str, rt: Any) -> tuple[dict, dict]:
-    detail = part.get("detail") or "auto"
-    if detail not in ("auto", "low", "high"):
-        raise BadRequest(f"{where}.detail must be 'auto', 'low' or 'high'.", param=f"{where}.detail")
+    detail = image_detail(part.get("detail"), f"{where}.detail")
     url, file_id = part.get("image_url"), part.get("file_id")
     if url is not None:
         if not isinstance(url, str) or not (url.startswith("data:image/") or url.startswith("https://")):
@@ -354,13 +398,14 @@ def _container(value: Any, where: str, rt: Any) -> tuple[list[str], str | None]:
         return [], None
     if isinstance(value, str):
         try:
-            containers.thread_of(rt, value)
+            containers.live_thread_of(rt, value, param=where)  # an expired one: 400 container_expired
         except NotFound:
             raise BadRequest(f"Container '{value}' does not exist (or was deleted).", param=where,
                              code="invalid_value") from None
         return [], value
     if not isinstance(value, dict) or value.get("type") != "auto":
         raise BadRequest(f"{where} must be 'auto' or {{\"type\": \"auto\", \"file_ids\": [...]}}.", param=where)
+    containers.memory_limit(value.get("memory_limit"), f"{where}.memory_limit")  # the session's budget (container_sessions)
     ids = value.get("file_ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 20:
         raise BadRequest(f"{where}.file_ids must be a list of at most 20 file ids.", param=f"{where}.file_ids")

@@ -15,7 +15,8 @@ ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt", "invalid
 RESULTS = "file_search_call.results"
 CI_OUTPUTS = "code_interpreter_call.outputs"
 FS_INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
-EVERYTHING = [RESULTS, CI_OUTPUTS]
+LOGPROBS = "message.output_text.logprobs"
+EVERYTHING = [RESULTS, CI_OUTPUTS, LOGPROBS]
 
 
 def container_id(thread_id: str) -> str:
@@ -82,6 +83,8 @@ def shaped(response: dict, include: list[str]) -> dict:
             item = {**item, "results": None}
         elif item["type"] == "code_interpreter_call" and CI_OUTPUTS not in include:
             item = {**item, "outputs": None}
+        elif item["type"] == "message" and LOGPROBS not in include:
+            item = {**item, "content": [{**p, "logprobs": []} if p.get("logprobs") else p for p in item["content"]]}
         out.append(item)
     return {**response, "output": out}
 
@@ -161,7 +164,11 @@ def segment_output(rt: Any, record: dict, include: list[str]) -> tuple[list[dict
                 msg = rt.get_message(thread_id, details["message_creation"]["message_id"])
             except APIError:
                 continue
-            items.append(message_item(msg, filename, session))
+            item = message_item(msg, filename, session)
+            if record.get("logprobs") and LOGPROBS in include:  # kept on the step by the engine (runs/engine.py)
+                stored = (rt.store.get("run_steps", step["id"]) or {}).get("_logprobs") or []
+                item["content"][-1]["logprobs"] = stored
+            items.append(item)
         else:
             items.extend(call_items(step, session, include, queries))
     return items, usage_of(prompt, completion)

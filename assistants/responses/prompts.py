@@ -8,7 +8,7 @@ from typing import Any
 
 from assistants.errors import BadRequest, NotFound
 
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 @dataclass
@@ -43,7 +43,7 @@ def resolve(value: Any, rt: Any) -> Prompt | None:
                              param=f"prompt.variables.{name}")
         texts[name] = val
     template = assistant.get("instructions")
-    filled = _VARIABLE.sub(lambda m: texts.get(m.group(1), m.group(0)), template) if template else template
+    filled = VARIABLE.sub(lambda m: texts.get(m.group(1), m.group(0)), template) if template else template
     echo = {"id": assistant["id"], "variables": variables or None, "version": value.get("version")}
     return Prompt(assistant, filled, echo)
 

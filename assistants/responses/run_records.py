@@ -25,9 +25,28 @@ def tool_of(record: dict | None, kind: str) -> dict | None:
     return next((t for t in ((record or {}).get("echo") or {}).get("tools") or [] if t.get("type") == kind), None)
 
 
-def retool(rt: Any, run_id: str, tools: list[dict]) -> bool:
-    """Give a run waiting for function outputs new tools for the rest of it; False if it stopped waiting.
+# What a request carrying function outputs sets for the rest of its run (the private ones are RunExtras).
+CONTINUED = ("model", "instructions", "temperature", "top_p", "response_format", "parallel_tool_calls")
 
-    A compare-and-set on the waiting status through the store (the runtime has no "change a waiting run's tools").
+
+def settings_of(run_body: dict, extras: dict, tools_given: bool) -> dict:
+    """The run fields a continuing request replaces: model, instructions, sampling, extras, and tools if it names them."""
+    fields = {k: run_body.get(k) for k in CONTINUED if run_body.get(k) is not None or k == "instructions"}
+    fields["instructions"] = fields["instructions"] or ""
+    fields["response_format"] = run_body.get("response_format") or "auto"  # no text.format: plain text again
+    fields.update(extras)
+    if tools_given:
+        fields["tools"] = run_body["tools"]
+    return fields
+
+
+def rebase(rt: Any, run_id: str, fields: dict) -> dict:
+    """Give a run waiting for function outputs new settings for the rest of it; returns the ones it had.
+
+    A compare-and-set on the waiting status through the store (the runtime has no "change a waiting run"); a run
+    that stopped waiting is left alone (submitting the outputs then says why).
     """
-    return rt.store.update_fields("runs", run_id, {"tools": tools}, status="requires_action") > 0
+    run = rt.store.get("runs", run_id) or {}
+    old = {k: run.get(k) for k in fields}
+    rt.store.update_fields("runs", run_id, fields, status="requires_action")
+    return old

@@ -17,6 +17,7 @@ from assistants.responses.inputs import Item, Request, parse
 from assistants.responses.output import (EVERYTHING, error_of, filenames, response_object, run_steps,
                                          search_queries, segment_output, session_thread, shaped, usage_of)
 from assistants.responses.paging import page
+from assistants.runs.extras import builtin_calls_made
 from assistants.runtime import list_every
 
 ASSISTANT_NAME = "Responses API"
@@ -91,7 +92,8 @@ class ResponsesService:
         thread_id, waiting, conversation = self._target(req)
         record = {"id": new_id("resp"), "created_at": int(time.time()), "thread_id": thread_id, "run_id": "",
                   "step_offset": 0, "conversation_id": conversation, "store": req.store, "echo": req.echo,
-                  "input_items": [], "final": None, "waiting_calls": [], "container": req.container}
+                  "input_items": [], "final": None, "waiting_calls": [], "container": req.container,
+                  "logprobs": req.extras.top_logprobs is not None}
         if waiting is not None:
             return self._continue(req, record, waiting)
         return self._new_run(req, record)
@@ -165,7 +167,7 @@ class ResponsesService:
         if not req.tools_given:  # the rest of the run keeps the tools it had, and says so
             record["echo"] = {**record["echo"], "tools": (waiting.get("echo") or {}).get("tools") or []}
         outputs = [{"tool_call_id": c, "output": req.outputs[c]} for c in pending]
-        sub = self._resume(req, record, waiting, outputs)
+        sub = self._resume(req, record, waiting, outputs, builtin_calls_made(steps))
         if waiting.get("store", True):
             records.save(self.rt.store, {**waiting, "waiting_calls": []})
         else:  # store=false was kept only while its run waited for these outputs
@@ -173,27 +175,29 @@ class ResponsesService:
         records.save(self.rt.store, record)
         return record, sub
 
-    def _resume(self, req: Request, record: dict, waiting: dict, outputs: list[dict]) -> Any:
-        """Submit the outputs; tools named in this request replace the run's first (undone if it is refused).
+    def _resume(self, req: Request, record: dict, waiting: dict, outputs: list[dict], calls_made: int) -> Any:
+        """Submit the outputs; this request's model, instructions and sampling (and tools, when it names them)
+        replace the run's for the rest of it, as each OpenAI request stands on its own (undone if it is refused).
 
         The record is saved before the run goes on, so the tool handlers read this segment's settings.
         """
         thread_id, run_id = waiting["thread_id"], waiting["run_id"]
         before = self.rt.get_thread(thread_id).get("tool_resources") or {}
-        old_tools = self.rt.get_run(thread_id, run_id)["tools"]
+        extras = req.extras.fields()
+        if extras["_max_tool_calls"] is not None:  # the limit counts this response's calls, not the run's earlier ones
+            extras["_max_tool_calls"] += calls_made
+        fields = run_records.settings_of(req.run, extras, req.tools_given)
+        old = run_records.rebase(self.rt, run_id, fields)
         record["event_after"] = self.rt.store.last_event_seq(run_id)  # the run waits: this segment's events follow
         records.save(self.rt.store, record)
         try:
-            if req.tools_given and req.run["tools"] != old_tools:
-                if req.resources:
-                    self.rt.update_thread(thread_id, tool_resources={**before, **req.resources})
-                run_records.retool(self.rt, run_id, req.run["tools"])
+            if req.tools_given and req.resources and fields["tools"] != old.get("tools"):
+                self.rt.update_thread(thread_id, tool_resources={**before, **req.resources})
             return self.rt.submit_tool_outputs(thread_id, run_id, tool_outputs=outputs, stream=True)
         except BaseException:
             records.delete(self.rt.store, record["id"])
-            if req.tools_given and req.run["tools"] != old_tools:
-                run_records.retool(self.rt, run_id, old_tools)
-                self.rt.update_thread(thread_id, tool_resources=before)
+            run_records.rebase(self.rt, run_id, old)
+            self.rt.update_thread(thread_id, tool_resources=before)
             raise
 
     def _new_run(self, req: Request, record: dict) -> tuple[dict, Any]:
@@ -213,7 +217,8 @@ class ResponsesService:
             self.rt.update_thread(thread_id, tool_resources=req.resources)
         try:
             extra = {} if created else {"additional_messages": messages}
-            sub = self.rt.create_run(thread_id, stream=True, assistant_id=assistant_id, **run_body, **extra)
+            sub = self.rt.create_run(thread_id, stream=True, assistant_id=assistant_id, extras=req.extras,
+                                     **run_body, **extra)
         except BaseException:  # a refused run leaves the thread as it was
             if created:
                 self.rt.delete_thread(thread_id)
@@ -224,10 +229,14 @@ class ResponsesService:
         taken = iter(self._new_messages(thread_id, sum(stored)))
         echoes = []
         for item, has_message in zip(req.items, stored, strict=True):
-            msg_id = next(taken, {"id": new_id("msg")})["id"] if has_message else new_id("msg")
+            made = next(taken, None) if has_message else None
+            item_id = made["id"] if made else new_id("msg")
             if item.type != "message":  # a replayed call keeps its own id; its text message is an implementation detail
-                msg_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
-            echoes.append({**item.echo, "id": msg_id})
+                item_id = item.echo.get("id") or new_id("fco" if item.type.endswith("output") else "fc")
+            echo = {**item.echo, "id": item_id}
+            echoes.append(echo)
+            if made and req.conversation and (item.type != "message" or item.echo["role"] not in ("user", "assistant")):
+                records.save_item(self.rt.store, thread_id, made["id"], echo)  # the conversation lists it as sent
         record.update(thread_id=thread_id, run_id=sub.run_id, input_items=echoes, event_after=0)
         records.save(self.rt.store, record)
         return record, sub
@@ -244,6 +253,8 @@ class ResponsesService:
                 fc = item.echo
                 out.append({"role": "assistant", "content": f"[called function {fc['name']}({fc['arguments']}), "
                                                             f"call id {fc['call_id']}]"})
+            elif item.type != "function_call_output":  # a built-in tool call replayed: its text
+                out.append(item.message)
             else:
                 call_id = item.echo["call_id"]
                 if call_id not in calls:

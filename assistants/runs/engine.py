@@ -19,6 +19,7 @@ from assistants.providers.router import ModelRouter
 from assistants.runs.affinity import Affinity
 from assistants.runs.annotate import annotate
 from assistants.runs.events import DELTA_FLUSH_S, EventHub
+from assistants.runs.extras import builtin_calls_left
 from assistants.runs.prompt import PromptBuilder
 from assistants.runs.status import TERMINAL, StatusMachine, public
 from assistants.runs.tool_calls import ToolRunner, indexed_outputs
@@ -193,7 +194,10 @@ class Engine(ToolRunner):
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")
                 return
-            request = self.prompts.build_request(run, model, messages, tool_choice, None if budget is None else budget - used)
+            builtins = run.get("_max_tool_calls") is None or builtin_calls_left(
+                run, self.store.all("run_steps", run_id=run["id"])) != 0  # max_tool_calls spent: offer functions only
+            request = self.prompts.build_request(run, model, messages, tool_choice,
+                                                 None if budget is None else budget - used, builtins=builtins)
             result, _message, _step = self._call_model(run, provider, request, cancel)
             if result.tool_calls and not (budget is not None and result.finish_reason == "length"):
                 pending = self._tool_calls(run, result, cancel)
@@ -348,7 +352,9 @@ class Engine(ToolRunner):
                 self.store.update_fields("messages", message["id"], fields)
                 message = self.store.get("messages", message["id"]) or {**message, **fields}
                 self.publish(run_id, f"thread.message.{ending['status']}", message)
-                self.status.move_step(step, "completed", completed_at=ts, usage=None if result.tool_calls else usage)
+                logprobs = ((result.raw.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
+                self.status.move_step(step, "completed", completed_at=ts, usage=None if result.tool_calls else usage,
+                                      **({"_logprobs": logprobs} if logprobs is not None else {}))
         if result.tool_calls:
             result.raw["_usage"] = usage
         return result, message, step

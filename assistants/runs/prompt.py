@@ -27,19 +27,21 @@ class PromptBuilder:
         self.store = store
         self.image_loader = None  # file id -> data URL; set when the files service is installed
 
-    def build_request(self, run: dict, model: str, messages: list[dict], tool_choice, max_tokens: int | None) -> dict:
+    def build_request(self, run: dict, model: str, messages: list[dict], tool_choice, max_tokens: int | None, *,
+                      builtins: bool = True) -> dict:
+        """The Chat Completions body; `builtins=False` leaves the built-in tools out (the run's max_tool_calls is spent)."""
         tools = []
         for tool in run.get("tools") or []:
             if tool["type"] == "function":
                 fn = {k: v for k, v in tool["function"].items() if v is not None and k != "strict"}
                 tools.append({"type": "function", "function": fn})
-            else:
+            elif builtins:
                 tools.append(BUILTIN_DEFINITIONS[tool["type"]])
         request: dict = {"model": model, "messages": messages}
         if tools:
             request["tools"] = tools
             if isinstance(tool_choice, dict) and tool_choice.get("type") in BUILTIN_DEFINITIONS:
-                tool_choice = {"type": "function", "function": {"name": tool_choice["type"]}}
+                tool_choice = {"type": "function", "function": {"name": tool_choice["type"]}} if builtins else "auto"
             request["tool_choice"] = tool_choice
             if run.get("parallel_tool_calls") is False:
                 request["parallel_tool_calls"] = False
@@ -51,6 +53,10 @@ class PromptBuilder:
             request["response_format"] = fmt
         if max_tokens is not None:
             request["max_tokens"] = max_tokens
+        if run.get("_top_logprobs") is not None:  # the Responses API's include/top_logprobs
+            request["logprobs"] = True
+            if run["_top_logprobs"]:
+                request["top_logprobs"] = run["_top_logprobs"]
         return request
 
     def chat_messages(self, run: dict, context_window: int | None = None) -> list[dict] | None:
@@ -66,6 +72,9 @@ class PromptBuilder:
             if msg["role"] == "user" and msg.get("attachments"):
                 names = ", ".join(self._file_name(a["file_id"]) for a in msg["attachments"])
                 text += f"\n[attached files: {names}]"
+            if (msg.get("metadata") or {}).get("role") in ("system", "developer"):  # kept by a Responses conversation
+                history.append({"role": "system", "content": text})
+                continue
             history.append({"role": msg["role"], "content": self._with_images(msg, text)})
         strategy = run.get("truncation_strategy") or {"type": "auto"}
         if strategy.get("type") == "last_messages" and strategy.get("last_messages"):

@@ -9,6 +9,7 @@ import threading
 
 from assistants.ids import new_id, now
 from assistants.providers.base import ChatResult
+from assistants.runs.extras import builtin_calls_left
 from assistants.runs.status import public
 from assistants.tools import ToolContext
 
@@ -24,7 +25,13 @@ class ToolRunner:
         builtins = {t["type"] for t in run.get("tools") or [] if t["type"] != "function"}
         entries, names, arguments, outputs, parsed = [], {}, {}, {}, {}
         seen = set()
+        left = None if run.get("_max_tool_calls") is None else \
+            builtin_calls_left(run, self.store.all("run_steps", run_id=run["id"]))
         for call in result.tool_calls:
+            if call.name in builtins and left is not None:
+                if left <= 0:
+                    continue  # past the run's max_tool_calls: ignored, as OpenAI does (the model no longer sees it)
+                left -= 1
             call_id = call.id if call.id and call.id not in seen else new_id("call")
             seen.add(call_id)
             names[call_id], arguments[call_id] = call.name, call.arguments

@@ -10,6 +10,7 @@ import psycopg
 
 from assistants.store import pg_search
 from assistants.store.migrations import ACTIVE_RUN_STATUSES
+from assistants.store.reports import SUMMARY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ CHANNEL = "playground_run_events"
 
 _SUMMARY_SQL = """
 WITH page AS (SELECT seq, id, created_at, data->'metadata'->>'assistant_id' AS meta_assistant
-              FROM threads ORDER BY seq DESC LIMIT %(limit)s),
+              FROM threads WHERE COALESCE(data->'metadata'->>'playground', '') <> 'container'
+              ORDER BY seq DESC LIMIT %(limit)s),
 msg AS (
     SELECT thread_id, COUNT(*) AS n, MAX(created_at) AS last_at FROM messages
     WHERE thread_id IN (SELECT id FROM page) GROUP BY thread_id),
@@ -37,7 +39,9 @@ SELECT p.id, p.created_at,
        COALESCE(run.prompt, 0)::bigint, COALESCE(run.completion, 0)::bigint, COALESCE(run.total, 0)::bigint,
        GREATEST(p.created_at, COALESCE(msg.last_at, 0), COALESCE(run.last_at, 0))::bigint,
        COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, a.data->>'name',
-       (SELECT m.data->'content'->0->'text'->>'value' FROM messages m WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1)
+       (SELECT m.data->'content'->0->'text'->>'value' FROM messages m WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1),
+       EXISTS (SELECT 1 FROM responses r WHERE r.thread_id = p.id)
+         OR EXISTS (SELECT 1 FROM conversation_items ci WHERE ci.thread_id = p.id)
 FROM page p
 LEFT JOIN msg ON msg.thread_id = p.id
 LEFT JOIN run ON run.thread_id = p.id
@@ -46,8 +50,6 @@ LEFT JOIN LATERAL (SELECT r.assistant_id FROM runs r WHERE r.thread_id = p.id OR
 LEFT JOIN assistants a ON a.id = COALESCE(last.assistant_id, p.meta_assistant)
 ORDER BY p.seq DESC
 """
-SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
-                   "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
 
 
 class Listener:

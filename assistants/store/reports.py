@@ -9,7 +9,9 @@ from assistants.store import chunk_index
 _SUMMARY_SQL = """
 WITH page AS (SELECT seq, id, created_at, json_extract(iif(json_valid(data), data, NULL), '$.metadata.assistant_id')
                      AS meta_assistant
-              FROM threads ORDER BY seq DESC LIMIT :limit),
+              FROM threads
+              WHERE COALESCE(json_extract(iif(json_valid(data), data, NULL), '$.metadata.playground'), '') != 'container'
+              ORDER BY seq DESC LIMIT :limit),
 msg AS (
     SELECT thread_id, COUNT(*) AS n, MAX(created_at) AS last_at FROM messages
     WHERE thread_id IN (SELECT id FROM page) GROUP BY thread_id),
@@ -29,7 +31,9 @@ SELECT p.id, p.created_at,
        MAX(p.created_at, COALESCE(msg.last_at, 0), COALESCE(run.last_at, 0)),
        COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, json_extract(iif(json_valid(a.data), a.data, NULL), '$.name'),
        (SELECT json_extract(iif(json_valid(m.data), m.data, NULL), '$.content[0].text.value') FROM messages m
-         WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1)
+         WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1),
+       EXISTS (SELECT 1 FROM responses r WHERE r.thread_id = p.id)
+         OR EXISTS (SELECT 1 FROM conversation_items ci WHERE ci.thread_id = p.id)
 FROM page p
 LEFT JOIN msg ON msg.thread_id = p.id
 LEFT JOIN run ON run.thread_id = p.id
@@ -51,8 +55,10 @@ FROM threads t WHERE json_extract(iif(json_valid(t.data), t.data, NULL), '$.meta
 ORDER BY last_seq DESC, t.seq DESC LIMIT ?
 """
 
+# conversation: the thread was used through the Responses API (a response made on it, or a conversation item).
 SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
-                   "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
+                   "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message",
+                   "conversation")
 
 
 class ReportQueries:
@@ -77,12 +83,13 @@ class ReportQueries:
         return chunk_index.search(self.conn(), vector_store_ids, query, **options)
 
     def thread_summaries(self, limit: int = 1000) -> list[dict]:
-        """The newest `limit` threads with counts, token totals, last activity and assistant.
+        """The newest `limit` threads with counts, token totals, last activity, assistant and whether it is a
+        Responses API conversation. Container threads (containers.create's, responses/containers.py) are left out.
 
         The assistant is the one of the thread's latest run, else the one the Playground opened it for (metadata).
         """
         rows = self.conn().execute(_SUMMARY_SQL, {"limit": limit}).fetchall()
-        return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
+        return [{**dict(zip(SUMMARY_COLUMNS, row, strict=True)), "conversation": bool(row[-1])} for row in rows]
 
     def assistant_threads(self, assistant_id: str, limit: int = 100) -> list[dict]:
         """An assistant's threads, the one with the latest message first: id, created_at, title, first_message."""

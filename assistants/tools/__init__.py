@@ -38,6 +38,7 @@ class ToolContext:
     thread: dict | None
     cancel: threading.Event
     attachments: list[dict] = field(default_factory=list)  # message attachments of the thread, newest last
+    memory_mb: int | None = None  # the code session's memory budget (a container's memory_limit); None: the server's
 
 
 @dataclass

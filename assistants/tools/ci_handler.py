@@ -93,7 +93,7 @@ def register(rt) -> None:
         thread_id = ctx.thread["id"] if ctx.thread else ctx.run["thread_id"]
         try:
             hold_session(rt, interpreter, thread_id, files)
-            result = interpreter.execute(thread_id, code, files=files, cancel=ctx.cancel)
+            result = interpreter.execute(thread_id, code, files=files, cancel=ctx.cancel, memory_mb=ctx.memory_mb)
         except SandboxUnavailable as exc:
             msg = f"error: the code interpreter cannot run code here: {exc}"
             return BuiltinOutcome(msg, {"input": code, "outputs": [{"type": "logs", "logs": msg}]}, error=msg)

@@ -115,15 +115,17 @@ class FakeOpenAIServer:
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                     self.wfile.flush()
 
-                def chunk(delta: dict, finish_reason=None, use=None) -> dict:
+                def chunk(delta: dict, finish_reason=None, use=None, logprobs=None) -> dict:
+                    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+                    if logprobs is not None:
+                        choice["logprobs"] = logprobs
                     return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                            "choices": [] if use else [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-                            "usage": use}
+                            "choices": [] if use else [choice], "usage": use}
 
                 emit(chunk({"role": "assistant", "content": ""}))
-                for word in _pieces(text):
+                for i, word in enumerate(_pieces(text)):
                     time.sleep(turn.get("chunk_delay", 0))
-                    emit(chunk({"content": word}))
+                    emit(chunk({"content": word}, logprobs=_logprobs(word, i, body) if body.get("logprobs") else None))
                 for c in calls:
                     emit(chunk({"tool_calls": [c]}))
                 emit(chunk({}, finish))
@@ -166,6 +168,14 @@ class _QuietServer(ThreadingHTTPServer):
 def _pieces(text: str) -> list[str]:
     words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)] if text else []
+
+
+def _logprobs(token: str, i: int, body: dict) -> dict:
+    """Made-up log probabilities for one streamed piece: -0.1 * (its index + 1), alternatives lower still."""
+    def entry(tok: str, lp: float) -> dict:
+        return {"token": tok, "logprob": lp, "bytes": list(tok.encode())}
+    top = [entry(f"alt{k}", -1.0 - k) for k in range(body.get("top_logprobs") or 0)]
+    return {"content": [{**entry(token, -0.1 * (i + 1)), "top_logprobs": top}]}
 
 
 def fake_embedding(text: str, dims: int = 16) -> list[float]:

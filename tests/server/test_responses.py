@@ -196,6 +196,13 @@ def test_max_output_tokens_and_structured_output_reach_the_model(client, fake):
     ({"conversation": "conv_missing"}, "conversation"),
     ({"temperature": 3}, "temperature"),
     ({"model": "no-such-model"}, "model"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AAAA",
+                                              "detail": "ultra"}]}]}, "input[0].content[0].detail"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AAAA",
+                                              "detail": 3}]}]}, "input[0].content[0].detail"),
+    ({"max_tool_calls": 0}, "max_tool_calls"),
+    ({"top_logprobs": 21}, "top_logprobs"),
+    ({"include": ["message.output_text.everything"]}, "include[0]"),
 ])
 def test_bad_input_is_a_400_naming_the_parameter(api, client, fake, kwargs, param):
     threads_before = api.rt.store.count("threads")
@@ -204,7 +211,35 @@ def test_bad_input_is_a_400_naming_the_parameter(api, client, fake, kwargs, para
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(**body)
     assert err.value.body["param"] == param, err.value.body
+    assert err.value.body["type"] == "invalid_request_error" and err.value.body["message"]  # OpenAI's error shape
     assert api.rt.store.count("threads") == threads_before and api.rt.store.count("runs") == runs_before
+
+
+def test_previous_response_id_of_a_store_false_response_leaves_nothing(api, client, fake):
+    gone = client.responses.create(model="gpt-4o-mini", input="forget me", store=False)
+    counts = [api.rt.store.count(t) for t in ("threads", "runs", "messages")]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="gpt-4o-mini", input="hi", previous_response_id=gone.id)
+    assert err.value.body["param"] == "previous_response_id" and err.value.code == "previous_response_not_found"
+    assert [api.rt.store.count(t) for t in ("threads", "runs", "messages")] == counts
+
+
+def test_image_detail_is_checked_in_conversation_items_and_thread_messages(api, client):
+    conv = client.conversations.create()
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "max"}
+    with pytest.raises(openai.BadRequestError) as err:
+        client.conversations.items.create(conv.id, items=[{"type": "message", "role": "user", "content": [image]}])
+    assert err.value.body["param"] == "items[0].content[0].detail"
+    thread = client.beta.threads.create()
+    for part, param in (({"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "max"}},
+                         "content[0].image_url.detail"),
+                        ({"type": "image_file", "image_file": {"file_id": "file-x", "detail": ""}},
+                         "content[0].image_file.detail")):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.beta.threads.messages.create(thread.id, role="user", content=[part])
+        assert err.value.body["param"] == param, err.value.body
+    assert client.beta.threads.messages.list(thread.id).data == []
+    assert client.conversations.items.list(conv.id).data == []
 
 
 def test_deleted_vector_store_is_a_400(api, client):

@@ -56,7 +56,9 @@ NESTED = {
               [{"type": "file_search", "vector_store_ids": "vs"}], [{"type": "file_search", "vector_store_ids": [5]}],
               [{"type": "code_interpreter", "container": 5}], [{"type": "code_interpreter", "container": {"type": "x"}}],
               [{"type": "function", "name": "f"}, {"type": "function", "name": "f"}],
-              [{"type": "function", "name": "file_search"}]],
+              [{"type": "function", "name": "file_search"}],
+              [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": [1]}}],
+              [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "8g"}}]],
     "input": [[{"role": "user", "content": [{"type": "input_text", "text": 5}]}], [{"role": "user", "content": 5}],
               [{"role": "user", "content": [{"type": "input_image", "image_url": 5}]}],
               [{"role": "user", "content": [{"type": "input_image", "file_id": "file-nope"}]}],
@@ -64,7 +66,10 @@ NESTED = {
               [{"type": "function_call_output", "call_id": 5, "output": "x"}],
               [{"type": "function_call_output", "call_id": "c", "output": {"a": 1}}],
               [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}],
-              [{"type": "item_reference", "id": "x"}], [{"role": "tool", "content": "x"}]],
+              [{"type": "item_reference", "id": "x"}], [{"role": "tool", "content": "x"}],
+              [{"type": "file_search_call", "id": 5}], [{"type": "file_search_call", "id": "fs", "queries": "q"}],
+              [{"type": "file_search_call", "id": "fs", "queries": [5]}], [{"type": "code_interpreter_call"}],
+              [{"type": "code_interpreter_call", "id": "ci", "code": 5}]],
     "text": [{"format": 5}, {"format": {"type": "json_schema", "name": "n", "schema": 5}},
              {"format": {"type": "json_schema", "name": "bad name!", "schema": {}}}, {"format": {"type": "yaml"}}],
     "tool_choice": [{"type": "function"}, {"type": "function", "name": "nope"}, "sometimes", {"type": "file_search"}],
@@ -83,6 +88,17 @@ def test_odd_nested_values_never_cause_a_500(raw, client):
             response = raw.post("/responses", json=body)
             _checked(response, body)
             assert response.status_code == 400, body
+
+
+def test_odd_replayed_tool_calls_are_kept_only_as_far_as_they_are_valid(raw, client, fake):
+    odd = [{"type": "file_search_call", "id": "fs_odd", "queries": ["q"], "results": [5, {"text": "t", "x": 1}]},
+           {"type": "code_interpreter_call", "id": "ci_odd", "code": "1", "outputs": [5, {"type": "logs", "logs": 3},
+                                                                                       {"type": "logs", "logs": "ok"}]},
+           {"role": "user", "content": "hi"}]
+    response = raw.post("/responses", json={"model": "gpt-4o-mini", "input": odd})
+    assert response.status_code == 200, response.text
+    items = client.responses.input_items.list(response.json()["id"], order="asc").data  # the SDK parses them
+    assert items[0].results[0].text == "t" and items[1].outputs[0].logs == "ok" and len(items[1].outputs) == 1
 
 
 def test_odd_values_for_containers_never_cause_a_500(api, raw):

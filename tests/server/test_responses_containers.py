@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 
 import openai
 import pytest
@@ -124,3 +125,85 @@ def test_responses_naming_a_container_share_its_session_and_files(api, client, f
     client.containers.delete(c.id)
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(note.file_id)  # what its code wrote goes with it
+
+
+def _idle_for(api, cntr_id: str, seconds: int) -> None:
+    """Move a container's last activity back in time (what waiting that long would leave in the store)."""
+    thread = api.rt.get_thread("thread_" + cntr_id.removeprefix("cntr_"))
+    meta = {**thread["metadata"], "last_active_at": str(int(time.time()) - seconds)}
+    api.rt.update_thread(thread["id"], metadata=meta)
+
+
+def test_an_idle_container_expires_and_is_refused(api, client, fake):
+    data = _file(client)
+    c = client.containers.create(name="brief", file_ids=[data.id],
+                                 expires_after={"anchor": "last_active_at", "minutes": 1})
+    made = client.containers.files.create(c.id, file=("notes.txt", io.BytesIO(b"hello"), "text/plain"))
+    _idle_for(api, c.id, 30)
+    assert client.containers.retrieve(c.id).status == "running"  # not idle long enough yet
+    _idle_for(api, c.id, 61)
+    got = client.containers.retrieve(c.id)
+    assert got.status == "expired"
+    assert next(x for x in client.containers.list() if x.id == c.id).status == "expired"
+    thread = api.rt.get_thread("thread_" + c.id.removeprefix("cntr_"))
+    assert thread["tool_resources"]["code_interpreter"]["file_ids"] == []  # its files are gone
+    for call in (lambda: client.containers.files.list(c.id),
+                 lambda: client.containers.files.retrieve(made.id, container_id=c.id),
+                 lambda: client.containers.files.content.retrieve(made.id, container_id=c.id),
+                 lambda: client.containers.files.create(c.id, file_id=data.id)):
+        with pytest.raises(openai.BadRequestError) as err:
+            call()
+        assert err.value.code == "container_expired" and "Create a new container" in err.value.body["message"]
+    threads, runs = api.rt.store.count("threads"), api.rt.store.count("runs")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="gpt-4o-mini", input="x", tools=[{"type": "code_interpreter", "container": c.id}])
+    assert err.value.body["param"] == "tools[0].container" and err.value.code == "container_expired"
+    assert (api.rt.store.count("threads"), api.rt.store.count("runs")) == (threads, runs)
+    client.containers.delete(c.id)  # an expired container can still be deleted
+    with pytest.raises(openai.NotFoundError):
+        client.containers.retrieve(c.id)
+
+
+def test_a_container_without_expires_after_never_expires(api, client):
+    c = client.containers.create(name="forever")
+    _idle_for(api, c.id, 10 * 24 * 3600)
+    assert client.containers.retrieve(c.id).status == "running"
+    client.containers.delete(c.id)
+
+
+def test_memory_limit_is_checked_where_a_container_is_named(api, client):
+    threads = api.rt.store.count("threads")
+    for limit in ("2g", 4, ""):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.responses.create(model="gpt-4o-mini", input="x", tools=[
+                {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": limit}}])
+        assert err.value.body["param"] == "tools[0].container.memory_limit"
+        assert "1g, 4g, 16g, 64g" in err.value.body["message"]
+    assert api.rt.store.count("threads") == threads
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_memory_limit_is_the_sessions_memory_budget(api, client, fake):
+    from tests.tools.test_code_interpreter_budget import cgroups_here, control
+
+    if not cgroups_here():
+        pytest.skip("needs a writable cgroup hierarchy (root)")
+    c = client.containers.create(name="big", memory_limit="4g")
+    assert c.memory_limit == "4g"
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(1)"}))]}, {"text": "1"})
+    client.responses.create(model="gpt-4o-mini", input="one", tools=[{"type": "code_interpreter", "container": c.id}])
+    group = api.rt.code_interpreter._sessions["thread_" + c.id.removeprefix("cntr_")].cgroup
+    limit = "memory.max" if group.version == 2 else "memory.limit_in_bytes"
+    assert int(control(group, "memory", limit)) == 4096 * 1024 * 1024
+    # The auto container of a response: its memory_limit budgets that thread's session.
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(2)"}))]}, {"text": "2"})
+    r = client.responses.create(model="gpt-4o-mini", input="two", tools=[
+        {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "16g"}}])
+    group = api.rt.code_interpreter._sessions[api.rt.store.get_response(r.id)["thread_id"]].cgroup
+    assert int(control(group, "memory", limit)) == 16384 * 1024 * 1024
+    # Without one, the server's budget (PLAYGROUND_CODE_MEMORY_MB).
+    fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(3)"}))]}, {"text": "3"})
+    r = client.responses.create(model="gpt-4o-mini", input="three", tools=[{"type": "code_interpreter"}])
+    group = api.rt.code_interpreter._sessions[api.rt.store.get_response(r.id)["thread_id"]].cgroup
+    assert int(control(group, "memory", limit)) == api.rt.settings.code_memory_mb * 1024 * 1024
+    client.containers.delete(c.id)

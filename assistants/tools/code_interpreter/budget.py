@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -46,13 +47,14 @@ class Budgets:
                                     f"included), {b.max_processes} processes{cpu}")
             return self._host is not None, self._status
 
-    def create(self) -> tuple[SessionCgroup | None, str | None]:
-        """A group for a new worker, or (None, why not)."""
+    def create(self, memory_mb: int | None = None) -> tuple[SessionCgroup | None, str | None]:
+        """A group for a new worker (its own memory budget when given), or (None, why not)."""
         ok, status = self.status()
         if not ok:
             return None, status
+        budget = dataclasses.replace(self.budget, memory_mb=memory_mb) if memory_mb else self.budget
         try:
-            return self._host.create(self.budget), None
+            return self._host.create(budget), None
         except CgroupError as exc:
             log.warning("code session without a cgroup: %s", exc)
             return None, f"no per-session cgroup for this session ({exc}), so memory and process limits apply per process"

@@ -174,8 +174,13 @@ class CodeInterpreter:
         files: dict[str, bytes] | None = None,
         timeout_s: float | None = None,
         cancel: threading.Event | None = None,
+        memory_mb: int | None = None,
     ) -> ExecResult:
-        """Run one cell in the key's session; files land in /mnt/data first."""
+        """Run one cell in the key's session; files land in /mnt/data first.
+
+        `memory_mb` budgets a session that starts with this call (default: the interpreter's memory_mb); a live
+        session keeps the budget it started with.
+        """
         sandboxed, reason = self._sandbox_status()
         if not sandboxed and not self.allow_unsandboxed:
             raise SandboxUnavailable(reason)
@@ -185,6 +190,8 @@ class CodeInterpreter:
         deadline = time.monotonic() + timeout
         session = self._session(session_key)
         with session.lock:
+            if session.proc is None:
+                session.memory_mb = memory_mb or self.memory_mb
             try:
                 result = self._execute(session, sandboxed, code, files or {}, timeout, deadline, cancel)
             finally:
@@ -254,7 +261,7 @@ class CodeInterpreter:
 
     def _out_of_memory(self, session: Session, logs: str, restarted: bool, result: ExecResult | None = None) -> ExecResult:
         """End a session whose cgroup ran out of memory: the whole session restarts, and the output says so."""
-        why = out_of_memory(self.memory_mb)
+        why = out_of_memory(session.memory_mb or self.memory_mb)
         printed = session.discard(why, output_chars=0 if result else self.max_output_chars)
         note = f"The session {why}; the Python session was restarted, so the next call starts without its variables and files.\n"
         result = result or ExecResult("", session_restarted=restarted)
@@ -432,7 +439,7 @@ class CodeInterpreter:
     def _config(self, workdir: str, sandboxed: bool, capture_fd: int, session: Session) -> str:
         limits = {
             # per process as well: one huge allocation is a MemoryError the cell can catch, not an OOM kill
-            "memory_mb": self.memory_mb,
+            "memory_mb": session.memory_mb or self.memory_mb,
             # unsandboxed, RLIMIT_NPROC would count every process of the host user; a cgroup's pids.max
             # counts the session's processes only
             "max_processes": self.max_processes if sandboxed and session.cgroup is None else None,
@@ -462,7 +469,7 @@ class CodeInterpreter:
         """
         capture = high_fd(os.memfd_create("cell-output"))  # close-on-exec here; passed on purpose
         data: list[tuple[int, str]] = []
-        session.cgroup, unbudgeted = self.budgets.create()
+        session.cgroup, unbudgeted = self.budgets.create(session.memory_mb)
         try:
             if sandboxed:
                 uid = self._claim_uid(session) if os.geteuid() == 0 else None

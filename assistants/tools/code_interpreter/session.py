@@ -112,6 +112,7 @@ class Session:
         self.keep: set[int] = set()  # host pids of bwrap and the worker: what a call may leave running
         self.oom_seen = 0  # OOM kills in the group when the current call began
         self.peak_bytes: int | None = None  # the last ended group's peak memory, for tests and the curious
+        self.memory_mb: int | None = None  # the live worker's memory budget (set when it starts)
 
     def kill(self) -> None:
         """SIGKILL the worker's process group: bwrap, whose death takes the whole sandbox with it."""
