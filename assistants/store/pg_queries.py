@@ -189,11 +189,12 @@ class PgRunQueries:
     def adopt_ci_runs(self, instance_id: str, until: float, at: float, limit: int) -> list[str]:
         """One statement outside the writer lock, as take_over_queued: a run another instance claims is skipped."""
         with self._pool.connection() as c:
-            return [r[0] for r in c.execute(
-                "UPDATE runs SET owner = %s, lease_until = %s WHERE id IN (SELECT r.id FROM ci_sessions s "
+            return [r[0] for r in c.execute(  # oldest first: RETURNING has no order of its own
+                "WITH taken AS (UPDATE runs SET owner = %s, lease_until = %s WHERE id IN (SELECT r.id FROM ci_sessions s "
                 "JOIN runs r ON r.thread_id = s.thread_id WHERE s.instance_id = %s AND s.alive_until >= %s "
                 "AND r.status = 'queued' AND r.owner IS DISTINCT FROM %s ORDER BY r.seq LIMIT %s "
-                "FOR UPDATE OF r SKIP LOCKED) AND status = 'queued' AND owner IS DISTINCT FROM %s RETURNING id",
+                "FOR UPDATE OF r SKIP LOCKED) AND status = 'queued' AND owner IS DISTINCT FROM %s RETURNING id, seq) "
+                "SELECT id FROM taken ORDER BY seq",
                 (instance_id, until, instance_id, at, instance_id, limit, instance_id)).fetchall()]
 
     # -- runs and threads --------------------------------------------------------------------

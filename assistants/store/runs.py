@@ -120,9 +120,10 @@ class RunQueries:
             return []
         marks = ",".join("?" * len(found))
         with self.write() as c:
-            return [r[0] for r in c.execute(
+            taken = {r[0] for r in c.execute(
                 f"UPDATE runs SET owner = ?, lease_until = ? WHERE id IN ({marks}) AND status = 'queued' "
-                "AND (owner IS NULL OR owner != ?) RETURNING id", (instance_id, until, *found, instance_id)).fetchall()]
+                "AND (owner IS NULL OR owner != ?) RETURNING id", (instance_id, until, *found, instance_id)).fetchall()}
+        return [run_id for run_id in found if run_id in taken]  # oldest first: RETURNING has no order of its own
 
     # -- runs and threads --------------------------------------------------------------------
     def active_run(self, thread_id: str) -> dict | None:
