@@ -87,6 +87,9 @@ def list_page(data: list[dict], has_more: bool, reverse: bool) -> dict:
     }
 
 
+_NO_BLOBS = "On SQLite, file bytes live in a folder (PLAYGROUND_FILES_DIR or <data dir>/files), not in the database."
+
+
 def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
@@ -155,6 +158,12 @@ class Store(RunQueries, ReportQueries, ResponseQueries):
     def on_events(self, callback: Callable[[], None]) -> bool:
         """SQLite has no notifications: False, the event tailer keeps polling the log."""
         return False
+
+    def begin_blob(self, file_id: str):
+        raise RuntimeError(_NO_BLOBS)
+
+    def blob_chunks(self, file_id: str) -> Iterator[bytes]:
+        raise RuntimeError(_NO_BLOBS)
 
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:

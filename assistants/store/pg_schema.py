@@ -103,8 +103,17 @@ def m005_responses(c) -> None:
     c.execute("CREATE INDEX conversation_items_thread ON conversation_items(thread_id)")
 
 
+def m006_file_blobs(c) -> None:
+    """Uploaded files' bytes in 1 MiB chunks (when no PLAYGROUND_FILES_DIR is set); they go with their file's row.
+
+    Deferred foreign key: an upload writes its chunks first and its row last, all in one transaction.
+    """
+    c.execute("CREATE TABLE file_blobs (file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE "
+              "DEFERRABLE INITIALLY DEFERRED, seq INTEGER NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (file_id, seq))")
+
+
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
-                              m005_responses]
+                              m005_responses, m006_file_blobs]
 
 
 class SchemaTooNew(DatabaseUnavailable):
