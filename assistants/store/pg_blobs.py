@@ -75,12 +75,14 @@ class PgBlobUpload:
 
 
 class PgBlobQueries:
-    """The PostgresStore's file-bytes methods (mixed in: uses its `_pool`, `url` and `write_lock`)."""
+    """The PostgresStore's file-bytes methods (mixed in: uses its `_pool`, `_local`, `url` and `write_lock`)."""
 
     _upload_pool_lock = threading.Lock()
 
     def begin_blob(self, file_id: str) -> PgBlobUpload:
         """An upload of a new file's bytes, in a transaction of its own (see PgBlobUpload)."""
+        if getattr(self._local, "conn", None) is not None:  # its commit would wait for this thread's own writer lock
+            raise RuntimeError("a file cannot be stored inside another write transaction; store it before or after")
         return PgBlobUpload(self, self._upload_pool(), file_id)
 
     def blob_chunks(self, file_id: str) -> Iterator[bytes]:
