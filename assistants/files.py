@@ -68,10 +68,12 @@ class Upload:
         obj = {"id": self.file_id, "object": "file", "bytes": self.size, "created_at": now(),
                "filename": display_name(self.filename), "purpose": purpose, "status": "processed", "expires_at": None,
                "status_details": None}
+        self.done = True
         try:
             self._blob.commit(obj)
-        finally:
-            self.done = True
+        except BaseException:
+            self._blob.abort()  # whatever the commit got to (a renamed file, an open transaction) goes
+            raise
         return public(obj)
 
     def abort(self) -> None:

@@ -173,6 +173,30 @@ def test_a_failed_or_oversized_upload_leaves_no_row_and_no_bytes(tmp_path, db):
         rt.close()
 
 
+def test_a_commit_that_fails_leaves_nothing_and_frees_what_it_held(tmp_path, db, monkeypatch):
+    """The row's insert fails at the very end (the database went away): no bytes stay, no connection stays lent."""
+    rt = runtime(make_settings(tmp_path / "d"))
+    try:
+        def refuse(*args, **kwargs):
+            raise RuntimeError("the database went away")
+
+        if rt.settings.blob_dir is None:
+            monkeypatch.setattr(rt.store, "_insert_sql", refuse)
+        else:
+            monkeypatch.setattr(rt.store, "insert", refuse)
+        start = time.monotonic()
+        for i in range(6):  # more than the PostgreSQL upload pool holds: a leaked connection would make one wait
+            with pytest.raises(RuntimeError, match="went away"):
+                rt.files.create(f"f{i}.bin", Pattern(MiB + i), "assistants")
+        assert time.monotonic() - start < 30
+        monkeypatch.undo()
+        assert files_rows(rt) == 0 and stored(rt) == []
+        ok = rt.files.create("ok.bin", b"fine", "assistants")
+        assert stored(rt) == [ok["id"]] and rt.files.content(ok["id"]) == b"fine"
+    finally:
+        rt.close()
+
+
 @pytest.mark.parametrize("name", ["../../x.txt", "/etc/passwd", "a\"b;c\r\n.txt", "ünïcödé ✓.txt", "..", "x" * 400])
 def test_attacker_style_names_and_ids_through_the_api(tmp_path, db, name):
     rt = runtime(make_settings(tmp_path / "d"))
