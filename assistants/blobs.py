@@ -141,7 +141,14 @@ class FolderBlobs:
     """`<folder>/<file id>`: a folder on this machine, or one every instance mounts (PLAYGROUND_FILES_DIR)."""
 
     def __init__(self, root: Path, store):
-        self.root = _private_dir(root)
+        try:
+            self.root = _private_dir(root)
+            probe = self.root / f".file-probe.{_tag()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"the files folder {root} (PLAYGROUND_FILES_DIR, default <data dir>/files) cannot be "
+                             f"written: {exc.strerror or exc}. Create it, mount it, or fix its permissions.") from None
         self.store = store
         self.where = str(self.root)
         sweep_leftovers(self.root)

@@ -25,10 +25,12 @@ import pytest
 from assistants import blobs
 from assistants.config import load_settings
 from assistants.errors import BadRequest, NotFound
+from assistants.files import FileService
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
 from assistants.server import create_app
 from assistants.server.background import BackgroundServer
+from assistants.store import open_store
 from tests.conftest import make_settings, wait_run
 from tests.fakes.provider import ScriptedProvider
 from tests.file_bytes import stored
@@ -291,6 +293,17 @@ def test_the_shared_folder_serves_two_data_dirs(tmp_path, db):
     finally:
         b.close()
         a.close()
+
+
+def test_a_files_folder_that_cannot_be_written_stops_the_start_with_a_reason(tmp_path, db):
+    (tmp_path / "not-a-folder").write_text("a file where the folder should be")
+    settings = replace(make_settings(tmp_path / "d"), files_dir=tmp_path / "not-a-folder" / "files")
+    store = open_store(settings)
+    try:  # (the server prints this as "cannot start: …" and exits non-zero, as for an unusable database)
+        with pytest.raises(ValueError, match=r"not-a-folder/files \(PLAYGROUND_FILES_DIR.* cannot be written: Not a dir"):
+            FileService(store, settings)
+    finally:
+        store.close()
 
 
 def test_a_file_deleted_while_it_streams_ends_the_stream_with_an_error(tmp_path, db):
