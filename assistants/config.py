@@ -71,6 +71,11 @@ def _number(env: dict, key: str, default: _Num, convert: Callable[[str], _Num], 
         raise ValueError(f"{key} must be {kind}, got {raw!r}") from None
 
 
+def _dir(env: dict, key: str) -> Path | None:
+    raw = str(env.get(key, "")).strip()
+    return Path(raw).expanduser().resolve() if raw else None
+
+
 def _bool(env: dict, key: str, default: bool = False) -> bool:
     raw = str(env.get(key, "")).strip().lower()
     if not raw:
@@ -133,6 +138,7 @@ class Settings:
     allow_unsandboxed_code: bool = False
     api_keys: tuple[str, ...] = ()
     models_dir_override: Path | None = None  # PLAYGROUND_MODELS_DIR; see `models_dir`
+    files_dir: Path | None = None  # PLAYGROUND_FILES_DIR: a folder every instance shares for file bytes; see `blob_dir`
     ollama_autodetect: bool = True
     code_max_sessions: int = 8
     code_output_quota_mb: int = 200
@@ -151,6 +157,13 @@ class Settings:
     def models_dir(self) -> Path:
         """The folder whose `*.gguf` files are local models (PLAYGROUND_MODELS_DIR, default <data dir>/models)."""
         return self.models_dir_override or self.data_dir / "models"
+
+    @property
+    def blob_dir(self) -> Path | None:
+        """Where uploaded files' bytes live: PLAYGROUND_FILES_DIR, else `<data dir>/files` on SQLite; None = in PostgreSQL."""
+        if self.files_dir is not None:
+            return self.files_dir
+        return None if self.database_url else self.data_dir / "files"
 
     @property
     def settings_file(self) -> Path:
@@ -236,7 +249,8 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True, ui: dict | No
         allow_unsandboxed_code=_bool(env, "PLAYGROUND_ALLOW_UNSANDBOXED_CODE", False),
         database_url=env.get("PLAYGROUND_DATABASE_URL", "").strip(),
         api_keys=keys,
-        models_dir_override=Path(env["PLAYGROUND_MODELS_DIR"]).expanduser().resolve() if env.get("PLAYGROUND_MODELS_DIR") else None,
+        models_dir_override=_dir(env, "PLAYGROUND_MODELS_DIR"),
+        files_dir=_dir(env, "PLAYGROUND_FILES_DIR"),
         ollama_autodetect=_bool(env, "PLAYGROUND_OLLAMA_AUTODETECT", True),
         code_max_sessions=_int(env, "PLAYGROUND_CODE_MAX_SESSIONS", 8),
         code_output_quota_mb=_int(env, "PLAYGROUND_CODE_OUTPUT_QUOTA_MB", 200),

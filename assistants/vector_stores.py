@@ -736,7 +736,8 @@ class VectorStoreService:
             return
         name = meta["filename"]
         try:
-            data = self.files.path(file_id).read_bytes()
+            with self.files.local_path(file_id) as path:  # a private copy when the bytes are in PostgreSQL
+                data = path.read_bytes()
         except (NotFound, OSError) as exc:
             message = exc.message if isinstance(exc, NotFound) else str(exc)
             self._finish(vs_id, file_id, job, error=("invalid_file", f"{name}: cannot read its content ({message})"))

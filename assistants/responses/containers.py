@@ -4,6 +4,7 @@ empty thread of its own, tagged in its metadata, whose session and files any res
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from assistants import validation as v
@@ -226,19 +227,20 @@ def retrieve_file(rt: Any, cntr_id: str, file_id: str) -> dict:
     return found
 
 
-def file_content(rt: Any, cntr_id: str, file_id: str) -> bytes:
-    retrieve_file(rt, cntr_id, file_id)
-    return rt.files.content(file_id)
+def file_content(rt: Any, cntr_id: str, file_id: str) -> tuple[dict, Iterator[bytes]]:
+    """A container file's metadata and its bytes, block by block."""
+    found = retrieve_file(rt, cntr_id, file_id)
+    return found, rt.files.chunks(file_id)
 
 
-def add_file(rt: Any, cntr_id: str, *, file_id: str | None = None, upload: tuple[str, Any] | None = None) -> dict:
-    """Give the session a file: an uploaded one by id, or new content (stored as a file first)."""
+def add_file(rt: Any, cntr_id: str, *, file_id: str | None = None, upload: Any = None) -> dict:
+    """Give the session a file: an uploaded one by id, or new content (a FileService `Upload`, made a file here)."""
     thread = live_thread_of(rt, cntr_id)
     ids = given_ids(thread)
     if len(ids) >= MAX_FILES:
         raise BadRequest(f"Container '{cntr_id}' holds {MAX_FILES} files already; delete one first.", param="file")
     if upload is not None:
-        file_id = rt.files.create(upload[0], upload[1], "assistants")["id"]
+        file_id = upload.finish("assistants")["id"]
     else:
         _file(rt, file_id, "file_id")
     if file_id not in ids:

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fastapi import Request
-from starlette.datastructures import FormData
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from assistants import jsonsafe
 from assistants.errors import APIError, BadRequest, Unauthorized, Unsupported
@@ -97,20 +95,6 @@ async def limited_body(request: Request, limit: int, too_large: Callable[[int, i
         if size > limit:
             raise too_large(size, limit)
         yield chunk
-
-
-async def multipart_form(request: Request, limit: int, too_large: Callable[[int, int], APIError], *,
-                         max_fields: int) -> FormData:
-    """The request's multipart form of one file at most, parsed as it arrives while limited_body counts it.
-
-    A body the parser cannot read is a 400 naming `file`; the caller closes the form.
-    """
-    parser = MultiPartParser(request.headers, limited_body(request, limit, too_large), max_files=1,
-                             max_fields=max_fields)
-    try:
-        return await parser.parse()
-    except MultiPartException as exc:
-        raise BadRequest(f"The multipart body could not be read: {exc.message}", param="file") from None
 
 
 def _too_large(size: int, limit: int) -> TooLarge:

@@ -89,6 +89,9 @@ def list_page(data: list[dict], has_more: bool, reverse: bool) -> dict:
     }
 
 
+_NO_BLOBS = "On SQLite, file bytes live in a folder (PLAYGROUND_FILES_DIR or <data dir>/files), not in the database."
+
+
 def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
@@ -169,6 +172,12 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
     @staticmethod
     def _vload(value):
         return json.loads(value)
+
+    def begin_blob(self, file_id: str):
+        raise RuntimeError(_NO_BLOBS)
+
+    def blob_chunks(self, file_id: str) -> Iterator[bytes]:
+        raise RuntimeError(_NO_BLOBS)
 
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:

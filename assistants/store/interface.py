@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -93,3 +93,7 @@ class StoreInterface(Protocol):
     def delete_chunks(self, vector_store_id: str, file_id: str | None = None) -> None: """Remove chunks."""
     def chunk_usage_bytes(self, vector_store_id: str) -> int: """Bytes a vector store's chunks take."""
     def search_chunks(self, vector_store_ids: list[str], query: str, **options) -> list: """Best chunks for a query."""
+
+    # -- file bytes: kept in PostgreSQL unless PLAYGROUND_FILES_DIR is set; SQLite keeps them in a folder ------
+    def begin_blob(self, file_id: str) -> Any: """A new file's bytes in a transaction: write(), commit(row), abort()."""
+    def blob_chunks(self, file_id: str) -> Iterator[bytes]: """A file's stored bytes, chunk by chunk, in order."""

@@ -103,6 +103,16 @@ def m005_responses(c) -> None:
     c.execute("CREATE INDEX conversation_items_thread ON conversation_items(thread_id)")
 
 
+def m006_file_blobs(c) -> None:
+    """Uploaded files' bytes in 1 MiB chunks (when no PLAYGROUND_FILES_DIR is set); they go with their file's row.
+
+    Deferred foreign key: an upload writes its chunks first and its row last, all in one transaction.
+    """
+    c.execute("CREATE TABLE file_blobs (file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE "
+              "DEFERRABLE INITIALLY DEFERRED, seq INTEGER NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (file_id, seq))")
+
+
+
 def m007_settings(c) -> None:
     """The settings document every instance shares (one row per key; a removed key keeps its row, value NULL)."""
     c.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value JSONB, version BIGINT NOT NULL, "
@@ -122,7 +132,8 @@ def m009_message_versions(c) -> None:
 
 
 MIGRATIONS: list[Callable] = [m001_core, m002_files_and_vector_stores, m003_run_events, m004_search_index,
-                              m005_responses, m007_settings, m008_ci_affinity, m009_message_versions]
+                              m005_responses, m006_file_blobs, m007_settings, m008_ci_affinity,
+                              m009_message_versions]
 
 
 class SchemaTooNew(DatabaseUnavailable):

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
 from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page
+from assistants.store.pg_blobs import PgBlobQueries
 from assistants.store.pg_queries import Listener, PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
@@ -75,8 +76,10 @@ def _jsonb(obj) -> Jsonb:
     return Jsonb(obj, dumps=_dumps)
 
 
-class PostgresStore(PgRunQueries, PgResponseQueries, PgSettingsQueries, VersionQueries):
+class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQueries, VersionQueries):
     """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
+
+    write_lock = WRITE_LOCK
 
     def __init__(self, url: str, *, migrate_schema: bool = True, pool_max: int = POOL_MAX):
         self.url = url
@@ -190,17 +193,23 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgSettingsQueries, VersionQ
     def close(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+        self.close_blob_pool()
         self._pool.close()
 
     # -- generic object operations --------------------------------------------------------
     def insert(self, table: str, obj: dict) -> dict:
+        self._exec(*self._insert_sql(table, obj))
+        return obj
+
+    @staticmethod
+    def _insert_sql(table: str, obj: dict) -> tuple[str, list]:
+        """The INSERT statement (and its arguments) that stores a new object."""
         cols = COLUMNS[table]
         names = ", ".join(("id", "created_at", "data", *cols))
         marks = ", ".join(["%s"] * (3 + len(cols)))
         data = {k: v for k, v in obj.items() if k not in COLUMN_ONLY.get(table, ())}
-        self._exec(f"INSERT INTO {table} ({names}) VALUES ({marks})",
-                   [obj["id"], obj.get("created_at") or 0, _jsonb(data)] + [_col(obj, c) for c in cols])
-        return obj
+        return (f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                [obj["id"], obj.get("created_at") or 0, _jsonb(data)] + [_col(obj, c) for c in cols])
 
     def put(self, table: str, obj: dict, **where) -> dict:
         """Replace a stored object (matched by id and `where`) with `obj`."""

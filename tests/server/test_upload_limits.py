@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.file_bytes import stored
 from tests.server.conftest import running_api
 
 LIMIT_MB = 1
@@ -58,8 +59,8 @@ def read_response(sock: socket.socket, timeout: float = 10) -> tuple[int, bytes]
 
 
 def leftovers(api) -> tuple[list[str], int]:
-    """Files in the data dir's blob folder, and this process's open temp files (where the parser spools)."""
-    names = sorted(p.name for p in (api.rt.settings.data_dir / "files").iterdir())
+    """What holds file bytes (the files folder, or PostgreSQL's chunks), and this process's open deleted temp files."""
+    names = stored(api.rt)
     spooled = 0
     for fd in Path("/proc/self/fd").iterdir():
         try:

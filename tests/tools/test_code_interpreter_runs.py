@@ -12,6 +12,7 @@ import pytest
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
 from tests.conftest import make_settings, wait_run
+from tests.file_bytes import stored
 from tests.fakes.provider import ScriptedProvider
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (.ci/run installs it)")
@@ -134,11 +135,11 @@ def test_output_files_count_against_the_threads_quota_and_go_with_the_thread(tmp
                                      "quota (0.6 MB kept already; PLAYGROUND_CODE_OUTPUT_QUOTA_MB)]\n")
         tool_msgs = [m["content"] for m in provider.requests[2]["messages"] if m["role"] == "tool"]
         assert "two.bin (0.6 MB) was not kept" in tool_msgs[1]  # and so does the model's tool output
-        blob = rt.files.path(kept[0]["id"])
+        assert kept[0]["id"] in stored(rt)
         other = rt.create_thread(messages=[{"role": "user", "content": "keep mine"}])
         mine = rt.files.create("mine.txt", b"user upload", "assistants")
         rt.delete_thread(t["id"])
-        assert rt.files.list(purpose="assistants_output")["data"] == [] and not blob.exists()
+        assert rt.files.list(purpose="assistants_output")["data"] == [] and kept[0]["id"] not in stored(rt)
         assert rt.files.get(mine["id"]) and rt.get_thread(other["id"])  # nothing else goes with it
     finally:
         rt.close()

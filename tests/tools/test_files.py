@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from assistants.errors import BadRequest, NotFound
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
 from tests.conftest import make_settings
+from tests.file_bytes import stored
 from tests.fakes.provider import ScriptedProvider
 
 pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
@@ -38,14 +38,20 @@ def test_upload_get_content_list_delete(rt, data_dir):
     assert f["status"] == "processed" and f["purpose"] == "assistants"
     assert rt.files.get(f["id"]) == f
     assert rt.files.content(f["id"]) == b"hello world"
-    assert rt.files.path(f["id"]) == (data_dir / "files" / f["id"]).resolve()
+    with rt.files.local_path(f["id"]) as path:
+        assert path.read_bytes() == b"hello world"
+        if not rt.settings.database_url:
+            assert path == (data_dir / "files" / f["id"]).resolve()
+    assert stored(rt) == [f["id"]]
     listed = rt.files.list()
     assert listed["object"] == "list" and [x["id"] for x in listed["data"]] == [f["id"]] and not listed["has_more"]
     assert rt.files.delete(f["id"]) == {"id": f["id"], "object": "file", "deleted": True}
-    assert not (data_dir / "files" / f["id"]).exists()
-    for call in (rt.files.get, rt.files.content, rt.files.path, rt.files.delete):
+    assert stored(rt) == []
+    for call in (rt.files.get, rt.files.content, rt.files.chunks, rt.files.delete):
         with pytest.raises(NotFound):
             call(f["id"])
+    with pytest.raises(NotFound), rt.files.local_path(f["id"]):
+        pass
 
 
 def test_list_by_purpose_order_and_paging_past_100(rt):
@@ -75,9 +81,9 @@ def test_purpose_is_checked(rt):
 def test_hostile_filenames_never_leave_the_data_dir(rt, data_dir, tmp_path, name):
     before = set(Path("/tmp").iterdir())
     f = rt.files.create(name, b"payload", "assistants")
-    path = rt.files.path(f["id"])
-    assert path.parent == (data_dir / "files").resolve() and path.name == f["id"]
-    assert path.read_bytes() == b"payload"
+    with rt.files.local_path(f["id"]) as path:
+        assert path.name.startswith(f["id"]) and path.read_bytes() == b"payload"
+    assert stored(rt) == [f["id"]] and rt.files.content(f["id"]) == b"payload"
     # The only thing in the test dir is the data dir; nothing landed next to it or in /tmp.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     assert not (data_dir / "x").exists() and not (tmp_path / "x").exists()
@@ -91,9 +97,12 @@ def test_hostile_filenames_never_leave_the_data_dir(rt, data_dir, tmp_path, name
 def test_very_long_name_is_cut_but_keeps_its_extension(rt, data_dir):
     f = rt.files.create("a" * 10_000 + ".pdf", b"%PDF-1.4", "assistants")
     assert len(f["filename"]) <= 255 and f["filename"].endswith(".pdf")
-    assert rt.files.path(f["id"]).parent == (data_dir / "files").resolve()
-    with pytest.raises(NotFound):  # an id that is really a path is never looked up on disk
-        rt.files.path("file-../../etc/passwd")
+    assert stored(rt) == [f["id"]]
+    for bad in ("file-../../etc/passwd", "file-x/../../y", "../file-x", "file-x\x00", "file-" + "a" * 200):
+        with pytest.raises(NotFound):  # an id that is really a path is never looked up on disk
+            rt.files.content(bad)
+        with pytest.raises(NotFound), rt.files.local_path(bad):
+            pass
 
 
 def test_size_limit_names_the_limit_and_stores_nothing(rt, data_dir):
@@ -105,7 +114,7 @@ def test_size_limit_names_the_limit_and_stores_nothing(rt, data_dir):
     with pytest.raises(BadRequest, match="1 MB"):  # a stream is cut off at the limit, not read to the end
         rt.files.create("big.bin", io.BytesIO(b"\0" * (3 * 1024 * 1024)), "assistants")
     assert [f["id"] for f in rt.files.list()["data"]] == [ok["id"]]
-    assert sorted(os.listdir(data_dir / "files")) == [ok["id"]]  # no partial files left behind
+    assert stored(rt) == [ok["id"]]  # no partial files (or chunks) left behind
 
 
 def test_stream_upload(rt):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from assistants.errors import BadRequest
 from assistants.responses import containers
 from assistants.runtime import Runtime
-from assistants.server.deps import TooLarge, get_runtime, json_body, multipart_form, page_params
+from assistants.server.deps import TooLarge, get_runtime, json_body, page_params
+from assistants.server.uploads import download, receive_upload
 
 router = APIRouter(prefix="/containers", tags=["containers"])
 
@@ -51,19 +51,16 @@ async def create_container_file(container_id: str, request: Request, rt: Runtime
         return TooLarge(f"File is too large: the upload limit is {rt.settings.max_upload_mb} MB. Nothing was stored.",
                         param="file", code="file_too_large")
 
-    form = await multipart_form(request, limit + 1024 * 1024, too_large, max_fields=4)
+    # Checked before the upload is stored, so a wrong container keeps no orphan file.
+    await run_in_threadpool(containers.thread_of, rt, container_id)
+    form = await receive_upload(request, rt.files.begin_upload, limit + 1024 * 1024, too_large, max_fields=4)
     try:
         for key in form.keys():
             if key not in ("file", "file_id"):
                 raise BadRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        if form.upload is None:
             raise BadRequest("Missing required parameter: 'file' (a multipart file part).", param="file")
-        await upload.seek(0)
-        # Checked before the upload is stored, so a wrong container keeps no orphan file.
-        await run_in_threadpool(containers.thread_of, rt, container_id)
-        return await run_in_threadpool(containers.add_file, rt, container_id,
-                                       upload=(upload.filename or "upload", upload.file))
+        return await run_in_threadpool(containers.add_file, rt, container_id, upload=form.upload)
     finally:
         await form.close()
 
@@ -85,4 +82,5 @@ def delete_container_file(container_id: str, file_id: str, rt: Runtime = Depends
 
 @router.get("/{container_id}/files/{file_id}/content")
 def container_file_content(container_id: str, file_id: str, rt: Runtime = Depends(get_runtime)):
-    return Response(containers.file_content(rt, container_id, file_id), media_type="application/octet-stream")
+    found, blocks = containers.file_content(rt, container_id, file_id)
+    return download(blocks, found["bytes"], found["path"].rsplit("/", 1)[-1])

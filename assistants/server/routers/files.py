@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from assistants.errors import BadRequest, Unsupported
 from assistants.runtime import Runtime
-from assistants.server.deps import TooLarge, get_runtime, multipart_form, page_params, service
+from assistants.server.deps import TooLarge, get_runtime, page_params, service
+from assistants.server.uploads import download, receive_upload
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -27,9 +26,14 @@ async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("multipart/form-data"):
         raise BadRequest("Upload files as multipart/form-data with the fields 'file' and 'purpose'.", param="file")
-    # Parsed as it arrives with a running count: a chunked or lying upload stops at the limit, and the parser
-    # closes (and so deletes) its spooled part when the count raises.
-    form = await multipart_form(request, limit + FORM_SLACK, too_large, max_fields=16)
+    # The file part goes into storage as it arrives, counted; a chunked or lying upload stops at the limit,
+    # and anything short of `finish` leaves nothing stored.
+    try:
+        form = await receive_upload(request, files.begin_upload, limit + FORM_SLACK, too_large, max_fields=16)
+    except BadRequest as exc:
+        if exc.code == "file_too_large":  # the file alone passed the limit, within the form's slack
+            raise _too_large(rt, "the file alone is larger than that") from None
+        raise
     try:
         for key in form.keys():
             if key.startswith("expires_after"):
@@ -37,19 +41,12 @@ async def upload_file(request: Request, rt: Runtime = Depends(get_runtime)):
                                   "deleted.", param="expires_after", code="unsupported_parameter")
             if key not in ("file", "purpose"):
                 raise BadRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
-        upload, purpose = form.get("file"), form.get("purpose")
-        if not isinstance(upload, UploadFile):
+        purpose = form.fields.get("purpose")
+        if form.upload is None:
             raise BadRequest("Missing required parameter: 'file' (a multipart file part).", param="file")
         if not isinstance(purpose, str) or not purpose:
             raise BadRequest("Missing required parameter: 'purpose'.", param="purpose")
-        await upload.seek(0)
-        # The service reads the spooled upload itself, block by block up to its limit, not all into memory.
-        try:
-            return await run_in_threadpool(files.create, upload.filename or "upload", upload.file, purpose)
-        except BadRequest as exc:
-            if exc.code == "file_too_large":  # the file alone passed the limit, within the form's slack
-                raise _too_large(rt, "the file alone is larger than that") from None
-            raise
+        return await run_in_threadpool(form.upload.finish, purpose)
     finally:
         await form.close()
 
@@ -77,9 +74,7 @@ def retrieve_file(file_id: str, rt: Runtime = Depends(get_runtime)):
 def file_content(file_id: str, rt: Runtime = Depends(get_runtime)):
     files = service(rt, "files")
     meta = files.get(file_id)
-    if hasattr(files, "path"):
-        return FileResponse(files.path(file_id), media_type="application/octet-stream", filename=meta["filename"])
-    return Response(files.content(file_id), media_type="application/octet-stream")
+    return download(files.chunks(file_id), meta["bytes"], meta["filename"])
 
 
 @router.delete("/{file_id}")
