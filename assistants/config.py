@@ -132,6 +132,7 @@ class Settings:
     embedding_model: str = ""
     code_timeout_s: float = 30.0
     code_memory_mb: int = 1024
+    code_memory_max_mb: int = 4096  # the most a container's memory_limit may budget a session
     code_max_processes: int = 64
     code_disk_mb: int = 500
     code_idle_minutes: float = 30.0
@@ -243,6 +244,7 @@ def load_settings(env: dict | None = None, *, dotenv: bool = True, ui: dict | No
         embedding_model=env.get("PLAYGROUND_EMBEDDING_MODEL", ""),
         code_timeout_s=_float(env, "PLAYGROUND_CODE_TIMEOUT", 30.0),
         code_memory_mb=_int(env, "PLAYGROUND_CODE_MEMORY_MB", 1024),
+        code_memory_max_mb=_int(env, "PLAYGROUND_CODE_MEMORY_MAX_MB", 4096),
         code_max_processes=_int(env, "PLAYGROUND_CODE_MAX_PROCESSES", 64),
         code_disk_mb=_int(env, "PLAYGROUND_CODE_DISK_MB", 500),
         code_idle_minutes=_float(env, "PLAYGROUND_CODE_IDLE_MINUTES", 30.0),

@@ -58,6 +58,14 @@ def hold_session(rt, interpreter, thread_id: str, inputs: dict[str, bytes]) -> N
     rt.engine.affinity.session_used(thread_id)  # ours from now on: runs of the thread come here first
 
 
+def session_memory_mb(settings, asked: int | None) -> int | None:
+    """A container's memory_limit, capped by the operator: at most PLAYGROUND_CODE_MEMORY_MAX_MB (or the default
+    budget, PLAYGROUND_CODE_MEMORY_MB, when that is larger); None: the default budget."""
+    if not asked:
+        return None
+    return min(asked, max(settings.code_memory_max_mb, settings.code_memory_mb))
+
+
 def register(rt) -> None:
     """Create the process's CodeInterpreter and register the tool handler on the runtime's toolbox."""
     s = rt.settings
@@ -93,7 +101,8 @@ def register(rt) -> None:
         thread_id = ctx.thread["id"] if ctx.thread else ctx.run["thread_id"]
         try:
             hold_session(rt, interpreter, thread_id, files)
-            result = interpreter.execute(thread_id, code, files=files, cancel=ctx.cancel, memory_mb=ctx.memory_mb)
+            result = interpreter.execute(thread_id, code, files=files, cancel=ctx.cancel,
+                                         memory_mb=session_memory_mb(rt.settings, ctx.memory_mb))
         except SandboxUnavailable as exc:
             msg = f"error: the code interpreter cannot run code here: {exc}"
             return BuiltinOutcome(msg, {"input": code, "outputs": [{"type": "logs", "logs": msg}]}, error=msg)

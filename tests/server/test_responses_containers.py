@@ -195,12 +195,13 @@ def test_memory_limit_is_the_sessions_memory_budget(api, client, fake):
     group = api.rt.code_interpreter._sessions["thread_" + c.id.removeprefix("cntr_")].cgroup
     limit = "memory.max" if group.version == 2 else "memory.limit_in_bytes"
     assert int(control(group, "memory", limit)) == 4096 * 1024 * 1024
-    # The auto container of a response: its memory_limit budgets that thread's session.
+    # The auto container of a response: its memory_limit budgets that thread's session, capped by the operator
+    # (PLAYGROUND_CODE_MEMORY_MAX_MB, 4096 by default): "16g" does not give one session 16 GB of this host.
     fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(2)"}))]}, {"text": "2"})
     r = client.responses.create(model="gpt-4o-mini", input="two", tools=[
         {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "16g"}}])
     group = api.rt.code_interpreter._sessions[api.rt.store.get_response(r.id)["thread_id"]].cgroup
-    assert int(control(group, "memory", limit)) == 16384 * 1024 * 1024
+    assert int(control(group, "memory", limit)) == api.rt.settings.code_memory_max_mb * 1024 * 1024 == 4096 * 1024 ** 2
     # Without one, the server's budget (PLAYGROUND_CODE_MEMORY_MB).
     fake.add({"tool_calls": [("code_interpreter", json.dumps({"code": "print(3)"}))]}, {"text": "3"})
     r = client.responses.create(model="gpt-4o-mini", input="three", tools=[{"type": "code_interpreter"}])
