@@ -7,19 +7,23 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as srv:`; `srv.base_url` ends in /v1; script turns with `srv.add(...)`.
 
-    A turn: {"text": str, "tool_calls": [(name, arguments)], "status": int (error status), "delay": s,
-    "chunk_delay": s, "finish": str}. Empty script: replies "echo: <last user message>".
+    A turn: {"text": str (or "chunks": [str]), "tool_calls": [(name, arguments)], "status": int (error status),
+    "delay": s, "chunk_delay": s, "finish": str}. Empty script: `responder(request body)`'s turn, if one is given
+    (a reply that depends on the request, for many clients at once), else "echo: <last user message>".
     """
 
-    def __init__(self, models: tuple[str, ...] = ("fake-model",), api_key: str | None = None):
+    def __init__(self, models: tuple[str, ...] = ("fake-model",), api_key: str | None = None,
+                 responder: Callable[[dict], dict] | None = None):
         self.models = list(models)
         self.api_key = api_key
+        self.responder = responder
         self.script: deque = deque()
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -75,6 +79,8 @@ class FakeOpenAIServer:
                 with server._lock:
                     server.requests.append(body)
                     turn = server.script.popleft() if server.script else None
+                if turn is None and server.responder is not None:
+                    turn = server.responder(body)
                 if turn is None:
                     last = next((m.get("content") for m in reversed(body["messages"]) if m["role"] == "user"), "")
                     turn = {"text": f"echo: {last}"}
@@ -86,7 +92,7 @@ class FakeOpenAIServer:
                 self._reply(body, turn)
 
             def _reply(self, body: dict, turn: dict) -> None:
-                text = turn.get("text", "")
+                text = "".join(turn["chunks"]) if turn.get("chunks") else turn.get("text", "")
                 calls = [{"index": i, "id": f"call_{i}_{len(server.requests)}", "type": "function",
                           "function": {"name": c[0], "arguments": c[1]}} for i, c in enumerate(turn.get("tool_calls", []))]
                 finish = turn.get("finish") or ("tool_calls" if calls else "stop")
@@ -115,7 +121,7 @@ class FakeOpenAIServer:
                             "usage": use}
 
                 emit(chunk({"role": "assistant", "content": ""}))
-                for word in _pieces(text):
+                for word in turn.get("chunks") or _pieces(text):
                     time.sleep(turn.get("chunk_delay", 0))
                     emit(chunk({"content": word}))
                 for c in calls:
