@@ -267,3 +267,22 @@ def test_connections_killed_mid_run_end_the_run_clearly_and_the_pool_reconnects(
         assert wait_run(rt, thread["id"], again["id"])["status"] == "completed"
     finally:
         rt.close()
+
+
+def test_the_pool_pings_a_connection_it_lends_only_when_the_server_has_spoken_on_it(pg_url):
+    """A quiet connection is lent without a round trip; one whose backend was terminated is refused (and replaced)."""
+    import select
+
+    import psycopg
+
+    from assistants.store.postgres import _check_if_spoken_to
+
+    with psycopg.connect(pg_url, autocommit=True) as conn, psycopg.connect(pg_url, autocommit=True) as admin:
+        conn.execute("SELECT 42")
+        _check_if_spoken_to(conn)
+        last = "SELECT query FROM pg_stat_activity WHERE pid = %s"
+        assert admin.execute(last, (conn.info.backend_pid,)).fetchone()[0] == "SELECT 42"  # no ping was sent
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        assert select.select([conn.fileno()], [], [], 5)[0]  # the backend's goodbye arrives
+        with pytest.raises(psycopg.OperationalError):
+            _check_if_spoken_to(conn)

@@ -46,6 +46,14 @@ LEFT JOIN LATERAL (SELECT r.assistant_id FROM runs r WHERE r.thread_id = p.id OR
 LEFT JOIN assistants a ON a.id = COALESCE(last.assistant_id, p.meta_assistant)
 ORDER BY p.seq DESC
 """
+# The rows in the order given (seq follows it), then the notification: a data-modifying WITH always runs.
+_APPEND_SQL = """
+WITH added AS (
+    INSERT INTO run_events (run_id, event, data, created_at)
+    SELECT r, e, d, %s FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(r, e, d, n) ORDER BY n
+    RETURNING 1)
+SELECT pg_notify(%s, %s)
+"""
 SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
                    "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
 
@@ -87,13 +95,14 @@ class PgRunQueries:
 
     # -- the run event log -------------------------------------------------------------------
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
-        """Append (run_id, event, data JSON) rows in the current write; NOTIFY (delivered at COMMIT) says where."""
+        """Append (run_id, event, data JSON) rows in the current write; NOTIFY (delivered at COMMIT) says where.
+
+        One statement, one round trip: it runs under the writer lock, which every instance's writes wait for.
+        """
+        run_ids, events, data = (list(column) for column in zip(*rows, strict=True))
         with self.write() as c:
-            with c.cursor() as cur:
-                cur.executemany("INSERT INTO run_events (run_id, event, data, created_at) VALUES (%s, %s, %s, %s)",
-                                [(*r, created_at) for r in rows])
             # The payload is a pointer (the run), not the event: NOTIFY is neither durable nor large.
-            c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, rows[-1][0]))
+            c.execute(_APPEND_SQL, (created_at, run_ids, events, data, CHANNEL, rows[-1][0]))
 
     def on_events(self, callback: Callable[[], None]) -> bool:
         """Call `callback` whenever any instance commits run events; True: notifications replace fast polling."""
