@@ -144,6 +144,33 @@ def test_notify_wakes_a_subscriber_in_another_instance_at_once(store, pg_url):
         other.close()
 
 
+def test_notifications_about_runs_nobody_follows_here_do_not_make_the_tailer_read(store, pg_url):
+    from assistants.runs.events import NOTIFIED_POLL_S, EventHub
+    from assistants.store.postgres import PostgresStore
+
+    other = PostgresStore(pg_url)
+    try:
+        _thread_and_run(store, "run_followed")
+        _thread_and_run(store, "run_elsewhere")
+        hub = EventHub(other)
+        sub = hub.subscribe("run_followed", after=0)
+        time.sleep(0.3)  # the listener is connected
+        reads = []
+        real = other.events_after
+        other.events_after = lambda *a, **k: reads.append(1) or real(*a, **k)
+        writer = EventHub(store)
+        t0 = time.monotonic()
+        for i in range(20):
+            writer.publish("run_elsewhere", "thread.message.delta", {"i": i})
+        quiet = time.monotonic() - t0
+        assert len(reads) <= 1 + quiet / NOTIFIED_POLL_S, reads  # only the safety-net poll, not one per event
+        writer.publish("run_followed", "thread.message.delta", {"i": 0})
+        assert sub.queue.get(timeout=NOTIFIED_POLL_S / 2) == ("thread.message.delta", {"i": 0})  # woken at once
+        hub.close()
+    finally:
+        other.close()
+
+
 def test_lapsed_queued_runs_are_taken_over_once_across_instances(store, pg_url):
     from assistants.store.postgres import PostgresStore
 

@@ -39,8 +39,8 @@ class StoreInterface(Protocol):
     def lapsed_leases(self, at: float) -> list[tuple[str, str]]: """Active runs whose lease ran out."""
     def take_over_queued(self, owner: str, until: float, at: float, limit: int = 16) -> list[str]:
         """Reserve queued runs whose lease ran out (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
-    def on_events(self, callback: Callable[[], None]) -> bool:
-        """Call back when any process commits run events; False when the database cannot say (poll)."""
+    def on_events(self, callback: Callable[[str | None], None]) -> bool:
+        """Call back (with the run, None: any) when any process commits run events; False when it cannot say (poll)."""
     def due_to_expire(self, at: int) -> list[str]: """Queued or waiting runs past expires_at."""
     def run_statuses(self, run_ids: list[str]) -> dict[str, str]: """Status by run id (deleted runs absent)."""
     def active_run(self, thread_id: str) -> dict | None: """The thread's active run, if any."""

@@ -46,24 +46,25 @@ LEFT JOIN LATERAL (SELECT r.assistant_id FROM runs r WHERE r.thread_id = p.id OR
 LEFT JOIN assistants a ON a.id = COALESCE(last.assistant_id, p.meta_assistant)
 ORDER BY p.seq DESC
 """
-# The rows in the order given (seq follows it), then the notification: a data-modifying WITH always runs.
+# The rows in the order given (seq follows it), then one notification per run: a data-modifying WITH always runs.
 _APPEND_SQL = """
 WITH added AS (
     INSERT INTO run_events (run_id, event, data, created_at)
     SELECT r, e, d, %s FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(r, e, d, n) ORDER BY n
     RETURNING 1)
-SELECT pg_notify(%s, %s)
+SELECT pg_notify(%s, run_id) FROM unnest(%s::text[]) AS runs(run_id)
 """
 SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
                    "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message")
 
 
 class Listener:
-    """One LISTEN connection per store: a notification wakes every registered callback (the event tailer)."""
+    """One LISTEN connection per store: a notification calls every registered callback (the event tailer) with the run
+    it is about (None: any run, e.g. after reconnecting)."""
 
     def __init__(self, url: str):
         self.url = url
-        self.callbacks: list[Callable[[], None]] = []
+        self.callbacks: list[Callable[[str | None], None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pg-listen", daemon=True)
         self._thread.start()
@@ -73,17 +74,17 @@ class Listener:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self._wake()  # anything committed while we were not listening is read now
+                    self._wake(None)  # anything committed while we were not listening is read now
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self._wake()
+                        for notice in conn.notifies(timeout=0.5, stop_after=1):
+                            self._wake(notice.payload)
             except psycopg.Error:
                 log.debug("the LISTEN connection failed; reconnecting", exc_info=True)
                 self._stop.wait(1.0)  # the tailer still polls meanwhile, only slower
 
-    def _wake(self) -> None:
+    def _wake(self, run_id: str | None) -> None:
         for callback in list(self.callbacks):
-            callback()
+            callback(run_id)
 
     def stop(self) -> None:
         self._stop.set()
@@ -101,11 +102,12 @@ class PgRunQueries:
         """
         run_ids, events, data = (list(column) for column in zip(*rows, strict=True))
         with self.write() as c:
-            # The payload is a pointer (the run), not the event: NOTIFY is neither durable nor large.
-            c.execute(_APPEND_SQL, (created_at, run_ids, events, data, CHANNEL, rows[-1][0]))
+            # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
+            c.execute(_APPEND_SQL, (created_at, run_ids, events, data, CHANNEL, sorted(set(run_ids))))
 
-    def on_events(self, callback: Callable[[], None]) -> bool:
-        """Call `callback` whenever any instance commits run events; True: notifications replace fast polling."""
+    def on_events(self, callback: Callable[[str | None], None]) -> bool:
+        """Call `callback(run_id)` whenever any instance commits events of that run (None: of any run); True:
+        notifications replace fast polling."""
         if self._listener is None:
             self._listener = Listener(self.url)
         self._listener.callbacks.append(callback)
