@@ -84,8 +84,9 @@ def _check_if_spoken_to(conn: psycopg.Connection) -> None:
     """
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("the connection is closed")
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    waiting = select.poll()  # not select.select: a busy server's descriptors pass FD_SETSIZE (1024)
+    waiting.register(conn.fileno(), select.POLLIN)
+    if waiting.poll(0):
         ConnectionPool.check_connection(conn)
 
 
