@@ -71,25 +71,29 @@ def sse_first_event(rt: Runtime, client: OpenAI, repeats: int) -> dict:
             "sse_run_ms": round(statistics.median(totals[3:]) * 1000, 2)}
 
 
-def api_runs_per_s(rt: Runtime, base_url: str, runs_each: int) -> dict:
-    """Complete runs/s: 20 SDK clients in parallel, each creating a message and polling a run on its own thread."""
-    assistant = rt.create_assistant(model="fake-model")
-    threads = [rt.create_thread()["id"] for _ in range(CLIENTS)]
-    clients = [_sdk(base_url) for _ in range(CLIENTS)]
-    for client in clients:  # open the connections before the clock starts
+def runs_per_s(base_urls: list[str], clients: int, runs_each: int, poll_ms: int | None = None) -> float:
+    """Complete runs/s of `clients` SDK clients in parallel (spread over the servers), each creating a message and
+    polling a run on its own thread, `runs_each` times (polling as the server's openai-poll-after-ms says, or
+    every `poll_ms`)."""
+    setup = _sdk(base_urls[0])
+    assistant = setup.beta.assistants.create(model="fake-model")
+    threads = [setup.beta.threads.create().id for _ in range(clients)]
+    sdks = [_sdk(base_urls[k % len(base_urls)]) for k in range(clients)]
+    for client in sdks:  # open the connections before the clock starts
         client.models.list()
     failures: list[str] = []
-    start = threading.Barrier(CLIENTS + 1)
+    start = threading.Barrier(clients + 1)
 
     def work(client: OpenAI, thread_id: str) -> None:
         start.wait()
         for i in range(runs_each):
             client.beta.threads.messages.create(thread_id=thread_id, role="user", content=f"go {i}")
-            run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant["id"])
+            run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id,
+                                                           **({"poll_interval_ms": poll_ms} if poll_ms else {}))
             if run.status != "completed":
                 failures.append(run.status)
 
-    workers = [threading.Thread(target=work, args=(c, t)) for c, t in zip(clients, threads, strict=True)]
+    workers = [threading.Thread(target=work, args=(c, t)) for c, t in zip(sdks, threads, strict=True)]
     for w in workers:
         w.start()
     start.wait()
@@ -98,7 +102,12 @@ def api_runs_per_s(rt: Runtime, base_url: str, runs_each: int) -> dict:
         w.join()
     elapsed = time.perf_counter() - t0
     assert not failures, failures
-    return {"api_runs_per_s": round(CLIENTS * runs_each / elapsed, 1)}
+    return clients * runs_each / elapsed
+
+
+def api_runs_per_s(base_url: str, runs_each: int) -> dict:
+    """Complete runs/s: 20 SDK clients in parallel on one server."""
+    return {"api_runs_per_s": round(runs_per_s([base_url], CLIENTS, runs_each), 1)}
 
 
 def bench(quick: bool) -> dict:
@@ -111,7 +120,7 @@ def bench(quick: bool) -> dict:
                 client = _sdk(server.base_url)
                 out = sdk_overhead(rt, client, 20 if quick else 100)
                 out.update(sse_first_event(rt, client, 20 if quick else 100))
-                out.update(api_runs_per_s(rt, server.base_url, 3 if quick else 10))
+                out.update(api_runs_per_s(server.base_url, 3 if quick else 10))
         finally:
             rt.close()
     return out

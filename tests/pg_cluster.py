@@ -33,7 +33,7 @@ def _version(path: str) -> float:
         return 0.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -54,7 +54,7 @@ class Cluster:
         self.bin = bin_dir
         self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.password = secrets.token_hex(12)  # password auth over TCP, so a wrong password is a real error
         self.owner = _run_as()
 

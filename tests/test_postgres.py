@@ -144,6 +144,33 @@ def test_notify_wakes_a_subscriber_in_another_instance_at_once(store, pg_url):
         other.close()
 
 
+def test_notifications_about_runs_nobody_follows_here_do_not_make_the_tailer_read(store, pg_url):
+    from assistants.runs.events import NOTIFIED_POLL_S, EventHub
+    from assistants.store.postgres import PostgresStore
+
+    other = PostgresStore(pg_url)
+    try:
+        _thread_and_run(store, "run_followed")
+        _thread_and_run(store, "run_elsewhere")
+        hub = EventHub(other)
+        sub = hub.subscribe("run_followed", after=0)
+        time.sleep(0.3)  # the listener is connected
+        reads = []
+        real = other.events_after
+        other.events_after = lambda *a, **k: reads.append(1) or real(*a, **k)
+        writer = EventHub(store)
+        t0 = time.monotonic()
+        for i in range(20):
+            writer.publish("run_elsewhere", "thread.message.delta", {"i": i})
+        quiet = time.monotonic() - t0
+        assert len(reads) <= 1 + quiet / NOTIFIED_POLL_S, reads  # only the safety-net poll, not one per event
+        writer.publish("run_followed", "thread.message.delta", {"i": 0})
+        assert sub.queue.get(timeout=NOTIFIED_POLL_S / 2) == ("thread.message.delta", {"i": 0})  # woken at once
+        hub.close()
+    finally:
+        other.close()
+
+
 def test_lapsed_queued_runs_are_taken_over_once_across_instances(store, pg_url):
     from assistants.store.postgres import PostgresStore
 
@@ -267,3 +294,22 @@ def test_connections_killed_mid_run_end_the_run_clearly_and_the_pool_reconnects(
         assert wait_run(rt, thread["id"], again["id"])["status"] == "completed"
     finally:
         rt.close()
+
+
+def test_the_pool_pings_a_connection_it_lends_only_when_the_server_has_spoken_on_it(pg_url):
+    """A quiet connection is lent without a round trip; one whose backend was terminated is refused (and replaced)."""
+    import select
+
+    import psycopg
+
+    from assistants.store.postgres import _check_if_spoken_to
+
+    with psycopg.connect(pg_url, autocommit=True) as conn, psycopg.connect(pg_url, autocommit=True) as admin:
+        conn.execute("SELECT 42")
+        _check_if_spoken_to(conn)
+        last = "SELECT query FROM pg_stat_activity WHERE pid = %s"
+        assert admin.execute(last, (conn.info.backend_pid,)).fetchone()[0] == "SELECT 42"  # no ping was sent
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        assert select.select([conn.fileno()], [], [], 5)[0]  # the backend's goodbye arrives
+        with pytest.raises(psycopg.OperationalError):
+            _check_if_spoken_to(conn)

@@ -128,13 +128,22 @@ class EventHub:
         sub = Subscription(self, run_id, after)
         with self._lock:
             if self._poll_s is None:
-                self._poll_s = NOTIFIED_POLL_S if self.store.on_events(self._wake.set) else POLL_S
+                self._poll_s = NOTIFIED_POLL_S if self.store.on_events(self._notified) else POLL_S
             self._subs.setdefault(run_id, []).append(sub)
             if self._tailer is None or not self._tailer.is_alive():
                 self._tailer = threading.Thread(target=self._tail, name="run-events", daemon=True)
                 self._tailer.start()
         self._wake.set()
         return sub
+
+    def _notified(self, run_id: str | None) -> None:
+        """Some process committed events of `run_id`: read the log only if a run followed here is concerned.
+
+        Every instance hears every notification: waking on all of them made each instance read the log once per
+        event of every instance's runs.
+        """
+        if run_id is None or run_id in self._subs:
+            self._wake.set()
 
     def has_subscribers(self, run_id: str) -> bool:
         return bool(self._subs.get(run_id))

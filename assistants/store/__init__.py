@@ -157,7 +157,7 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
     def close(self) -> None:
         self._pool.close()
 
-    def on_events(self, callback: Callable[[], None]) -> bool:
+    def on_events(self, callback: Callable[[str | None], None]) -> bool:
         """SQLite has no notifications: False, the event tailer keeps polling the log."""
         return False
 

@@ -39,8 +39,8 @@ class StoreInterface(Protocol):
     def lapsed_leases(self, at: float) -> list[tuple[str, str]]: """Active runs whose lease ran out."""
     def take_over_queued(self, owner: str, until: float, at: float, limit: int = 16) -> list[str]:
         """Reserve queued runs whose lease ran out (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
-    def on_events(self, callback: Callable[[], None]) -> bool:
-        """Call back when any process commits run events; False when the database cannot say (poll)."""
+    def on_events(self, callback: Callable[[str | None], None]) -> bool:
+        """Call back (with the run, None: any) when any process commits run events; False when it cannot say (poll)."""
     def record_ci_session(self, thread_id: str, instance_id: str, at: float, alive_until: float) -> None:
         """This instance now holds the thread's Code Interpreter session."""
     def ci_session(self, thread_id: str) -> tuple[str, float | None] | None:

@@ -52,18 +52,29 @@ ORDER BY p.seq DESC
 """
 
 
+# The rows in the order given (seq follows it), then one notification per run: a data-modifying WITH always runs.
+_APPEND_SQL = """
+WITH added AS (
+    INSERT INTO run_events (run_id, event, data, created_at)
+    SELECT r, e, d, %s FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(r, e, d, n) ORDER BY n
+    RETURNING 1)
+SELECT pg_notify(%s, run_id) FROM unnest(%s::text[]) AS runs(run_id)
+"""
+
+
 class Listener:
-    """One LISTEN connection per store: a notification on a channel wakes the callbacks registered for it."""
+    """One LISTEN connection per store: a notification on a channel calls the callbacks registered for it with its
+    payload (the run events' channel: the run it is about; None after (re)listening: anything may have been missed)."""
 
     def __init__(self, url: str):
         self.url = url
-        self.callbacks: dict[str, list[Callable[[], None]]] = {}
+        self.callbacks: dict[str, list[Callable[[str | None], None]]] = {}
         self._listening: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pg-listen", daemon=True)
         self._thread.start()
 
-    def add(self, channel: str, callback: Callable[[], None]) -> None:
+    def add(self, channel: str, callback: Callable[[str | None], None]) -> None:
         """Call `callback` on every notification on `channel` (and after a reconnection: one may have been missed)."""
         self.callbacks.setdefault(channel, []).append(callback)
 
@@ -76,7 +87,7 @@ class Listener:
                     while not self._stop.is_set():
                         # A short timeout: a channel added meanwhile (and stop) is taken up within 0.2 s.
                         for note in conn.notifies(timeout=0.2, stop_after=1):
-                            self._wake(note.channel)
+                            self._wake(note.channel, note.payload or None)
                         self._listen(conn)
             except psycopg.Error:
                 log.debug("the LISTEN connection failed; reconnecting", exc_info=True)
@@ -87,12 +98,11 @@ class Listener:
         for channel in [c for c in list(self.callbacks) if c not in self._listening]:
             conn.execute(f"LISTEN {channel}")
             self._listening.add(channel)
-            self._wake(channel)
+            self._wake(channel, None)
 
-    def _wake(self, *channels: str) -> None:
-        for channel in channels:
-            for callback in list(self.callbacks.get(channel, ())):
-                callback()
+    def _wake(self, channel: str, payload: str | None) -> None:
+        for callback in list(self.callbacks.get(channel, ())):
+            callback(payload)
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,16 +114,18 @@ class PgRunQueries:
 
     # -- the run event log -------------------------------------------------------------------
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
-        """Append (run_id, event, data JSON) rows in the current write; NOTIFY (delivered at COMMIT) says where."""
-        with self.write() as c:
-            with c.cursor() as cur:
-                cur.executemany("INSERT INTO run_events (run_id, event, data, created_at) VALUES (%s, %s, %s, %s)",
-                                [(*r, created_at) for r in rows])
-            # The payload is a pointer (the run), not the event: NOTIFY is neither durable nor large.
-            c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, rows[-1][0]))
+        """Append (run_id, event, data JSON) rows in the current write; NOTIFY (delivered at COMMIT) says where.
 
-    def on_events(self, callback: Callable[[], None]) -> bool:
-        """Call `callback` whenever any instance commits run events; True: notifications replace fast polling."""
+        One statement, one round trip: it runs under the writer lock, which every instance's writes wait for.
+        """
+        run_ids, events, data = (list(column) for column in zip(*rows, strict=True))
+        with self.write() as c:
+            # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
+            c.execute(_APPEND_SQL, (created_at, run_ids, events, data, CHANNEL, sorted(set(run_ids))))
+
+    def on_events(self, callback: Callable[[str | None], None]) -> bool:
+        """Call `callback(run_id)` whenever any instance commits events of that run (None: of any run); True:
+        notifications replace fast polling."""
         self.listener().add(CHANNEL, callback)
         return True
 

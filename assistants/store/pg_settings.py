@@ -43,5 +43,5 @@ class PgSettingsQueries:
 
     def on_settings(self, callback: Callable[[], None]) -> bool:
         """Call `callback` whenever any instance saves changed settings; True: notifications replace fast polling."""
-        self.listener().add(CHANNEL, callback)
+        self.listener().add(CHANNEL, lambda _version: callback())
         return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from assistants.store.versions import VersionQueries
 WRITE_LOCK = 7_413_002
 POOL_MAX = 20  # workers + request threads + sweeper + tailer; a read holds a connection for one statement only
 CONNECT_TIMEOUT_S = 10
+READ_ATTEMPTS = 3  # a read on a connection found broken is sent again on another
 # What to do about the usual reasons a connection is refused (README: "Run several instances").
 HINTS = (
     ("password authentication failed", ". Check the user and password in the URL."),
@@ -76,6 +78,21 @@ def _jsonb(obj) -> Jsonb:
     return Jsonb(obj, dumps=_dumps)
 
 
+def _check_if_spoken_to(conn: psycopg.Connection) -> None:
+    """The pool's check of a connection it lends: a round trip only when the server has said something meanwhile.
+
+    An idle autocommit connection (never a LISTEN one) hears from the server only when its backend goes away: a
+    terminated backend (a restart, a failover, pg_terminate_backend) sends its error and closes the socket. Pinging
+    every connection lent instead cost one round trip per statement, a third of all of them.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    waiting = select.poll()  # not select.select: a busy server's descriptors pass FD_SETSIZE (1024)
+    waiting.register(conn.fileno(), select.POLLIN)
+    if waiting.poll(0):
+        ConnectionPool.check_connection(conn)
+
+
 class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQueries, VersionQueries):
     """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
 
@@ -87,7 +104,7 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         self._check_reachable()
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_max, open=False, name="playground",
                                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-                                    check=ConnectionPool.check_connection)
+                                    check=_check_if_spoken_to)
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
         self._local = threading.local()
         self._listener: Listener | None = None
@@ -149,8 +166,16 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn.execute(sql, args).fetchall()
-        with self._pool.connection() as conn:
-            return conn.execute(sql, args).fetchall()
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            conn = None
+            try:
+                with self._pool.connection() as conn:
+                    return conn.execute(sql, args).fetchall()
+            except psycopg.OperationalError:
+                # A backend terminated just now (its goodbye had not reached the pool's check): the pool drops the
+                # broken connection, and a read is safe to send again on another.
+                if conn is None or not conn.broken or attempt == READ_ATTEMPTS:
+                    raise
 
     def _exec(self, sql: str, args=()) -> int:
         """A write statement inside a write transaction; the rows it changed."""

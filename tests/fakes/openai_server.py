@@ -14,16 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as srv:`; `srv.base_url` ends in /v1; script turns with `srv.add(...)`.
 
-    A turn: {"text": str, "tool_calls": [(name, arguments)], "status": int (error status), "delay": s,
-    "chunk_delay": s, "finish": str}. Empty script: the turn `responder(request body)` gives, if given, else a reply
-    "echo: <last user message>".
+    A turn: {"text": str (or "chunks": [str]), "tool_calls": [(name, arguments)], "status": int (error status),
+    "delay": s, "chunk_delay": s, "finish": str}. Empty script: `responder(request body)`'s turn, if one is given
+    (a reply that depends on the request, for many clients at once), else "echo: <last user message>".
     """
 
     def __init__(self, models: tuple[str, ...] = ("fake-model",), api_key: str | None = None,
                  responder: Callable[[dict], dict] | None = None):
-        self.responder = responder
         self.models = list(models)
         self.api_key = api_key
+        self.responder = responder
         self.script: deque = deque()
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -92,7 +92,7 @@ class FakeOpenAIServer:
                 self._reply(body, turn)
 
             def _reply(self, body: dict, turn: dict) -> None:
-                text = turn.get("text", "")
+                text = "".join(turn["chunks"]) if turn.get("chunks") else turn.get("text", "")
                 calls = [{"index": i, "id": f"call_{i}_{len(server.requests)}", "type": "function",
                           "function": {"name": c[0], "arguments": c[1]}} for i, c in enumerate(turn.get("tool_calls", []))]
                 finish = turn.get("finish") or ("tool_calls" if calls else "stop")
@@ -123,7 +123,7 @@ class FakeOpenAIServer:
                             "choices": [] if use else [choice], "usage": use}
 
                 emit(chunk({"role": "assistant", "content": ""}))
-                for i, word in enumerate(_pieces(text)):
+                for i, word in enumerate(turn.get("chunks") or _pieces(text)):
                     time.sleep(turn.get("chunk_delay", 0))
                     emit(chunk({"content": word}, logprobs=_logprobs(word, i, body) if body.get("logprobs") else None))
                 for c in calls:

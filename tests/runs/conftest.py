@@ -19,16 +19,20 @@ LEASE_S = 2.0
 
 
 class Proc:
-    """Process A: a Runtime in a child process, driven by JSON lines."""
+    """Process A: a Runtime in a child process, driven by JSON lines.
 
-    def __init__(self, data_dir: Path, *, user: int | None = None):
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    With `env`, the process builds its Runtime from that environment as the Playground does (`data_dir` unused).
+    """
+
+    def __init__(self, data_dir: Path | None, *, user: int | None = None, env: dict | None = None):
+        args = ["--env"] if env is not None else [str(data_dir), str(LEASE_S)]
+        env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
         preexec = None
         if user is not None:
             def preexec():  # a neighbour running as another uid (as another user or container would)
                 os.setgid(user)
                 os.setuid(user)
-        self.p = subprocess.Popen([sys.executable, "-m", "tests.runs.proc", str(data_dir), str(LEASE_S)], cwd=ROOT, env=env,
+        self.p = subprocess.Popen([sys.executable, "-m", "tests.runs.proc", *args], cwd=ROOT, env=env,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=preexec)
         self.ready = self.read()
         self.pending: list[dict] = []

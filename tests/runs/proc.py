@@ -1,8 +1,11 @@
 """A Runtime in its own process on a shared data dir, driven by JSON lines on stdin (one reply line each).
 
 `python -m tests.runs.proc DATA_DIR [LEASE_S]` — the model is scripted by the user message:
-"slow:N:D" streams N chunks D s apart; "code" runs a 60 s code cell; "rounds:K" makes K quick tool rounds, then answers;
-"tool" calls the function get_weather once, then answers; anything else is echoed.
+its first word "slow:N:D" streams N chunks D s apart; "code" runs a 60 s code cell; "rounds:K" makes K quick tool
+rounds, then answers; "tool" calls the function get_weather once, then answers; "search" calls file_search once, then
+answers; anything else is echoed. `python -m tests.runs.proc --env` builds its Runtime from the environment instead,
+as the Playground does (the model then is whatever PLAYGROUND_BACKENDS names, e.g. the fake HTTP server playing
+`role_turn`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 import threading
 import time
 
+from assistants.config import load_settings
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
 from tests.conftest import make_settings
@@ -22,27 +26,34 @@ FN = {"type": "function", "function": {"name": "get_weather", "description": "We
                                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 
 
+def role_turn(messages: list[dict]) -> dict:
+    """The model's turn, chosen by the last user message's first word, so any process can script it through the thread."""
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    kind = last.split(" ", 1)[0] if isinstance(last, str) else ""
+    tools_done = sum(m["role"] == "tool" for m in messages)
+    if kind.startswith("slow:"):
+        _, n, delay = kind.split(":")
+        return {"chunks": [f"w{i} " for i in range(int(n))], "chunk_delay": float(delay)}
+    if kind.startswith("rounds:"):
+        rounds = int(kind.split(":")[1])
+        return ({"tool_calls": [("nosuch", json.dumps({"round": tools_done}))], "delay": 0.05}
+                if tools_done < rounds else {"text": "finished rounds"})
+    if kind == "code":
+        code = json.dumps({"code": "import time\nprint('start', flush=True)\ntime.sleep(60)"})
+        return {"tool_calls": [("code_interpreter", code)]} if not tools_done else {"text": "slept"}
+    if kind == "tool":
+        return {"tool_calls": [("get_weather", '{"city": "Paris"}')]} if not tools_done else {"text": "sunny reply"}
+    if kind == "search":
+        return {"tool_calls": [("file_search", '{"query": "harbour lighthouse"}')]} if not tools_done else {"text": "found it"}
+    return {"text": f"echo: {last}"}
+
+
 class RoleModel(ScriptedProvider):
-    """The turn is chosen by the last user message, so any process can script it through the thread."""
+    """The scripted provider playing `role_turn`."""
 
     def chat(self, request, *, on_text, cancel):
-        last = next((m["content"] for m in reversed(request["messages"]) if m["role"] == "user"), "")
-        tools_done = sum(m["role"] == "tool" for m in request["messages"])
-        turn = {"text": f"echo: {last}"}
-        if isinstance(last, str) and last.startswith("slow:"):
-            _, n, delay = last.split(":")
-            turn = {"chunks": [f"w{i} " for i in range(int(n))], "chunk_delay": float(delay)}
-        elif isinstance(last, str) and last.startswith("rounds:"):
-            rounds = int(last.split(":")[1])
-            turn = ({"tool_calls": [("nosuch", json.dumps({"round": tools_done}))], "delay": 0.05}
-                    if tools_done < rounds else {"text": "finished rounds"})
-        elif last == "code":
-            code = json.dumps({"code": "import time\nprint('start', flush=True)\ntime.sleep(60)"})
-            turn = {"tool_calls": [("code_interpreter", code)]} if not tools_done else {"text": "slept"}
-        elif last == "tool":
-            turn = {"tool_calls": [("get_weather", '{"city": "Paris"}')]} if not tools_done else {"text": "sunny reply"}
         with self._lock:
-            self.script.appendleft(turn)
+            self.script.appendleft(role_turn(request["messages"]))
         return super().chat(request, on_text=on_text, cancel=cancel)
 
 
@@ -122,7 +133,10 @@ def soak(rt: Runtime, assistant_id: str, clients: int, runs: int, seed: int) -> 
 
 
 def main() -> None:
-    rt = make_runtime(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
+    if sys.argv[1] == "--env":  # built as the Playground builds it (session.py): every setting from the environment
+        rt = Runtime(load_settings())
+    else:
+        rt = make_runtime(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
     out_lock = threading.Lock()
 
     def reply(obj: dict) -> None:

@@ -2,61 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 
-import openai
 import pytest
 
 from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.runs.conftest import ROOT
+from tests.runs.instances import ApiServer, instance_env
 
 pytestmark = pytest.mark.both_databases
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def servers(shared_dir):
     with FakeOpenAIServer() as model:
-        env = {**os.environ, "PLAYGROUND_DATA_DIR": str(shared_dir), "PLAYGROUND_EMBEDDED_MODEL": "0",
-               "PLAYGROUND_OLLAMA_AUTODETECT": "0", "PLAYGROUND_BACKENDS": f"fake={model.base_url}",
-               "PLAYGROUND_DEFAULT_MODEL": "fake-model", "PLAYGROUND_RUN_LEASE_SECONDS": "2",
-               "PYTHONPATH": str(ROOT)}
-        env.pop("PLAYGROUND_API_KEYS", None)
-        env["PLAYGROUND_DATABASE_URL"] = database_url_for(shared_dir)  # "" on SQLite
-        procs, clients = [], []
+        env = instance_env(shared_dir, model.base_url, database_url_for(shared_dir), run_lease_seconds=2)
+        procs = []
         try:
             for _ in range(2):
-                port = _free_port()
-                procs.append(subprocess.Popen([sys.executable, "-m", "assistants.server", "--port", str(port),
-                                               "--log-level", "warning"], cwd=ROOT, env=env))
-                clients.append(openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0))
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        clients[-1].models.list()
-                        break
-                    except openai.APIConnectionError:
-                        assert time.monotonic() < deadline and procs[-1].poll() is None
-                        time.sleep(0.1)
-            yield model, clients
+                procs.append(ApiServer(env))
+            yield model, [p.client() for p in procs]
         finally:
             for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                p.stop()
 
 
 def test_a_run_streaming_on_server_a_is_cancelled_through_server_b(servers):
