@@ -308,8 +308,12 @@ with box:
         busy = active is not None or subscription is not None
         message_actions.setup()
         for kind, item in thread_view.timeline(messages, shown_runs, older_hidden=older, steps=used["steps"]):
-            if subscription is not None and kind == "message" and item.get("status") == "in_progress":
-                continue  # the reply the stream below draws: its run started before this redraw
+            if kind == "message" and item.get("status") == "in_progress" and (
+                    subscription is not None or (live and item.get("run_id") == active["id"])):
+                # The reply being written is drawn by the stream below (a run this page started) or by watch_active
+                # (a run working elsewhere), with its words so far: here it would be an empty "writing…" bubble,
+                # and the stored reply would later land beside the streamed one instead of in its place.
+                continue
             if kind == "run":
                 thread_view.render_run_outcome(item)
                 continue
