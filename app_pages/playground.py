@@ -195,8 +195,8 @@ if current is None:
 show_log = bool(ss.get("playground_logs"))
 list_col, thread_col, *log_cols = st.container(key="playground_main").columns([1.1, 3, 2] if show_log else [1, 3],
                                                                            gap="medium")
-# Thread titles read left to right like a list, not centred like buttons.
-st.html("<style>@container (max-width:760px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
+# Thread titles read left to right like a list, not centred like buttons; on a phone the list goes under the thread.
+st.html("<style>@container (max-width:519px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
         "threads_box){order:2}} .st-key-playground_threads_box button{justify-content:flex-start;text-align:left;"
         "padding:0.25rem 0.75rem} .st-key-playground_threads_box button *{text-align:left;justify-content:flex-start}"
         "</style>")

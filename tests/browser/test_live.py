@@ -158,6 +158,11 @@ def test_playground_screenshots(app, browser, fake, scheme, width):
         assert "What is the capital" in page.locator(".st-key-playground_threads_current").inner_text()
         chat = page.get_by_test_id("stChatInput").bounding_box()
         assert chat["y"] + chat["height"] <= page.viewport_size["height"], chat
+        # The thread list beside the thread (at 1024 px with the sidebar open too), not under the message box.
+        listed = page.locator(".st-key-playground_threads_box").bounding_box()
+        thread = page.locator(".st-key-playground_thread").bounding_box()
+        assert listed["x"] + listed["width"] <= thread["x"] and listed["y"] < thread["y"] + thread["height"], \
+            (listed, thread)
         page.mouse.move(0, 0)
         page.wait_for_timeout(300)
         SHOTS.mkdir(parents=True, exist_ok=True)
