@@ -19,6 +19,9 @@ st.set_page_config(page_title="Assistants Playground", page_icon=":material/smar
 #   sliver, and the thread list stays beside the thread, 11 rem wide, down to 520 px (a phone stacks everything).
 #   Container queries, so opening or closing the sidebar counts too. Its run log follows the window's height.
 # - The function and JSON schema editors use the code font, so JSON lines up.
+# - While the Playground streams a reply it draws its sidebar, thread list, thread title and toolbar again only after
+#   the reply's first words (app_pages/playground.py): until then they are the previous redraw's, unchanged, and are
+#   not greyed out as Streamlit greys what a running script has not drawn yet.
 CSS = """
 [data-testid='stMainBlockContainer']{padding:4.75rem 3rem 2rem 3rem}
 @media (max-width:1180px){[data-testid='stMainBlockContainer']{padding:4.75rem 1.5rem 2rem 1.5rem}}
@@ -35,6 +38,10 @@ CSS = """
 }
 [data-testid='stLayoutWrapper']:has(> .st-key-playground_log_box){height:max(360px,calc(100vh - 180px)) !important;
  flex-basis:max(360px,calc(100vh - 180px)) !important}
+[data-testid='stSidebar'] [data-stale='true'],
+.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_threads_box) [data-stale='true'],
+.st-key-playground_head [data-stale='true'],.st-key-playground_bar [data-stale='true'],.st-key-playground_typing [data-stale='true']{
+ opacity:1 !important;transition:none !important}
 [class*='st-key-playground_cfg_fn_'] textarea,.st-key-playground_cfg_schema textarea{
  font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.8rem}
 """

@@ -201,12 +201,12 @@ st.html("<style>@container (max-width:519px){.st-key-playground_main [data-testi
         "padding:0.25rem 0.75rem} .st-key-playground_threads_box button *{text-align:left;justify-content:flex-start}"
         "</style>")
 with thread_col:
-    head = st.container()
+    head = st.container(key="playground_head")
     banners = st.container()
     unsent = st.container()
     box_slot = st.empty()  # the message box, sized once the banners above it are known
-    bar = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    typing = st.container()
+    bar = st.container(horizontal=True, vertical_alignment="center", gap="small", key="playground_bar")
+    typing = st.container(key="playground_typing")
 
 thread_id = ss.get("thread_id")
 subscription = None

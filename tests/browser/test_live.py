@@ -230,3 +230,31 @@ def test_copy_and_regenerate_in_the_browser(app, browser, fake):
         assert "1 / 2" in page.inner_text("body")
     finally:
         context.close()
+
+
+# The opacity of every element of the sidebar, the thread list and the toolbar that is greyed (below 0.9) right now.
+GREYED = """
+() => Array.from(document.querySelectorAll(
+    "[data-testid=stSidebar] [data-testid=stElementContainer], .st-key-playground_main [data-testid=stColumn]"
+    + ":has(.st-key-playground_threads_box) [data-testid=stElementContainer]"))
+  .map(e => [e.innerText.slice(0, 40), parseFloat(getComputedStyle(e).opacity)]).filter(([, o]) => o < 0.9)
+"""
+
+
+def test_the_sidebar_and_thread_list_are_never_greyed_while_a_reply_streams(app, browser, fake):
+    """A slow first token, then a streamed reply: the sidebar and thread list look live (not greyed) all along."""
+    url, _restart = app
+    fake.add({"text": " ".join(f"word{i}" for i in range(60)), "delay": 2.0, "chunk_delay": 0.05})
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        idle(page)
+        ask_in_a_new_thread(page, "Take your time.")
+        page.wait_for_timeout(1_500)  # waiting for the model: the sidebar is the previous redraw's, unchanged
+        assert page.evaluate(GREYED) == []
+        page.get_by_test_id("stChatMessage").filter(has_text="word10").first.wait_for(timeout=30_000)
+        assert page.evaluate(GREYED) == []
+        assert page.locator("[data-testid=stSidebar] [data-stale=true]").count() == 0  # drawn again, live
+        page.get_by_role("button", name="Cancel run").wait_for(state="detached", timeout=30_000)
+    finally:
+        page.close()
