@@ -61,10 +61,11 @@ def coalesce(events: Iterable[tuple[str, dict | None]],
 def then_draw(events: Iterable[tuple[str, dict | None]],
               draw: Callable[[], None]) -> Iterator[tuple[str, dict | None]]:
     """The events, calling `draw()` once the first text has been handed on (so it is on screen before whatever
-    `draw` sends), or at the first ping (a quiet run: the model loading, a tool working), or at the end."""
-    drawn = False
+    `draw` sends), or at the second ping (a run quiet for a second: a slow model, a tool working), or at the end."""
+    drawn, pings = False, 0
     for event, data in events:
-        if not drawn and event == "ping":
+        pings += event == "ping"
+        if not drawn and pings == 2:
             drawn = True
             draw()
         yield event, data

@@ -584,7 +584,8 @@ def test_the_rest_of_the_page_is_drawn_once_the_first_text_is_out():
     run = ("thread.run.in_progress", {"status": "in_progress"})
     assert order([run, image, text, text, ("done", None)]) == [
         "thread.run.in_progress", "thread.message.delta", "thread.message.delta", "DRAW", "thread.message.delta", "done"]
-    assert order([run, ("ping", None), text]) == ["thread.run.in_progress", "DRAW", "ping", "thread.message.delta"]
+    assert order([run, ("ping", None), ("ping", None), text]) == [
+        "thread.run.in_progress", "ping", "DRAW", "ping", "thread.message.delta"]
     assert order([run, ("thread.run.failed", {"status": "failed"}), ("done", None)]) == [
         "thread.run.in_progress", "thread.run.failed", "done", "DRAW"]
 
