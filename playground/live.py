@@ -60,18 +60,17 @@ def coalesce(events: Iterable[tuple[str, dict | None]],
 
 def then_draw(events: Iterable[tuple[str, dict | None]],
               draw: Callable[[], None]) -> Iterator[tuple[str, dict | None]]:
-    """The events, calling `draw()` once the first text has been handed on (so it is on screen before whatever
-    `draw` sends), or at the second ping (a run quiet for a second: a slow model, a tool working), or at the end."""
-    drawn, pings = False, 0
+    """The events, calling `draw()` once the second piece of text is on its way (the first one has had the browser to
+    itself: sent together, it waits for the browser to take in all of `draw`'s elements before it is painted), or at
+    the second ping (a run quiet for a second: a slow model, a tool working), or at the end."""
+    drawn, pings, texts = False, 0, 0
     for event, data in events:
         pings += event == "ping"
-        if not drawn and pings == 2:
+        texts += event == "thread.message.delta" and _text_parts(data) is not None
+        if not drawn and (pings == 2 or texts == 2):
             drawn = True
             draw()
         yield event, data
-        if not drawn and event == "thread.message.delta" and _text_parts(data) is not None:
-            drawn = True
-            draw()
     if not drawn:
         draw()
 

@@ -567,7 +567,8 @@ def test_streamed_text_is_merged_into_a_few_redraws():
 
 
 def test_the_rest_of_the_page_is_drawn_once_the_first_text_is_out():
-    """then_draw: the sidebar and the rest come after the reply's first text, or at a quiet moment, or at the end."""
+    """then_draw: the sidebar and the rest come after the reply's first text is out (with the second), or at a quiet
+    moment, or at the end."""
     from playground.live import then_draw
 
     text = ("thread.message.delta", {"id": "m1", "delta": {"content": [{"index": 0, "type": "text",
@@ -584,6 +585,7 @@ def test_the_rest_of_the_page_is_drawn_once_the_first_text_is_out():
     run = ("thread.run.in_progress", {"status": "in_progress"})
     assert order([run, image, text, text, ("done", None)]) == [
         "thread.run.in_progress", "thread.message.delta", "thread.message.delta", "DRAW", "thread.message.delta", "done"]
+    assert order([run, text, ("done", None)]) == ["thread.run.in_progress", "thread.message.delta", "done", "DRAW"]
     assert order([run, ("ping", None), ("ping", None), text]) == [
         "thread.run.in_progress", "ping", "DRAW", "ping", "thread.message.delta"]
     assert order([run, ("thread.run.failed", {"status": "failed"}), ("done", None)]) == [
