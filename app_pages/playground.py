@@ -243,7 +243,6 @@ else:
 if active is not None:
     ss["playground_busy_seen"] = active["id"]
 
-threads = data.threads_of(current["id"])
 with banners:
     down = data.unreachable(current["model"])
     if down is not None:
@@ -271,6 +270,7 @@ if not log_cols and not live and subscription is None and thread_id:
 def draw_rest() -> None:
     """Everything but the conversation, each part into its place (see above)."""
     streaming = subscription is not None
+    threads = data.threads_of(current["id"])
     if not inputs_drawn:
         _draw_inputs(current, thread_id, active)  # nothing in them was clicked: this redraw follows a sent message
     _draw_head(current, thread_id, runs, threads, busy=active is not None or streaming)
