@@ -14,10 +14,14 @@ st.set_page_config(page_title="Assistants Playground", page_icon=":material/smar
 # The only CSS the app adds (a style-only st.html takes no room on the page):
 # - Streamlit's default page padding (8 rem on top under the navigation bar) would push the Playground's message
 #   box below the fold on a laptop screen; narrower windows get narrower side margins too.
-# - The Playground's thread and run log sit side by side while its main area is wider than 760 px; narrower (a
-#   1024 px laptop with the sidebar open) the run log goes under the thread instead of becoming a 220 px sliver.
-#   A container query, so opening or closing the sidebar counts too. Its run log follows the window's height.
+# - The Playground's thread list, thread and run log sit side by side while its main area is wider than 760 px;
+#   narrower (a 1024 px laptop with the sidebar open) the run log goes under the thread instead of becoming a 220 px
+#   sliver, and the thread list stays beside the thread, 11 rem wide, down to 520 px (a phone stacks everything).
+#   Container queries, so opening or closing the sidebar counts too. Its run log follows the window's height.
 # - The function and JSON schema editors use the code font, so JSON lines up.
+# - While the Playground streams a reply it draws its sidebar, thread list, thread title and toolbar again only after
+#   the reply's first words (app_pages/playground.py): until then they are the previous redraw's, unchanged, and are
+#   not greyed out as Streamlit greys what a running script has not drawn yet.
 CSS = """
 [data-testid='stMainBlockContainer']{padding:4.75rem 3rem 2rem 3rem}
 @media (max-width:1180px){[data-testid='stMainBlockContainer']{padding:4.75rem 1.5rem 2rem 1.5rem}}
@@ -26,8 +30,18 @@ CSS = """
  .st-key-playground_main [data-testid='stHorizontalBlock']:has(> [data-testid='stColumn']){flex-wrap:wrap;row-gap:2rem}
  .st-key-playground_main [data-testid='stColumn']{flex:1 1 100% !important;width:100% !important;min-width:100% !important}
 }
+@container (min-width:520px) and (max-width:760px){
+ .st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_threads_box){flex:0 0 11rem !important;
+  width:11rem !important;min-width:11rem !important}
+ .st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_thread){flex:1 1 0 !important;
+  width:auto !important;min-width:0 !important}
+}
 [data-testid='stLayoutWrapper']:has(> .st-key-playground_log_box){height:max(360px,calc(100vh - 180px)) !important;
  flex-basis:max(360px,calc(100vh - 180px)) !important}
+[data-testid='stSidebar'] [data-stale='true'],
+.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_threads_box) [data-stale='true'],
+.st-key-playground_head [data-stale='true'],.st-key-playground_bar [data-stale='true'],.st-key-playground_typing [data-stale='true']{
+ opacity:1 !important;transition:none !important}
 [class*='st-key-playground_cfg_fn_'] textarea,.st-key-playground_cfg_schema textarea{
  font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.8rem}
 """

@@ -7,7 +7,7 @@ import streamlit as st
 from components import ACTIVE_STATUSES, get_code_view, message_actions, run_log, sidebar, thread_list, thread_view, tokens, tool_steps
 from components.safe_text import code_text
 from playground import LIVE_STATUSES, MESSAGES_STEP, actions, data, versions
-from playground.live import coalesce, watch_active, watch_indexing
+from playground.live import coalesce, then_draw, watch_active, watch_indexing
 from session import get_runtime
 
 THREAD_HEIGHT = 520
@@ -75,16 +75,13 @@ def _watch_elsewhere(thread_id: str, mark: tuple) -> None:
     st.fragment(body, run_every=IDLE_CHECK_S)()
 
 
-# -- the page --------------------------------------------------------------------------------------------
-assistants, current = actions.open_current()
-
-with st.sidebar:
-    if current is not None:
-        ss["playground_pick"] = current["id"]
-    sidebar.render_picker(assistants, current, on_pick=actions.on_pick, on_create=actions.on_create,
-                          on_clone=actions.on_clone, on_delete=actions.on_delete)
-    if current is not None:
-        actions.sync_draft(current)
+def _draw_sidebar(assistants: list[dict], current: dict | None) -> None:
+    """The assistant picker and, for the open assistant, every setting with Save."""
+    with st.sidebar:
+        sidebar.render_picker(assistants, current, on_pick=actions.on_pick, on_create=actions.on_create,
+                              on_clone=actions.on_clone, on_delete=actions.on_delete)
+        if current is None:
+            return
         choices = data.sidebar_choices()
         config = sidebar.render_config(current, **choices, on_save=actions.on_save,
                                        on_refresh=actions.on_refresh_models, on_upload_files=actions.on_upload_files,
@@ -95,7 +92,87 @@ with st.sidebar:
             watch_indexing(indexing)
         actions.keep_draft(current, config)
 
+
+def _draw_inputs(current: dict, thread_id: str | None, active: dict | None) -> tuple[bool, bool]:
+    """The message box, the unsent-message banner and the toolbar; returns (Send again clicked, Run clicked).
+
+    The message box is disabled only for a run this page has already shown: Streamlit drops what a disabled
+    widget submits, so disabling it in the very run that discovers a new active run would lose the text.
+    """
+    with typing:
+        accept = "multiple" if rt.files is not None else False
+        if active is not None and active["status"] == "requires_action":
+            hint = "Submit the function outputs above first (or cancel the run)"
+        elif active is not None:
+            hint = "Wait for the run to finish, or cancel it"
+        else:
+            hint = f"Message {sidebar.assistant_label(current)}…"
+        st.chat_input(hint, key="playground_prompt", accept_file=accept, submit_mode="disable",
+                      on_submit=actions.on_prompt, file_type=list(actions.UPLOAD_TYPES) if accept else None,
+                      max_upload_size=rt.settings.max_upload_mb if accept else None,
+                      disabled=active is not None and active["id"] == ss.get("playground_busy_seen"))
+    resend = False
+    with unsent:
+        if ss.get("playground_unsent"):
+            st.warning("Your message was not sent; here it is, so nothing is lost (attach any files again):",
+                       icon=":material/unpublished:")
+            st.code(ss["playground_unsent"], language=None, wrap_lines=True)
+            with st.container(horizontal=True):
+                resend = st.button("Send again", key="playground_resend", icon=":material/send:")
+                st.button("Dismiss", key="playground_dismiss", type="tertiary",
+                          on_click=lambda: ss.update(playground_unsent=None))
+    with bar:
+        st.segmented_control("When you send", ["run", "add"], default="run", key="playground_send_mode",
+                             format_func={"run": "Ask", "add": "Add"}.get, required=True,
+                             label_visibility="collapsed", persist_state="session",
+                             help="Ask: send the message and get the assistant's answer. Add: put the message in "
+                                  "the thread without an answer yet; press Run when you want one.")
+        run_clicked = st.button("Run", icon=":material/play_arrow:", key="playground_run",
+                                disabled=active is not None or not thread_id,
+                                help="Run the assistant on the thread as it is")
+        with st.popover("Run options", icon=":material/tune:"):
+            st.number_input("Max reply tokens (0 = the model's default)", min_value=0, max_value=32_000,
+                            step=64, key="playground_max_tokens", persist_state="session",
+                            help="A token is about ¾ of a word. Leave it at 0 to let the model decide; the embedded "
+                                 "model stops at 512 per reply. Any other value is at least 16. Applies to each run "
+                                 "you start.")
+            st.text_area("Extra instructions for this run", key="playground_run_instructions", height=90,
+                         persist_state="session", placeholder="e.g. Provide a detailed analysis.",
+                         help="Added to the assistant's instructions for runs started here.")
+        st.toggle("Logs", key="playground_logs", persist_state="session",
+                  help="Show the run log beside the thread: every run, its steps, tool calls and raw model calls")
+        if active is not None and active["status"] != "cancelling":
+            st.button("Cancel run", icon=":material/stop_circle:", key="playground_cancel", on_click=actions.on_cancel,
+                      args=(thread_id, active["id"]))
+    return resend, run_clicked
+
+
+def _draw_head(current: dict, thread_id: str | None, runs: list[dict], threads: list[dict], busy: bool) -> None:
+    """The thread's title with its Rename/Delete menu, Get code, and the tokens and cost so far."""
+    with head:
+        with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute",
+                          gap="small"):
+            title = next((t["title"] for t in threads if t["id"] == thread_id), None) if thread_id else None
+            st.markdown(f"**{thread_list.plain(title)}**" if title else ":gray[New thread: it is created when you "
+                        "send the first message.]", width="stretch",
+                        help=f"Thread id: `{thread_id}`" if thread_id else None)
+            if title:
+                thread_list.render_thread_menu(thread_id, title, on_rename=actions.on_rename_thread,
+                                               on_delete=actions.on_delete_thread, busy=busy)
+            if st.button("Get code", icon=":material/code:", key="playground_get_code", type="tertiary",
+                         help="Python (openai SDK) that makes this assistant, thread and run again on the API server"):
+                _get_code(current, thread_id, runs)
+        tokens.render_tokens(**data.usage_summary(runs))
+
+
+# -- the page --------------------------------------------------------------------------------------------
+assistants, current = actions.open_current()
+if current is not None:
+    ss["playground_pick"] = current["id"]
+    actions.sync_draft(current)  # before anything is drawn: a "changed elsewhere" notice goes into this redraw
+
 if current is None:
+    _draw_sidebar(assistants, current)
     st.title("Assistants Playground")
     st.markdown("Create an assistant, give it instructions and tools, and chat with it — all on this machine. "
                 "The built-in model works without any key or network; add OpenAI or a local server under Settings.")
@@ -108,115 +185,60 @@ if current is None:
 
 # Threads | conversation | run log (with Logs on) side by side while the main area is wide enough; stacked when
 # narrow (see app.py's CSS), the conversation first (the CSS below).
+#
+# Every part has its place declared here, and is drawn into it when its turn comes, so nothing moves. When this
+# redraw streams a reply the browser gets the conversation first and the rest (the sidebar's dozens of widgets, the
+# thread list, the toolbar, the run log) only once the reply's first words are on screen (draw_rest below).
 show_log = bool(ss.get("playground_logs"))
 list_col, thread_col, *log_cols = st.container(key="playground_main").columns([1.1, 3, 2] if show_log else [1, 3],
                                                                            gap="medium")
-# Thread titles read left to right like a list, not centred like buttons.
-st.html("<style>@container (max-width:760px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
+# Thread titles read left to right like a list, not centred like buttons; on a phone the list goes under the thread.
+st.html("<style>@container (max-width:519px){.st-key-playground_main [data-testid='stColumn']:has(.st-key-playground_"
         "threads_box){order:2}} .st-key-playground_threads_box button{justify-content:flex-start;text-align:left;"
         "padding:0.25rem 0.75rem} .st-key-playground_threads_box button *{text-align:left;justify-content:flex-start}"
         "</style>")
 with thread_col:
-    head = st.container()
+    head = st.container(key="playground_head")
     banners = st.container()
     unsent = st.container()
     box_slot = st.empty()  # the message box, sized once the banners above it are known
-    bar = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    typing = st.container()
+    bar = st.container(horizontal=True, vertical_alignment="center", gap="small", key="playground_bar")
+    typing = st.container(key="playground_typing")
 
 thread_id = ss.get("thread_id")
-runs = data.runs_of(thread_id)
-active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
-
-# Inputs first (their containers are already placed), so the new message is in the thread when it is drawn.
-# The message box is disabled only for a run this page has already shown: Streamlit drops what a disabled
-# widget submits, so disabling it in the very run that discovers a new active run would lose the text.
-with typing:
-    accept = "multiple" if rt.files is not None else False
-    if active is not None and active["status"] == "requires_action":
-        hint = "Submit the function outputs above first (or cancel the run)"
-    elif active is not None:
-        hint = "Wait for the run to finish, or cancel it"
-    else:
-        hint = f"Message {sidebar.assistant_label(current)}…"
-    st.chat_input(hint, key="playground_prompt", accept_file=accept, submit_mode="disable", on_submit=actions.on_prompt,
-                  file_type=list(actions.UPLOAD_TYPES) if accept else None,
-                  max_upload_size=rt.settings.max_upload_mb if accept else None,
-                  disabled=active is not None and active["id"] == ss.get("playground_busy_seen"))
-resend = False
-with unsent:
-    if ss.get("playground_unsent"):
-        st.warning("Your message was not sent; here it is, so nothing is lost (attach any files again):",
-                   icon=":material/unpublished:")
-        st.code(ss["playground_unsent"], language=None, wrap_lines=True)
-        with st.container(horizontal=True):
-            resend = st.button("Send again", key="playground_resend", icon=":material/send:")
-            st.button("Dismiss", key="playground_dismiss", type="tertiary",
-                      on_click=lambda: ss.update(playground_unsent=None))
-with bar:
-    mode = st.segmented_control("When you send", ["run", "add"], default="run", key="playground_send_mode",
-                                format_func={"run": "Ask", "add": "Add"}.get, required=True,
-                                label_visibility="collapsed", persist_state="session",
-                                help="Ask: send the message and get the assistant's answer. Add: put the message in "
-                                     "the thread without an answer yet; press Run when you want one.")
-    run_clicked = st.button("Run", icon=":material/play_arrow:", key="playground_run",
-                            disabled=active is not None or not thread_id,
-                            help="Run the assistant on the thread as it is")
-    with st.popover("Run options", icon=":material/tune:"):
-        st.number_input("Max reply tokens (0 = the model's default)", min_value=0, max_value=32_000,
-                        step=64, key="playground_max_tokens", persist_state="session",
-                        help="A token is about ¾ of a word. Leave it at 0 to let the model decide; the embedded model "
-                             "stops at 512 per reply. Any other value is at least 16. Applies to each run you start.")
-        st.text_area("Extra instructions for this run", key="playground_run_instructions", height=90,
-                     persist_state="session", placeholder="e.g. Provide a detailed analysis.",
-                     help="Added to the assistant's instructions for runs started here.")
-    st.toggle("Logs", key="playground_logs", persist_state="session",
-              help="Show the run log beside the thread: every run, its steps, tool calls and raw model calls")
-    if active is not None and active["status"] != "cancelling":
-        st.button("Cancel run", icon=":material/stop_circle:", key="playground_cancel", on_click=actions.on_cancel,
-                  args=(thread_id, active["id"]))
-
 subscription = None
 sent = ss.pop("playground_sent", None)  # what actions.on_prompt did with a message typed before this redraw
-if sent is not None:
-    subscription = sent or None  # a thread that was busy kept the text in playground_unsent, with a banner
-elif resend and active is not None:
-    actions.notice("info", "The thread is still busy: send it again when the run has finished.")
-elif resend:
-    subscription = actions.send(ss["playground_unsent"], [], current, "run")
-elif run_clicked and active is None and thread_id:
-    subscription = actions.start_run(thread_id, current)
-
-if subscription is None and (sent is not None or run_clicked or resend):
-    st.rerun()  # the message was stored (or refused): redraw so the toolbar and thread agree with the store
-if subscription is not None:
+if sent:
+    # Stored and its run started before this redraw (on_prompt, Regenerate, Edit and resend): the reply streams
+    # below, and the message box and toolbar are drawn once it has begun.
+    subscription = sent
     thread_id = ss.get("thread_id")
     runs = data.runs_of(thread_id)
     active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
-elif active is not None and active["id"] != ss.get("playground_busy_seen"):
-    ss["playground_busy_seen"] = active["id"]
-    st.rerun()  # a run started elsewhere: redraw once with the message box disabled
+    inputs_drawn = False
+else:
+    runs = data.runs_of(thread_id)
+    active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
+    # Inputs first (their places are already declared), so a message sent by them is in the thread when it is drawn.
+    resend, run_clicked = _draw_inputs(current, thread_id, active)
+    inputs_drawn = True
+    if resend and active is not None:
+        actions.notice("info", "The thread is still busy: send it again when the run has finished.")
+    elif resend:
+        subscription = actions.send(ss["playground_unsent"], [], current, "run")
+    elif run_clicked and active is None and thread_id:
+        subscription = actions.start_run(thread_id, current)
+    if subscription is None and (sent is not None or run_clicked or resend):
+        st.rerun()  # the message was stored (or refused): redraw so the toolbar and thread agree with the store
+    if subscription is not None:
+        thread_id = ss.get("thread_id")
+        runs = data.runs_of(thread_id)
+        active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
+    elif active is not None and active["id"] != ss.get("playground_busy_seen"):
+        ss["playground_busy_seen"] = active["id"]
+        st.rerun()  # a run started elsewhere: redraw once with the message box disabled
 if active is not None:
     ss["playground_busy_seen"] = active["id"]
-
-threads = data.threads_of(current["id"])
-with head:
-    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute", gap="small"):
-        title = next((t["title"] for t in threads if t["id"] == thread_id), None) if thread_id else None
-        st.markdown(f"**{thread_list.plain(title)}**" if title else ":gray[New thread: it is created when you send "
-                    "the first message.]", width="stretch",
-                    help=f"Thread id: `{thread_id}`" if thread_id else None)
-        if title:
-            thread_list.render_thread_menu(thread_id, title, on_rename=actions.on_rename_thread,
-                                           on_delete=actions.on_delete_thread, busy=active is not None)
-        if st.button("Get code", icon=":material/code:", key="playground_get_code", type="tertiary",
-                     help="Python (openai SDK) that makes this assistant, thread and run again on the API server"):
-            _get_code(current, thread_id, runs)
-    tokens.render_tokens(**data.usage_summary(runs))
-
-with list_col:
-    thread_list.render_thread_list(threads, thread_id, on_open=actions.on_open_thread, on_new=actions.on_clear_thread,
-                                   busy=active is not None)
 
 with banners:
     down = data.unreachable(current["model"])
@@ -238,16 +260,29 @@ st.html(f"<style>[data-testid='stLayoutWrapper']:has(> .st-key-playground_thread
         f"flex-basis:{_h} !important}}</style>")
 
 live = active is not None and active["status"] in LIVE_STATUSES
-if log_cols:
-    with log_cols[0]:
-        _log_panel(thread_id, live=live, mark=data.thread_mark(thread_id, runs), fresh=subscription is not None)
-elif not live and thread_id:
+if not log_cols and not live and subscription is None and thread_id:
     _watch_elsewhere(thread_id, data.thread_mark(thread_id, runs))
+
+
+def draw_rest() -> None:
+    """Everything but the conversation, each part into its place (see above)."""
+    streaming = subscription is not None
+    threads = data.threads_of(current["id"])
+    if not inputs_drawn:
+        _draw_inputs(current, thread_id, active)  # nothing in them was clicked: this redraw follows a sent message
+    _draw_head(current, thread_id, runs, threads, busy=active is not None or streaming)
+    with list_col:
+        thread_list.render_thread_list(threads, thread_id, on_open=actions.on_open_thread,
+                                       on_new=actions.on_clear_thread, busy=active is not None or streaming)
+    if log_cols:
+        with log_cols[0]:
+            _log_panel(thread_id, live=live or streaming, mark=data.thread_mark(thread_id, runs), fresh=streaming)
+    _draw_sidebar(assistants, current)
 
 with box:
     if not thread_id:
         st.caption("Say hello to start a conversation. Attach files or images with the clip in the message box."
-                   if accept else "Say hello to start a conversation.")
+                   if rt.files is not None else "Say hello to start a conversation.")
     else:
         messages, older = data.messages(thread_id, ss.get("playground_history", MESSAGES_STEP))
         if older:
@@ -263,8 +298,12 @@ with box:
         used = data.thread_steps(shown_runs, messages[0]["created_at"] if older and messages else None)
         message_actions.setup()
         for kind, item in thread_view.timeline(messages, shown_runs, older_hidden=older, steps=used["steps"]):
-            if subscription is not None and kind == "message" and item.get("status") == "in_progress":
-                continue  # the reply the stream below draws: its run started before this redraw
+            if kind == "message" and item.get("status") == "in_progress" and (
+                    subscription is not None or (live and item.get("run_id") == active["id"])):
+                # The reply being written is drawn by the stream below (a run this page started) or by watch_active
+                # (a run working elsewhere), with its words so far: here it would be an empty "writing…" bubble,
+                # and the stored reply would later land beside the streamed one instead of in its place.
+                continue
             if kind == "run":
                 thread_view.render_run_outcome(item)
                 continue
@@ -284,7 +323,10 @@ with box:
             if outputs is not None:
                 subscription = actions.submit_outputs(thread_id, active["id"], outputs)
         if subscription is not None:
-            thread_view.stream_run(coalesce(subscription.events(timeout=0.5)))
+            # The rest of the page is drawn once the reply's first words are on screen (or the run waits or ends).
+            thread_view.stream_run(then_draw(coalesce(subscription.events(timeout=0.5)), draw_rest))
             st.rerun()  # draw the stored result: citations, images, tokens, the log
         elif active is not None and active["status"] in LIVE_STATUSES:
             watch_active(thread_id, active["id"])
+if subscription is None:
+    draw_rest()

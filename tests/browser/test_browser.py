@@ -94,7 +94,8 @@ def test_create_an_assistant_and_chat_with_the_embedded_model(page):
 
 
 def test_laptop_window_keeps_the_message_box_on_screen(page):
-    """1024 x 768 with the sidebar open: the run log goes under the thread and the message box stays in view."""
+    """1024 x 768 with the sidebar open: the run log goes under the thread, the thread list stays beside it, and the
+    message box stays in view."""
     page.set_viewport_size({"width": 1024, "height": 768})
     try:
         page.wait_for_timeout(500)
@@ -103,7 +104,9 @@ def test_laptop_window_keeps_the_message_box_on_screen(page):
         thread = page.locator(".st-key-playground_thread").bounding_box()
         log = page.locator(".st-key-playground_log_box").bounding_box()
         assert log["y"] > thread["y"] + thread["height"], (thread, log)  # stacked, not a narrow column
-        assert thread["width"] > 500, thread
+        listed = page.locator(".st-key-playground_threads_box").bounding_box()
+        assert listed["x"] + listed["width"] <= thread["x"] and listed["y"] < thread["y"] + thread["height"], listed
+        assert thread["width"] > 400, thread  # the thread list takes 11 rem of the 640 px beside the sidebar
     finally:
         page.set_viewport_size(VIEWPORT)
         page.wait_for_timeout(300)

@@ -158,6 +158,11 @@ def test_playground_screenshots(app, browser, fake, scheme, width):
         assert "What is the capital" in page.locator(".st-key-playground_threads_current").inner_text()
         chat = page.get_by_test_id("stChatInput").bounding_box()
         assert chat["y"] + chat["height"] <= page.viewport_size["height"], chat
+        # The thread list beside the thread (at 1024 px with the sidebar open too), not under the message box.
+        listed = page.locator(".st-key-playground_threads_box").bounding_box()
+        thread = page.locator(".st-key-playground_thread").bounding_box()
+        assert listed["x"] + listed["width"] <= thread["x"] and listed["y"] < thread["y"] + thread["height"], \
+            (listed, thread)
         page.mouse.move(0, 0)
         page.wait_for_timeout(300)
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -268,5 +273,33 @@ def test_edit_an_older_message_resend_and_flip_back_in_the_browser(app, browser,
         page.locator("[class*='_switch0_prev'] button:visible").first.click()
         _said(page, "Answer to B")
         assert _paragraphs(page)[-4:] == ["Question A", "Answer to A", "Question B", "Answer to B"]
+    finally:
+        page.close()
+
+
+# The opacity of every element of the sidebar, the thread list and the toolbar that is greyed (below 0.9) right now.
+GREYED = """
+() => Array.from(document.querySelectorAll(
+    "[data-testid=stSidebar] [data-testid=stElementContainer], .st-key-playground_main [data-testid=stColumn]"
+    + ":has(.st-key-playground_threads_box) [data-testid=stElementContainer]"))
+  .map(e => [e.innerText.slice(0, 40), parseFloat(getComputedStyle(e).opacity)]).filter(([, o]) => o < 0.9)
+"""
+
+
+def test_the_sidebar_and_thread_list_are_never_greyed_while_a_reply_streams(app, browser, fake):
+    """A slow first token, then a streamed reply: the sidebar and thread list look live (not greyed) all along."""
+    url, _restart = app
+    fake.add({"text": " ".join(f"word{i}" for i in range(60)), "delay": 2.0, "chunk_delay": 0.05})
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        idle(page)
+        ask_in_a_new_thread(page, "Take your time.")
+        page.wait_for_timeout(1_500)  # waiting for the model: the sidebar is the previous redraw's, unchanged
+        assert page.evaluate(GREYED) == []
+        page.get_by_test_id("stChatMessage").filter(has_text="word10").first.wait_for(timeout=30_000)
+        assert page.evaluate(GREYED) == []
+        assert page.locator("[data-testid=stSidebar] [data-stale=true]").count() == 0  # drawn again, live
+        page.get_by_role("button", name="Cancel run").wait_for(state="detached", timeout=30_000)
     finally:
         page.close()

@@ -95,3 +95,45 @@ def test_the_followed_run_can_be_cancelled_from_the_playground_while_it_streams(
     run = wait_run(remote.rt, remote.thread_id, run_id, timeout=10)
     assert run["status"] == "cancelled"
     remote.page.get_by_text("Run cancelled.").first.wait_for(timeout=30_000)
+
+
+# Watches every change of the page: whether an assistant bubble ever said "writing…" with no words of the reply in
+# it, and the most bubbles that showed the reply's last word at one moment.
+BUBBLE_PROBE = """
+(last) => {
+  const probe = window.__bubbles = {emptyWriting: 0, most: 0};
+  const check = () => {
+    const bubbles = Array.from(document.querySelectorAll('[data-testid=stChatMessage]'))
+      .filter(m => m.querySelector('[data-testid=stChatMessageAvatarAssistant]'));
+    let copies = 0;
+    for (const m of bubbles) {
+      const text = m.innerText;
+      if (text.includes('writing…') && !/\\bw\\d+\\b/.test(text)) probe.emptyWriting += 1;
+      if (new RegExp('\\\\b' + last + '\\\\b').test(text)) copies += 1;
+    }
+    probe.most = Math.max(probe.most, copies);
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
+def test_following_a_run_of_another_process_shows_one_bubble_with_words(remote):
+    """The reply of a run started elsewhere is drawn once: never an empty "writing…" bubble beside the streamed one,
+    never the streamed bubble and the stored reply side by side once it ends."""
+    thread = remote.rt.create_thread(metadata={"assistant_id": remote.assistant_id, "title": "Followed"})
+    remote.rt.create_message(thread["id"], role="user", content="first")
+    remote.page.reload()  # opens the newest thread: this one
+    idle(remote.page)
+    remote.page.evaluate(BUBBLE_PROBE, "w59")
+    remote.rt.create_message(thread["id"], role="user", content="slow:60:0.05")  # ~3 s, its first words at once
+    run_id = remote.rt.create_run(thread["id"], assistant_id=remote.assistant_id)["id"]
+    assert wait_run(remote.rt, thread["id"], run_id, timeout=60)["status"] == "completed"
+    remote.page.wait_for_function(f"() => ({REPLY_TEXT})().includes('w59')", timeout=30_000)
+    idle(remote.page)
+    remote.page.wait_for_timeout(3_500)  # the idle page's next look at the thread (every 3 s) changes nothing
+    probe = remote.page.evaluate("window.__bubbles")
+    assert probe["emptyWriting"] == 0, probe
+    assert probe["most"] == 1, probe
+    final = remote.page.evaluate(REPLY_TEXT)
+    assert CURSOR not in final and final.count("w59") == 1, final

@@ -549,8 +549,10 @@ def test_streamed_text_is_merged_into_a_few_redraws():
     events += [("thread.run.completed", {"status": "completed"}), ("done", None)]
     out = list(coalesce(iter(events), clock=lambda: now[0]))
     texts = [d["delta"]["content"][0]["text"]["value"] for e, d in out if e == "thread.message.delta"]
-    assert "".join(texts) == "abcdefghij" * 10_000 and len(texts) == 1  # nothing lost, one redraw
-    assert [e for e, _ in out] == ["thread.run.in_progress", "thread.message.delta", "thread.run.completed", "done"]
+    # Nothing lost: the first piece at once (the first word on screen is what a person waits for), the rest in one.
+    assert "".join(texts) == "abcdefghij" * 10_000 and texts[0] == "abcdefghij" and len(texts) == 2
+    assert [e for e, _ in out] == ["thread.run.in_progress", "thread.message.delta", "thread.message.delta",
+                                   "thread.run.completed", "done"]
 
     def ticking():  # 1 ms between pieces: redraws every 0.1 s at first, then less often as the reply grows
         for i in range(5_000):
@@ -562,6 +564,32 @@ def test_streamed_text_is_merged_into_a_few_redraws():
                           clock=lambda: 0.0))
     assert [(e, d and d["id"]) for e, d in mixed] == [("thread.message.delta", "m1"), ("thread.message.delta", "m2"),
                                                       ("ping", None), ("thread.message.delta", "m2")]
+
+
+def test_the_rest_of_the_page_is_drawn_once_the_first_text_is_out():
+    """then_draw: the sidebar and the rest come after the reply's first text is out (with the second), or at a quiet
+    moment, or at the end."""
+    from playground.live import then_draw
+
+    text = ("thread.message.delta", {"id": "m1", "delta": {"content": [{"index": 0, "type": "text",
+                                                                       "text": {"value": "Hi"}}]}})
+    image = ("thread.message.delta", {"id": "m1", "delta": {"content": [{"index": 0, "type": "image_file",
+                                                                        "image_file": {"file_id": "f"}}]}})
+
+    def order(events: list) -> list[str]:
+        seen: list[str] = []
+        for event, _data in then_draw(iter(events), lambda: seen.append("DRAW")):
+            seen.append(event)
+        return seen
+
+    run = ("thread.run.in_progress", {"status": "in_progress"})
+    assert order([run, image, text, text, ("done", None)]) == [
+        "thread.run.in_progress", "thread.message.delta", "thread.message.delta", "DRAW", "thread.message.delta", "done"]
+    assert order([run, text, ("done", None)]) == ["thread.run.in_progress", "thread.message.delta", "done", "DRAW"]
+    assert order([run, ("ping", None), ("ping", None), text]) == [
+        "thread.run.in_progress", "ping", "DRAW", "ping", "thread.message.delta"]
+    assert order([run, ("thread.run.failed", {"status": "failed"}), ("done", None)]) == [
+        "thread.run.in_progress", "thread.run.failed", "done", "DRAW"]
 
 
 def test_markdown_escaping_keeps_money_and_code():
