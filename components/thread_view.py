@@ -283,30 +283,42 @@ def render_active_run(run: dict, *, writing: bool = False) -> None:
 
 
 def stream_run(events: Iterable[tuple[str, dict | None]]) -> dict | None:
-    """Draw a run as it happens (status, then the reply token by token); returns the last run object seen."""
+    """Draw a run as it happens (status, then the reply token by token); returns the last run object seen.
+
+    The status box is made only when there is something to say in it: a tool at work, or a second with no text
+    (a ping). `st.status` pauses 50 ms when it is made, so a reply that starts at once streams without that wait.
+    """
     seen: dict = {"run": None, "text": False, "label": "Queued…"}
     started = time.monotonic()
     with st.chat_message("assistant"):
-        status = st.status("Queued…", state="running")
-
+        slot = st.empty()  # the status box's place, above the reply
         reply = st.empty()
+        reply.markdown("▍")
         sanitiser = MarkdownSanitiser()
+        box: list = []
+
+        def status():
+            if not box:
+                with slot.container():
+                    box.append(st.status(seen["label"], state="running"))
+            return box[0]
 
         def pieces() -> Iterator[str]:
             for event, data in events:
                 if event == "ping":
                     # A status update is also Streamlit's chance to notice a click (Cancel) meanwhile.
-                    status.update(label=f"{seen['label']} {time.monotonic() - started:.0f} s")
+                    status().update(label=f"{seen['label']} {time.monotonic() - started:.0f} s")
                 elif event.startswith("thread.run.") and not event.startswith("thread.run.step") and data:
                     seen["run"] = data
                     seen["label"] = _WORKING.get(data["status"], seen["label"])
-                    status.update(label=seen["label"])
+                    if box:
+                        box[0].update(label=seen["label"])
                 elif event == "thread.run.step.created" and data and data.get("type") == "tool_calls":
                     seen["label"] = "Using tools…"
-                    status.update(label=seen["label"])
+                    status().update(label=seen["label"])
                 elif event == "thread.run.step.delta" and data:
                     for call in data["delta"]["step_details"].get("tool_calls") or []:
-                        status.write(f":material/build: {call.get('type', 'tool').replace('_', ' ')} ran")
+                        status().write(f":material/build: {call.get('type', 'tool').replace('_', ' ')} ran")
                 elif event == "thread.message.created" and seen["text"]:
                     yield "\n\n"
                 elif event == "thread.message.delta" and data:
@@ -314,7 +326,8 @@ def stream_run(events: Iterable[tuple[str, dict | None]]) -> dict | None:
                         if part.get("type") == "text" and part["text"].get("value"):
                             if not seen["text"]:
                                 seen["label"] = "Writing…"
-                                status.update(label=seen["label"])
+                                if box:
+                                    box[0].update(label=seen["label"])
                             seen["text"] = True
                             yield part["text"]["value"]
 
@@ -324,8 +337,11 @@ def stream_run(events: Iterable[tuple[str, dict | None]]) -> dict | None:
             reply.markdown(sanitiser.feed(piece) + "▍")
         if seen["text"]:
             reply.markdown(sanitiser.feed(""))
+        else:
+            reply.empty()
         run = seen["run"] or {}
         _icon, words = RUN_STATUS.get(run.get("status", ""), ("", "Finished"))
-        status.update(label=f"{words} · {time.monotonic() - started:.1f} s",
-                      state="error" if run.get("status") == "failed" else "complete")
+        if box or run.get("status") != "completed":  # a plain quick reply needs no box; anything else says how it ended
+            status().update(label=f"{words} · {time.monotonic() - started:.1f} s",
+                            state="error" if run.get("status") == "failed" else "complete")
     return seen["run"]
