@@ -11,7 +11,6 @@ from assistants.errors import BadRequest
 from assistants.providers.base import ProviderError
 from tests.conftest import wait_run
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 FN = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}

@@ -21,7 +21,6 @@ from assistants.store import Store
 from assistants.store.migrations import MIGRATIONS, applied_version, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 
 def test_assistant_crud_and_metadata_limits(rt):

@@ -15,8 +15,6 @@ from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.runs.conftest import ROOT
 
-pytestmark = pytest.mark.both_databases
-
 
 def _free_port() -> int:
     with socket.socket() as s:
