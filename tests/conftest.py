@@ -54,11 +54,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "no_database: the test never opens a store (it runs once; opening one fails it)")
     config.addinivalue_line("markers", "sqlite_only(reason): the test checks something only SQLite has (say what)")
     config.addinivalue_line("markers", "postgres_only(reason): the test checks something only PostgreSQL has")
-    config.addinivalue_line("markers", "both_databases: the default now (every test runs on both); kept for old modules")
+    config.addinivalue_line("markers", "both_databases: the default; in a no_database module, a test that does open one")
     _guard_stores()
 
 
-MARKERS = ("no_database", "sqlite_only", "postgres_only")
+MARKERS = ("no_database", "sqlite_only", "postgres_only", "both_databases")
 
 
 def _database_marker(definition):
@@ -76,7 +76,7 @@ def _sides(definition, choice: str) -> list:
     """The `database` params of one test: both, or the side its marker or --db allows (a skip if none)."""
     marker = _database_marker(definition)
     sides = list(DATABASES)
-    if marker is not None:
+    if marker is not None and marker.name != "both_databases":
         reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
         if not reason:
             raise pytest.UsageError(f"{definition.nodeid}: {marker.name} needs a reason (what only that database has)")

@@ -10,12 +10,13 @@ import pytest
 from assistants.config import EMBEDDED_MODEL_ID, Settings
 from assistants.providers.embedded import EmbeddedProvider, model_path
 from assistants.runtime import Runtime
-from tests.conftest import wait_run
+from tests.conftest import database_url_for, wait_run
 
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory):
-    runtime = Runtime(Settings(data_dir=tmp_path_factory.mktemp("embedded"), embedded_enabled=True))
+    data_dir = tmp_path_factory.mktemp("embedded")
+    runtime = Runtime(Settings(data_dir=data_dir, embedded_enabled=True, database_url=database_url_for(data_dir)))
     yield runtime
     runtime.close()
 

@@ -295,9 +295,9 @@ def test_catalog_entries_and_ram_hints():
 def test_downloaded_model_answers_a_chat_and_a_forced_tool_call(hub, tmp_path):
     from assistants.config import Settings
     from assistants.runtime import Runtime
-    from tests.conftest import wait_run
+    from tests.conftest import database_url_for, wait_run
 
-    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=True)
+    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=True, database_url=database_url_for(tmp_path / "data"))
     manager = DownloadManager(settings.models_dir, endpoint=hub.url)
     manager.start(REPO, FILE)
     assert finish(manager).state == "done"
@@ -365,9 +365,10 @@ def test_deleting_a_model_stops_its_worker_process_first(tmp_path):
     from assistants.config import Settings
     from assistants.errors import BadRequest
     from assistants.runtime import Runtime
-    from tests.conftest import wait_run
+    from tests.conftest import database_url_for, wait_run
 
-    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=False, ollama_autodetect=False)
+    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=False, ollama_autodetect=False,
+                        database_url=database_url_for(tmp_path / "data"))
     settings.models_dir.mkdir(parents=True)
     path = settings.models_dir / "smol-copy.gguf"
     shutil.copyfile(model_path(), path)

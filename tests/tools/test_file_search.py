@@ -18,6 +18,10 @@ from assistants.tools.file_search.chunk import chunk_text, count_tokens, validat
 from assistants.tools.file_search.index import SCHEMA, delete_chunks, index_chunks, search, usage_bytes
 from assistants.tools.file_search.parse import ParseError, extract_text
 
+pytestmark = pytest.mark.no_database  # parsers and chunking; the index tests are marked
+SQLITE_INDEX = pytest.mark.sqlite_only(reason="the SQLite FTS5 index on a raw connection (PostgreSQL's tsvector "
+                                              "search: test_postgres and the store-level file-search tests)")
+
 
 # -- builders ----------------------------------------------------------------------------------
 def make_pdf(lines: list[str]) -> bytes:
@@ -342,6 +346,7 @@ def add_sample_files(conn) -> None:
     index_chunks(conn, "vs_b", "file-other", "other.md", ["A refund policy in another store entirely."])
 
 
+@SQLITE_INDEX
 def test_the_file_containing_the_terms_ranks_first(conn):
     add_sample_files(conn)
     results = search(conn, ["vs_a"], "What is the refund policy for damaged items?")
@@ -355,6 +360,7 @@ def test_the_file_containing_the_terms_ranks_first(conn):
     assert [r.file_id for r in berlin] == ["file-office"]
 
 
+@SQLITE_INDEX
 def test_stemming_and_several_stores(conn):
     add_sample_files(conn)
     assert search(conn, ["vs_a"], "refunding")[0].file_id == "file-refunds"  # porter stemming
@@ -385,6 +391,7 @@ def test_stemming_and_several_stores(conn):
         "\x00",
     ],
 )
+@SQLITE_INDEX
 def test_fts_syntax_in_queries_never_raises(conn, query):
     add_sample_files(conn)
     results = search(conn, ["vs_a"], query)
@@ -393,6 +400,7 @@ def test_fts_syntax_in_queries_never_raises(conn, query):
         assert results and results[0].file_id == "file-refunds"
 
 
+@SQLITE_INDEX
 def test_empty_and_huge_queries(conn):
     add_sample_files(conn)
     assert search(conn, ["vs_a"], "") == []
@@ -402,6 +410,7 @@ def test_empty_and_huge_queries(conn):
     assert search(conn, ["vs_a"], "the")  # only stopwords: they are searched after all
 
 
+@SQLITE_INDEX
 def test_max_num_results_and_threshold(conn):
     index_chunks(conn, "vs_a", "file-1", "many.txt", [f"apple number {i} " + "filler " * (i % 7) for i in range(60)])
     assert len(search(conn, ["vs_a"], "apple")) == 20
@@ -415,6 +424,7 @@ def test_max_num_results_and_threshold(conn):
             search(conn, ["vs_a"], "apple", score_threshold=bad)
 
 
+@SQLITE_INDEX
 def test_threshold_filters_weak_matches(conn):
     add_sample_files(conn)
     query = "refund policy damaged berlin"
@@ -427,12 +437,14 @@ def test_threshold_filters_weak_matches(conn):
     assert search(conn, ["vs_a"], query, score_threshold=1.0) == []
 
 
+@SQLITE_INDEX
 def test_scores_do_not_collapse_in_a_small_store(conn):
     index_chunks(conn, "vs_a", "file-1", "one.txt", ["The warranty covers parts and labour for two years."])
     (hit,) = search(conn, ["vs_a"], "warranty labour")
     assert 0.3 <= hit.score <= 1.0
 
 
+@SQLITE_INDEX
 def test_embeddings_are_fused_by_reciprocal_rank(conn):
     chunks = ["cats purr softly", "dogs bark loudly at cats", "the stock market fell", "a recipe for bread"]
     vectors = [[1, 0, 0, 0], [0.6, 0.8, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
@@ -451,6 +463,7 @@ def test_embeddings_are_fused_by_reciprocal_rank(conn):
     assert len(search(conn, ["vs_a"], "purr", query_embedding=[1, 0, 0, 0], score_threshold=0.6)) == 1
 
 
+@SQLITE_INDEX
 def test_fusion_moves_a_semantically_close_chunk_up(conn):
     # BM25 orders chunks 0..9 by how often they say "revenue"; the vectors order them the
     # other way round, and an 11th chunk without the word sits last by vector only.
@@ -464,6 +477,7 @@ def test_fusion_moves_a_semantically_close_chunk_up(conn):
     assert fused[0] == 9 and 10 in fused
 
 
+@SQLITE_INDEX
 def test_embeddings_of_another_size_or_missing_fall_back_to_bm25(conn):
     index_chunks(conn, "vs_a", "file-1", "a.txt", ["alpha beta"], embeddings=[[1.0, 0.0, 0.0]])
     index_chunks(conn, "vs_a", "file-2", "b.txt", ["alpha gamma"])
@@ -474,6 +488,7 @@ def test_embeddings_of_another_size_or_missing_fall_back_to_bm25(conn):
         index_chunks(conn, "vs_a", "file-3", "c.txt", ["x"], embeddings=[[1.0], [2.0]])
 
 
+@SQLITE_INDEX
 def test_reindexing_a_file_replaces_its_chunks(conn):
     assert index_chunks(conn, "vs_a", "file-1", "a.txt", ["old words here", "more old words"]) == 2
     assert index_chunks(conn, "vs_a", "file-1", "a.txt", ["new content only"]) == 1
@@ -481,6 +496,7 @@ def test_reindexing_a_file_replaces_its_chunks(conn):
     assert [r.text for r in search(conn, ["vs_a"], "content")] == ["new content only"]
 
 
+@SQLITE_INDEX
 def test_delete_file_and_whole_store(conn):
     add_sample_files(conn)
     delete_chunks(conn, "vs_a", "file-refunds")
@@ -492,6 +508,7 @@ def test_delete_file_and_whole_store(conn):
     conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('integrity-check')")  # raises if out of step
 
 
+@SQLITE_INDEX
 def test_usage_bytes(conn):
     assert usage_bytes(conn, "vs_a") == 0
     index_chunks(conn, "vs_a", "file-1", "a.txt", ["héllo", "world"])
@@ -503,6 +520,7 @@ def test_usage_bytes(conn):
     assert usage_bytes(conn, "vs_other") == 0
 
 
+@SQLITE_INDEX
 def test_index_chunks_leaves_the_transaction_to_the_caller(tmp_path):
     path = tmp_path / "store.db"
     writer = sqlite3.connect(path)
@@ -517,6 +535,7 @@ def test_index_chunks_leaves_the_transaction_to_the_caller(tmp_path):
     assert search(writer, ["vs_a"], "pending") == []
 
 
+@SQLITE_INDEX
 def test_schema_can_run_twice(conn):
     for statement in SCHEMA:
         conn.execute(statement)
@@ -538,17 +557,20 @@ def exact(conn, monkeypatch, query, n):
     return [(r.chunk_index, r.score) for r in search(conn, ["vs_a"], query, max_num_results=n)]
 
 
+@SQLITE_INDEX
 def test_rare_and_common_terms_give_the_exact_bm25_top(big, monkeypatch):
     planned = [(r.chunk_index, r.score) for r in search(big, ["vs_a"], "rare common", max_num_results=20)]
     assert planned == exact(big, monkeypatch, "rare common", 20)
     assert all(index % 10 == 0 for index, _ in planned[:20])
 
 
+@SQLITE_INDEX
 def test_only_common_terms_prefer_chunks_with_all_of_them(big, monkeypatch):
     planned = [(r.chunk_index, r.score) for r in search(big, ["vs_a"], "common words", max_num_results=10)]
     assert planned == exact(big, monkeypatch, "common words", 10)
 
 
+@SQLITE_INDEX
 def test_common_terms_only_rank_chunks_a_rarer_term_found(big, monkeypatch):
     planned = [(r.chunk_index, r.score) for r in search(big, ["vs_a"], "common filler3", max_num_results=50)]
     with_rare = [i for i in range(300) if i % 17 == 3]

@@ -20,6 +20,9 @@ from assistants.tools.file_search.index import (
     upgrade_schema,
 )
 
+pytestmark = pytest.mark.sqlite_only(reason="the SQLite FTS5 index and its upgrades (PostgreSQL's CJK pairs and "
+                                             "NFKC: test_postgres)")
+
 JAPANESE = "東京は日本の首都です。人口は約千四百万人で、東京都庁は新宿にあります。"
 CHINESE = "北京是中国的首都，也是全国的政治和文化中心。"
 KOREAN = "서울은 한국의 수도입니다. 한강이 도시를 가로지릅니다."
@@ -76,6 +79,7 @@ def test_a_single_character_is_found_wherever_it_stands(conn):
     assert search(conn, ["vs_a"], "鳥") == []
 
 
+@pytest.mark.no_database
 def test_query_terms_split_cjk_runs_into_overlapping_pairs():
     assert query_terms("東京") == ["東京"]
     assert query_terms("東京都") == ["東京", "京都"]
