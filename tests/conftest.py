@@ -190,7 +190,7 @@ def database(request, tmp_path_factory):
         os.environ[PG_ENV] = server.url
         os.environ[URL_ENV] = database_url_for(tmp_path_factory.mktemp("module-db"))
     base = tmp_path_factory.getbasetemp()
-    before = set(base.rglob("playground.db")) if kind != "sqlite" else set()
+    before = set(base.iterdir())  # tmp_path and mktemp dirs are made right under it
     _ON[0] = kind
     try:
         yield kind
@@ -204,7 +204,7 @@ def database(request, tmp_path_factory):
         if server is not None:
             server.drop_databases()
     if kind != "sqlite":
-        created = sorted(str(p) for p in set(base.rglob("playground.db")) - before)
+        created = sorted(str(db) for new in set(base.iterdir()) - before for db in new.rglob("playground.db"))
         assert not created, (f"tests on {kind} (a subprocess?) created SQLite databases: {created}; "
                              f"{_store_problem('sqlite', 'playground.db')}")
 
