@@ -113,8 +113,8 @@ def pg_server():
 _ON: list[str | None] = [None]  # "sqlite", "postgres", "none" (a no_database test), None (outside any test module)
 
 
-def _store_problem(opening: str, where: str) -> str:
-    on = _ON[0]
+def _store_problem(opening: str, where: str, on: str | None = None) -> str:
+    on = on or _ON[0]
     if on == opening:
         return ""
     if on is None:
@@ -206,7 +206,7 @@ def database(request, tmp_path_factory):
     if kind != "sqlite":
         created = sorted(str(db) for new in set(base.iterdir()) - before for db in new.rglob("playground.db"))
         assert not created, (f"tests on {kind} (a subprocess?) created SQLite databases: {created}; "
-                             f"{_store_problem('sqlite', 'playground.db')}")
+                             f"{_store_problem('sqlite', 'playground.db', kind)}")
 
 
 @pytest.fixture(autouse=True)
