@@ -19,6 +19,8 @@ from assistants.runtime import Runtime
 from tests.conftest import database_url_for, wait_run
 from tests.fakes.openai_server import FakeOpenAIServer
 
+pytestmark = pytest.mark.no_database  # providers and the router need no store; the tests that run them do
+
 
 def closed_port() -> int:
     s = socket.socket()
@@ -158,6 +160,7 @@ def test_a_backend_serving_the_real_model_wins_over_its_alias(tmp_path):
         assert model == "gpt-4o-mini" and provider.name == "cloud"
 
 
+@pytest.mark.both_databases
 def test_a_run_through_a_compatible_server_and_a_failing_one(tmp_path):
     with FakeOpenAIServer() as srv:
         srv.add({"text": "hello from http"}, {"status": 500})
@@ -197,6 +200,7 @@ def _ollama_router(tmp_path, url: str, **settings) -> ModelRouter:
     return ModelRouter.from_settings(Settings(**{**base, **settings}), ollama_url=url)
 
 
+@pytest.mark.both_databases
 def test_ollama_is_found_without_configuration(tmp_path):
     with FakeOpenAIServer(models=("llama3.2", "qwen2.5")) as srv:
         router = _ollama_router(tmp_path, srv.base_url)
