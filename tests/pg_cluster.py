@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 
 SUPERUSER = "playground_test"
+# A database with every migration applied, copied by CREATE DATABASE … TEMPLATE for each test's data dir: a copy is
+# cheaper than applying the migrations again (and a test of the migrations themselves creates a blank database).
+TEMPLATE = "playground_template"
 
 
 def find_bin_dir() -> Path | None:
@@ -86,7 +89,28 @@ class Cluster:
         options = (f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options, "-w", "-t", "60", "start")
+        self._make_template()
         return self
+
+    def _make_template(self) -> None:
+        import psycopg
+
+        from assistants.store.pg_schema import migrate
+
+        create_database(self.url, TEMPLATE)
+        with psycopg.connect(f"{self.url}/{TEMPLATE}", autocommit=True) as conn:
+            migrate(conn)
+
+    def drop_databases(self) -> None:
+        """Drop every database the tests created (not the template), closing whatever is still connected."""
+        import psycopg
+
+        with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
+            names = [r[0] for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname NOT IN ('postgres', %s)",
+                (TEMPLATE,))]
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
         try:
@@ -96,8 +120,8 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def create_database(server_url: str, name: str) -> None:
-    """CREATE DATABASE unless it exists (two processes may ask for the same one)."""
+def create_database(server_url: str, name: str, template: str = "") -> None:
+    """CREATE DATABASE (a copy of `template` if given) unless it exists (two processes may ask for the same one)."""
     import psycopg
     from psycopg import errors
 
@@ -105,6 +129,6 @@ def create_database(server_url: str, name: str) -> None:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return
         try:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         except (errors.DuplicateDatabase, errors.UniqueViolation):
             pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pydantic
-import pytest
 from openai.types.beta import Assistant, AssistantStreamEvent, Thread
 from openai.types.beta.threads import Message, Run
 from openai.types.beta.threads.runs import RunStep
@@ -11,7 +10,6 @@ from openai.types.beta.threads.runs import RunStep
 from assistants.runs.annotate import annotate
 from tests.conftest import wait_run
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 FN = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
 STREAM_EVENT = pydantic.TypeAdapter(AssistantStreamEvent)

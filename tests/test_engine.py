@@ -9,9 +9,8 @@ import pytest
 
 from assistants.errors import BadRequest
 from assistants.providers.base import ProviderError
-from tests.conftest import wait_run
+from tests.conftest import database_url_for, wait_run
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 FN = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
@@ -420,7 +419,7 @@ def test_the_lease_is_one_setting_passed_to_the_engine_and_the_indexer(tmp_path)
     with pytest.raises(ValueError, match="PLAYGROUND_RUN_LEASE_SECONDS"):
         load_settings({"PLAYGROUND_DATA_DIR": str(tmp_path), "PLAYGROUND_RUN_LEASE_SECONDS": "long"})
     settings = load_settings({"PLAYGROUND_DATA_DIR": str(tmp_path), "PLAYGROUND_RUN_LEASE_SECONDS": "2.5",
-                              "PLAYGROUND_EMBEDDED_MODEL": "0"})
+                              "PLAYGROUND_EMBEDDED_MODEL": "0", "PLAYGROUND_DATABASE_URL": database_url_for(tmp_path)})
     assert settings.run_lease_s == 2.5
     rt = Runtime(settings, router=ModelRouter([ScriptedProvider()], default_model="fake-model"))
     try:

@@ -10,7 +10,6 @@ from assistants import export
 from assistants.errors import BadRequest
 from tests.conftest import wait_run
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",

@@ -3,6 +3,10 @@
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.no_database  # no store: runs once, not per database
+
 
 def test_assistants_package_does_not_import_streamlit():
     code = ("import sys, pkgutil, importlib, assistants\n"

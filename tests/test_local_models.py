@@ -16,7 +16,7 @@ from assistants.providers.local import LocalModelsProvider, scan_models
 from assistants.providers.worker_client import live_workers
 from assistants.runtime import Runtime
 from components.sidebar import model_facts
-from tests.conftest import wait_run
+from tests.conftest import database_url_for, wait_run
 from tests.fakes.gguf_writer import llama_metadata, write_gguf
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
@@ -67,7 +67,8 @@ def models_dir(tmp_path):
 @pytest.fixture
 def local_rt(tmp_path, models_dir):
     settings = Settings(data_dir=tmp_path / "data", embedded_enabled=False, default_model="tiny-chat",
-                        models_dir_override=models_dir, ollama_autodetect=False)
+                        models_dir_override=models_dir, ollama_autodetect=False,
+                        database_url=database_url_for(tmp_path / "data"))
     runtime = Runtime(settings)
     yield runtime
     runtime.close()
@@ -127,7 +128,7 @@ def test_a_model_that_does_not_fit_in_free_memory_is_refused_before_loading(mode
 
 def test_the_models_folder_is_hidden_from_the_backends_while_empty(tmp_path):
     rt = Runtime(Settings(data_dir=tmp_path, embedded_enabled=False, default_model="", ollama_autodetect=False,
-                          models_dir_override=Path(tmp_path / "none")))
+                          models_dir_override=Path(tmp_path / "none"), database_url=database_url_for(tmp_path)))
     try:
         assert rt.router.catalog() == [] and rt.list_models() == []
     finally:

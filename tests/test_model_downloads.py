@@ -17,6 +17,8 @@ from assistants.model_downloads import DownloadError, DownloadManager, human_byt
 from assistants.providers.embedded import model_path
 from tests.fakes.hf_hub import COMMIT, FakeHub, HubFile, HubServer
 
+pytestmark = pytest.mark.no_database  # downloads need no store; the two tests that run the model do
+
 REPO, FILE = CATALOG[0].repo, CATALOG[0].filename      # a catalog entry, served with SmolLM2's bytes
 MODEL_ID = model_id_for(FILE)
 GATED = "meta-llama/Gated-Instruct-GGUF"
@@ -292,12 +294,13 @@ def test_catalog_entries_and_ram_hints():
     assert fits(CATALOG[0], None) is None and fits(CATALOG[0], 16 * gib) and not fits(CATALOG[-1], 8 * gib)
 
 
+@pytest.mark.both_databases
 def test_downloaded_model_answers_a_chat_and_a_forced_tool_call(hub, tmp_path):
     from assistants.config import Settings
     from assistants.runtime import Runtime
-    from tests.conftest import wait_run
+    from tests.conftest import database_url_for, wait_run
 
-    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=True)
+    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=True, database_url=database_url_for(tmp_path / "data"))
     manager = DownloadManager(settings.models_dir, endpoint=hub.url)
     manager.start(REPO, FILE)
     assert finish(manager).state == "done"
@@ -359,15 +362,17 @@ def _gone(pid: int) -> bool:
     return False
 
 
+@pytest.mark.both_databases
 def test_deleting_a_model_stops_its_worker_process_first(tmp_path):
     import shutil
 
     from assistants.config import Settings
     from assistants.errors import BadRequest
     from assistants.runtime import Runtime
-    from tests.conftest import wait_run
+    from tests.conftest import database_url_for, wait_run
 
-    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=False, ollama_autodetect=False)
+    settings = Settings(data_dir=tmp_path / "data", embedded_enabled=False, ollama_autodetect=False,
+                        database_url=database_url_for(tmp_path / "data"))
     settings.models_dir.mkdir(parents=True)
     path = settings.models_dir / "smol-copy.gguf"
     shutil.copyfile(model_path(), path)

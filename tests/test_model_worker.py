@@ -17,14 +17,15 @@ from assistants.providers.base import Cancelled
 from assistants.providers.embedded import EmbeddedProvider
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
-from tests.conftest import wait_run
+from tests.conftest import database_url_for, wait_run
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNT = [{"role": "user", "content": "Count from one to one hundred, in words."}]
 
 
 def _runtime(tmp_path: Path, provider: EmbeddedProvider) -> Runtime:
-    settings = Settings(data_dir=tmp_path, embedded_enabled=False, default_model=EMBEDDED_MODEL_ID, ollama_autodetect=False)
+    settings = Settings(data_dir=tmp_path, embedded_enabled=False, default_model=EMBEDDED_MODEL_ID, ollama_autodetect=False,
+                        database_url=database_url_for(tmp_path))
     return Runtime(settings, router=ModelRouter([provider]))
 
 

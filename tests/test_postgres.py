@@ -18,6 +18,7 @@ from assistants.store.interface import StoreInterface
 from tests.pg_cluster import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.postgres_only(reason="what only the PostgreSQL store has (each test makes its own database)")
 
 
 @pytest.fixture

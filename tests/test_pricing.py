@@ -7,6 +7,8 @@ import pytest
 from assistants import pricing
 from assistants.config import EMBEDDED_MODEL_ID
 
+pytestmark = pytest.mark.no_database  # no store: runs once, not per database
+
 
 @pytest.mark.parametrize(("model", "price"), [
     ("gpt-4o", (2.50, 10.00)),

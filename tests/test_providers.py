@@ -16,8 +16,10 @@ from assistants.providers.base import ProviderError
 from assistants.providers.openai_compat import OpenAICompatProvider
 from assistants.providers.router import ModelRouter
 from assistants.runtime import Runtime
-from tests.conftest import wait_run
+from tests.conftest import database_url_for, wait_run
 from tests.fakes.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.no_database  # providers and the router need no store; the tests that run them do
 
 
 def closed_port() -> int:
@@ -158,10 +160,12 @@ def test_a_backend_serving_the_real_model_wins_over_its_alias(tmp_path):
         assert model == "gpt-4o-mini" and provider.name == "cloud"
 
 
+@pytest.mark.both_databases
 def test_a_run_through_a_compatible_server_and_a_failing_one(tmp_path):
     with FakeOpenAIServer() as srv:
         srv.add({"text": "hello from http"}, {"status": 500})
-        rt = Runtime(Settings(data_dir=tmp_path, embedded_enabled=False, backends=(Backend("fake", srv.base_url),)))
+        rt = Runtime(Settings(data_dir=tmp_path, embedded_enabled=False, backends=(Backend("fake", srv.base_url),),
+                              database_url=database_url_for(tmp_path)))
         try:
             a = rt.create_assistant(model="fake-model")
             t = rt.create_thread(messages=[{"role": "user", "content": "hi"}])
@@ -196,10 +200,11 @@ def _ollama_router(tmp_path, url: str, **settings) -> ModelRouter:
     return ModelRouter.from_settings(Settings(**{**base, **settings}), ollama_url=url)
 
 
+@pytest.mark.both_databases
 def test_ollama_is_found_without_configuration(tmp_path):
     with FakeOpenAIServer(models=("llama3.2", "qwen2.5")) as srv:
         router = _ollama_router(tmp_path, srv.base_url)
-        rt = Runtime(Settings(data_dir=tmp_path, embedded_enabled=False), router=router)
+        rt = Runtime(Settings(data_dir=tmp_path, embedded_enabled=False, database_url=database_url_for(tmp_path)), router=router)
         try:
             entries = [m for m in rt.list_models() if m["owned_by"] == "ollama"]
             assert sorted(m["id"] for m in entries) == ["llama3.2", "qwen2.5"]

@@ -9,6 +9,8 @@ import pytest
 
 from assistants.providers.llama_chat import REPEAT_NGRAM, REPEAT_PENALTY, LlamaChat, RepeatGuard
 
+pytestmark = pytest.mark.no_database  # no store: runs once, not per database
+
 
 def test_the_guard_sees_a_loop_and_nothing_else():
     guard = RepeatGuard()

@@ -1,4 +1,4 @@
-"""The SQLite store: CRUD, pagination, migrations, concurrent writers, crash recovery, integrity."""
+"""The store on SQLite and PostgreSQL: CRUD, pagination, migrations, concurrent writers, crash recovery, integrity."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ import pytest
 
 from assistants.errors import BadRequest, NotFound
 from assistants.ids import new_id
-from assistants.store import Store
+from assistants.store import Store, open_store
 from assistants.store.migrations import MIGRATIONS, applied_version, migrate
 
+from tests.conftest import make_settings
+
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 
 def test_assistant_crud_and_metadata_limits(rt):
@@ -103,6 +104,7 @@ def test_messages_validate_and_list_by_run(rt):
     assert rt.delete_message(t["id"], m["id"])["deleted"]
 
 
+@pytest.mark.sqlite_only(reason="SQLite's migrations of an older file (PostgreSQL's: test_postgres)")
 def test_migrating_an_older_database_keeps_its_rows(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -117,16 +119,16 @@ def test_migrating_an_older_database_keeps_its_rows(tmp_path):
     assert Store(path).conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def _write_many(path: str, tag: str, n: int) -> None:
-    store = Store(path)
+def _write_many(data_dir: str, tag: str, n: int) -> None:
+    store = open_store(make_settings(data_dir))
     for i in range(n):
         store.insert("assistants", {"id": new_id("asst"), "created_at": i, "tag": tag})
     store.close()
 
 
 def test_concurrent_writers_threads_and_processes(tmp_path):
-    path = str(tmp_path / "c.db")
-    Store(path).close()
+    path = str(tmp_path)
+    open_store(make_settings(path)).close()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_write_many, args=(path, f"p{i}", 150)) for i in range(2)]
     [p.start() for p in procs]
@@ -143,9 +145,11 @@ def test_concurrent_writers_threads_and_processes(tmp_path):
     [t.join() for t in threads]
     [p.join(60) for p in procs]
     assert not errors and all(p.exitcode == 0 for p in procs)
-    store = Store(path)
+    store = open_store(make_settings(path))
     assert store.count("assistants") == 8 * 100 + 2 * 150
-    assert store.conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if hasattr(store, "conn"):  # SQLite's own check
+        assert store.conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.close()
 
 
 CRASHER = textwrap.dedent("""
@@ -192,7 +196,7 @@ def test_run_of_a_killed_process_ends_failed_once_its_lease_lapses(tmp_path):
         run = rt.get_run(thread_id, run_id)
         assert run["status"] == "failed" and "restarted or killed" in run["last_error"]["message"]
         assert rt.list_messages(thread_id)["data"][0]["content"][0]["text"]["value"] == "survive me"
-        if hasattr(rt.store, "conn"):  # SQLite's own check; this test runs on PostgreSQL with --db=postgres
+        if hasattr(rt.store, "conn"):  # SQLite's own check
             assert rt.store.conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rt.create_message(thread_id, role="user", content="the thread is usable again")
     finally:
@@ -203,6 +207,7 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.mark.sqlite_only(reason="SQLite's connection per thread, reclaimed (PostgreSQL's pool is shared by all threads)")
 def test_a_thousand_threads_leave_the_descriptor_count_flat(tmp_path):
     store = Store(tmp_path / "fd.db")
     store.insert("assistants", {"id": "asst_fd", "created_at": 1})

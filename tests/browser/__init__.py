@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import database_url_for
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"  # Debian's; `playwright install` cannot download a browser here
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -49,12 +51,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def app_env(data_dir: Path, **extra: str) -> dict:
+    """The app's environment: none of the developer's OPENAI_/PLAYGROUND_ settings, the data dir and its database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PLAYGROUND_"))}
+    env.update(PLAYGROUND_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+    url = database_url_for(data_dir)  # "" unless the test runs on PostgreSQL
+    if url:
+        env["PLAYGROUND_DATABASE_URL"] = url
+    env.update(extra)
+    return env
+
+
 def start_app(data_dir: Path, port: int, timeout: float = 90.0, env: dict | None = None,
               script: str = "app.py") -> subprocess.Popen:
     """`streamlit run app.py` (or `script`) on `port` over `data_dir` (plus settings in `env`), once it answers."""
-    extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PLAYGROUND_"))}
-    env.update(PLAYGROUND_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), **extra)
+    env = app_env(data_dir, **(env or {}))
     log = open(Path(data_dir) / "streamlit.log", "ab")  # closed by stop_app, with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),

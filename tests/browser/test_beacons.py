@@ -13,6 +13,7 @@ from assistants.config import Backend, Settings
 from assistants.runtime import Runtime
 from tests.browser import free_port, go, idle, launch, open_page, stop_app
 from tests.browser.test_share import start
+from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -77,7 +78,7 @@ def scene(tmp_path_factory):
     a = attacker.url
     with FakeOpenAIServer() as model:
         rt = Runtime(Settings(data_dir=data_dir, backends=(Backend("fake", model.base_url),), embedded_enabled=False,
-                              ollama_autodetect=False))
+                              ollama_autodetect=False, database_url=database_url_for(data_dir)))
         try:
             doc = rt.files.create(f"![n]({a}/filename).txt", b"Shopping notes: milk, eggs, bread.", "assistants")
             store = rt.vector_stores.create(name=f"![vs]({a}/vsname)", file_ids=[doc["id"]])

@@ -11,6 +11,7 @@ import pytest
 from assistants.config import EMBEDDED_MODEL_ID, Settings
 from assistants.runtime import Runtime
 from tests.browser import FIRST_TOKEN_PROBE, ROOT, VIEWPORT, free_port, go, idle, launch, open_page, start_app, stop_app
+from tests.conftest import database_url_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 SHOTS = ROOT / "docs" / "screenshots"
@@ -18,7 +19,7 @@ SHOTS = ROOT / "docs" / "screenshots"
 
 def seed(data_dir) -> None:
     """Two assistants made beforehand, so the Assistants and Compare pages have something to show."""
-    rt = Runtime(Settings(data_dir=data_dir))
+    rt = Runtime(Settings(data_dir=data_dir, database_url=database_url_for(data_dir)))
     try:
         rt.create_assistant(model=EMBEDDED_MODEL_ID, name="Investing Bot", temperature=0.2,
                             instructions="You are an expert in calculating investments.",

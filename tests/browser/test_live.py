@@ -7,6 +7,7 @@ import pytest
 from assistants.config import Settings
 from assistants.runtime import Runtime
 from tests.browser import ROOT, VIEWPORT, free_port, idle, launch, start_app, stop_app
+from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -26,7 +27,7 @@ def app(tmp_path_factory, fake):
     data_dir = tmp_path_factory.mktemp("live-data")
     env = {"PLAYGROUND_BACKENDS": f"fake={fake.base_url}", "PLAYGROUND_EMBEDDED_MODEL": "0",
            "PLAYGROUND_DEFAULT_MODEL": "fake-model"}
-    rt = Runtime(Settings(data_dir=data_dir, embedded_enabled=False))
+    rt = Runtime(Settings(data_dir=data_dir, embedded_enabled=False, database_url=database_url_for(data_dir)))
     try:
         rt.create_assistant(model="fake-model", name="Scripted", instructions="Say what the script says.")
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser import ROOT, free_port, idle, launch, stop_app
+from tests.browser import ROOT, app_env, free_port, idle, launch, stop_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 websockets = pytest.importorskip("websockets")
@@ -19,8 +18,7 @@ websockets = pytest.importorskip("websockets")
 
 def start(data_dir, port: int, *args: str, **env: str) -> subprocess.Popen:
     """`streamlit run app.py` with extra options and environment, once it answers its health check."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PLAYGROUND_"))}
-    clean.update(PLAYGROUND_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), **env)
+    clean = app_env(data_dir, **env)
     log = open(data_dir / "streamlit.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false",

@@ -6,6 +6,10 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.no_database  # no store: runs once, not per database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -15,7 +15,6 @@ from tests.conftest import wait_run
 from tests.runs.conftest import LEASE_S
 from tests.runs.proc import make_runtime
 
-pytestmark = pytest.mark.both_databases  # every test runs on SQLite and on PostgreSQL
 
 ORDER = ["queued", "in_progress", "requires_action", "cancelling", "cancelled", "completed", "failed", "incomplete",
          "expired"]

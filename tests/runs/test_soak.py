@@ -8,13 +8,10 @@ import signal
 import threading
 import time
 
-import pytest
-
 from assistants.runs.status import TERMINAL
 from tests.runs.conftest import LEASE_S, Proc
 from tests.runs.proc import soak
 
-pytestmark = pytest.mark.both_databases
 RUNS = int(os.environ.get("SOAK_RUNS_PER_CLIENT") or 60)  # per client; 60 keeps the suite quick
 
 

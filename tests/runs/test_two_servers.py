@@ -10,8 +10,6 @@ from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.runs.instances import ApiServer, instance_env
 
-pytestmark = pytest.mark.both_databases
-
 
 @pytest.fixture
 def servers(shared_dir):

@@ -19,7 +19,6 @@ from openai.types.vector_stores import FileContentResponse, VectorStoreFile, Vec
 
 from tests.server.conftest import route_of
 
-pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
 
 STREAM_EVENT = pydantic.TypeAdapter(AssistantStreamEvent)
 ID = r"[^/]+"

@@ -9,8 +9,6 @@ import pytest
 
 from tests.server.conftest import running_api
 
-pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
-
 
 def upload(client, name: str, text: str, purpose: str = "assistants"):
     return client.files.create(file=(name, io.BytesIO(text.encode()), "text/plain"), purpose=purpose)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import openai
 import pytest
 
-pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
-
 
 def test_assistant_crud(client):
     created = client.beta.assistants.create(

@@ -9,8 +9,9 @@ import openai
 import pytest
 
 from assistants.responses import records
-from assistants.store import IntegrityError, Store
+from assistants.store import IntegrityError, Store, open_store
 from assistants.store.migrations import MIGRATIONS, applied_version, m008_responses, migrate
+from tests.conftest import make_settings
 
 # The tables exactly as records.py made them on first use before m008 (copied, not imported).
 OLD_TABLES = (
@@ -56,6 +57,7 @@ def _foreign_keys(conn, table: str) -> set[tuple[str, str, str]]:
     return {(r[3], r[2], r[6]) for r in conn.execute(f"PRAGMA foreign_key_list({table})")}
 
 
+@pytest.mark.sqlite_only(reason="upgrades an older SQLite file (its tables before m008)")
 def test_an_old_database_is_upgraded_keeping_its_records(tmp_path):
     path = tmp_path / "old.db"
     old_database(path)
@@ -88,6 +90,7 @@ def test_an_old_database_is_upgraded_keeping_its_records(tmp_path):
     store.close()
 
 
+@pytest.mark.sqlite_only(reason="SQLite's m008 run again over its own tables")
 def test_the_migration_is_idempotent(tmp_path):
     store = Store(tmp_path / "new.db")
     store.insert("threads", {"id": "thread_a", "created_at": 1})
@@ -107,7 +110,7 @@ def test_the_migration_is_idempotent(tmp_path):
 
 
 def test_a_record_or_item_for_a_deleted_thread_is_not_kept(tmp_path):
-    store = Store(tmp_path / "gone.db")
+    store = open_store(make_settings(tmp_path))
     records.save(store, _record("resp_1", "thread_gone", "run_1"))
     records.save_item(store, "thread_gone", "msg_gone", {"id": "fc_1"})
     assert records.get(store, "resp_1") is None and records.items_of(store, "thread_gone") == {}

@@ -12,7 +12,6 @@ from openai import AssistantEventHandler
 
 from assistants.tools import BuiltinOutcome
 
-pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}

@@ -17,7 +17,6 @@ from assistants.config import load_settings
 from assistants.tools import BuiltinOutcome
 from tests.server.conftest import running_api
 
-pytestmark = pytest.mark.both_databases  # the module's server runs once on SQLite, once on PostgreSQL
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}

@@ -6,7 +6,9 @@ import sqlite3
 
 import pytest
 
+from assistants.store import open_store
 from assistants.tools.file_search.index import SCHEMA
+from tests.conftest import make_settings
 
 
 @pytest.fixture
@@ -17,3 +19,11 @@ def conn():
         connection.execute(statement)
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store on the test's database (SQLite or PostgreSQL): the file-search index through the store interface."""
+    opened = open_store(make_settings(tmp_path))
+    yield opened
+    opened.close()

@@ -14,7 +14,8 @@ from assistants.tools.code_interpreter import CodeInterpreter, SandboxUnavailabl
 from assistants.tools.code_interpreter import interpreter as interpreter_module
 from assistants.tools.code_interpreter.sandbox import SANDBOX_UID_BASE, SANDBOX_UID_SPAN
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)")
+pytestmark = [pytest.mark.no_database,
+              pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)")]
 AS_ROOT = os.geteuid() == 0
 SANDBOX_UIDS = range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_SPAN) if AS_ROOT else range(os.getuid(), os.getuid() + 1)
 

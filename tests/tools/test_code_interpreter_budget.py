@@ -18,7 +18,8 @@ from assistants.tools.code_interpreter.cgroup import PIDS_OVERHEAD, Budget, Cgro
 
 AS_ROOT = os.geteuid() == 0
 MB = 1024 * 1024
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)")
+pytestmark = [pytest.mark.no_database,
+              pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed (apt-get install bubblewrap)")]
 
 
 def cgroups_here() -> bool:

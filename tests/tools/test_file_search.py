@@ -1,4 +1,4 @@
-"""File Search pieces: parsers, token chunking and the FTS5 + embeddings index."""
+"""File Search pieces: parsers, token chunking and the index (SQLite's FTS5, PostgreSQL's tsvector) + embeddings."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from pypdf import PdfReader, PdfWriter
 
 from assistants.store import chunk_index as fs_index
 from assistants.tools.file_search.chunk import chunk_text, count_tokens, validate_chunking
-from assistants.tools.file_search.index import SCHEMA, delete_chunks, index_chunks, search, usage_bytes
+from assistants.tools.file_search.index import SCHEMA, index_chunks, search
 from assistants.tools.file_search.parse import ParseError, extract_text
+
+pytestmark = pytest.mark.no_database  # parsers and chunking; the index tests are marked BOTH or SQLITE_INDEX
+SQLITE_INDEX = pytest.mark.sqlite_only(reason="the SQLite FTS5 index on a raw connection: its transactions, schema "
+                                              "and query planning")
+BOTH = pytest.mark.both_databases  # the index through the store: on SQLite and on PostgreSQL
 
 
 # -- builders ----------------------------------------------------------------------------------
@@ -329,39 +334,40 @@ def test_text_without_spaces_is_still_chunked():
 
 
 # -- index and search --------------------------------------------------------------------------
-def add_sample_files(conn) -> None:
-    index_chunks(
-        conn,
+def add_sample_files(store) -> None:
+    store.index_chunks(
         "vs_a",
         "file-refunds",
         "refunds.md",
         ["Our refund policy: damaged items can be returned within 30 days for a full refund.", "Refunds go to the original card."],
     )
-    index_chunks(conn, "vs_a", "file-shipping", "shipping.md", ["Shipping takes five business days within the country."])
-    index_chunks(conn, "vs_a", "file-office", "office.md", ["Our office is in Berlin, next to the river.", "Visitors sign in at the desk."])
-    index_chunks(conn, "vs_b", "file-other", "other.md", ["A refund policy in another store entirely."])
+    store.index_chunks("vs_a", "file-shipping", "shipping.md", ["Shipping takes five business days within the country."])
+    store.index_chunks("vs_a", "file-office", "office.md", ["Our office is in Berlin, next to the river.", "Visitors sign in at the desk."])
+    store.index_chunks("vs_b", "file-other", "other.md", ["A refund policy in another store entirely."])
 
 
-def test_the_file_containing_the_terms_ranks_first(conn):
-    add_sample_files(conn)
-    results = search(conn, ["vs_a"], "What is the refund policy for damaged items?")
+@BOTH
+def test_the_file_containing_the_terms_ranks_first(store):
+    add_sample_files(store)
+    results = store.search_chunks(["vs_a"], "What is the refund policy for damaged items?")
     assert results[0].file_id == "file-refunds" and results[0].chunk_index == 0
     assert results[0].filename == "refunds.md" and results[0].vector_store_id == "vs_a"
     assert "damaged items" in results[0].text
     assert all(r.vector_store_id == "vs_a" for r in results)  # other stores stay out
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
     assert all(0.0 <= r.score <= 1.0 for r in results)
-    berlin = search(conn, ["vs_a"], "berlin office")
+    berlin = store.search_chunks(["vs_a"], "berlin office")
     assert [r.file_id for r in berlin] == ["file-office"]
 
 
-def test_stemming_and_several_stores(conn):
-    add_sample_files(conn)
-    assert search(conn, ["vs_a"], "refunding")[0].file_id == "file-refunds"  # porter stemming
-    both = {r.vector_store_id for r in search(conn, ["vs_a", "vs_b"], "refund policy")}
+@BOTH
+def test_stemming_and_several_stores(store):
+    add_sample_files(store)
+    assert store.search_chunks(["vs_a"], "refunding")[0].file_id == "file-refunds"  # porter stemming
+    both = {r.vector_store_id for r in store.search_chunks(["vs_a", "vs_b"], "refund policy")}
     assert both == {"vs_a", "vs_b"}
-    assert search(conn, ["vs_missing"], "refund") == []
-    assert search(conn, [], "refund") == []
+    assert store.search_chunks(["vs_missing"], "refund") == []
+    assert store.search_chunks([], "refund") == []
 
 
 @pytest.mark.parametrize(
@@ -385,124 +391,137 @@ def test_stemming_and_several_stores(conn):
         "\x00",
     ],
 )
-def test_fts_syntax_in_queries_never_raises(conn, query):
-    add_sample_files(conn)
-    results = search(conn, ["vs_a"], query)
+@BOTH
+def test_fts_syntax_in_queries_never_raises(store, query):
+    add_sample_files(store)
+    results = store.search_chunks(["vs_a"], query)
     assert isinstance(results, list)
     if "refund" in query:
         assert results and results[0].file_id == "file-refunds"
 
 
-def test_empty_and_huge_queries(conn):
-    add_sample_files(conn)
-    assert search(conn, ["vs_a"], "") == []
-    assert search(conn, ["vs_a"], "   \n") == []
-    assert search(conn, ["vs_a"], "?!*") == []
-    assert search(conn, ["vs_a"], "refund " + "zzz " * 5000)[0].file_id == "file-refunds"
-    assert search(conn, ["vs_a"], "the")  # only stopwords: they are searched after all
+@BOTH
+def test_empty_and_huge_queries(store):
+    add_sample_files(store)
+    assert store.search_chunks(["vs_a"], "") == []
+    assert store.search_chunks(["vs_a"], "   \n") == []
+    assert store.search_chunks(["vs_a"], "?!*") == []
+    assert store.search_chunks(["vs_a"], "refund " + "zzz " * 5000)[0].file_id == "file-refunds"
+    assert store.search_chunks(["vs_a"], "the")  # only stopwords: they are searched after all
 
 
-def test_max_num_results_and_threshold(conn):
-    index_chunks(conn, "vs_a", "file-1", "many.txt", [f"apple number {i} " + "filler " * (i % 7) for i in range(60)])
-    assert len(search(conn, ["vs_a"], "apple")) == 20
-    assert len(search(conn, ["vs_a"], "apple", max_num_results=50)) == 50
-    assert len(search(conn, ["vs_a"], "apple", max_num_results=3)) == 3
+@BOTH
+def test_max_num_results_and_threshold(store):
+    store.index_chunks("vs_a", "file-1", "many.txt", [f"apple number {i} " + "filler " * (i % 7) for i in range(60)])
+    assert len(store.search_chunks(["vs_a"], "apple")) == 20
+    assert len(store.search_chunks(["vs_a"], "apple", max_num_results=50)) == 50
+    assert len(store.search_chunks(["vs_a"], "apple", max_num_results=3)) == 3
     for bad in (0, 51, -1):
         with pytest.raises(ValueError, match="max_num_results must be between 1 and 50"):
-            search(conn, ["vs_a"], "apple", max_num_results=bad)
+            store.search_chunks(["vs_a"], "apple", max_num_results=bad)
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="score_threshold must be between 0 and 1"):
-            search(conn, ["vs_a"], "apple", score_threshold=bad)
+            store.search_chunks(["vs_a"], "apple", score_threshold=bad)
 
 
-def test_threshold_filters_weak_matches(conn):
-    add_sample_files(conn)
+@BOTH
+def test_threshold_filters_weak_matches(store):
+    add_sample_files(store)
     query = "refund policy damaged berlin"
-    everything = search(conn, ["vs_a"], query)
+    everything = store.search_chunks(["vs_a"], query)
     scores = [r.score for r in everything]
     assert len(everything) >= 3 and scores[0] > scores[-1]
     cut = (scores[0] + scores[-1]) / 2
-    strong = search(conn, ["vs_a"], query, score_threshold=cut)
+    strong = store.search_chunks(["vs_a"], query, score_threshold=cut)
     assert strong and all(r.score >= cut for r in strong) and len(strong) < len(everything)
-    assert search(conn, ["vs_a"], query, score_threshold=1.0) == []
+    assert store.search_chunks(["vs_a"], query, score_threshold=1.0) == []
 
 
-def test_scores_do_not_collapse_in_a_small_store(conn):
-    index_chunks(conn, "vs_a", "file-1", "one.txt", ["The warranty covers parts and labour for two years."])
-    (hit,) = search(conn, ["vs_a"], "warranty labour")
+@BOTH
+def test_scores_do_not_collapse_in_a_small_store(store):
+    store.index_chunks("vs_a", "file-1", "one.txt", ["The warranty covers parts and labour for two years."])
+    (hit,) = store.search_chunks(["vs_a"], "warranty labour")
     assert 0.3 <= hit.score <= 1.0
 
 
-def test_embeddings_are_fused_by_reciprocal_rank(conn):
+@BOTH
+def test_embeddings_are_fused_by_reciprocal_rank(store):
     chunks = ["cats purr softly", "dogs bark loudly at cats", "the stock market fell", "a recipe for bread"]
     vectors = [[1, 0, 0, 0], [0.6, 0.8, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
-    index_chunks(conn, "vs_a", "file-1", "mixed.txt", chunks, embeddings=vectors)
+    store.index_chunks("vs_a", "file-1", "mixed.txt", chunks, embeddings=vectors)
     # BM25 alone ranks the bread chunk nowhere: it has no query term.
-    assert [r.chunk_index for r in search(conn, ["vs_a"], "cats")] in ([0, 1], [1, 0])
-    fused = search(conn, ["vs_a"], "cats", query_embedding=[0.1, 0, 0, 2])
+    assert [r.chunk_index for r in store.search_chunks(["vs_a"], "cats")] in ([0, 1], [1, 0])
+    fused = store.search_chunks(["vs_a"], "cats", query_embedding=[0.1, 0, 0, 2])
     assert fused[0].chunk_index in (0, 1, 3)
     assert 3 in [r.chunk_index for r in fused]  # found by the vectors only
     assert all(0.0 <= r.score <= 1.0 for r in fused)
-    best = search(conn, ["vs_a"], "purr", query_embedding=[1, 0, 0, 0])
+    best = store.search_chunks(["vs_a"], "purr", query_embedding=[1, 0, 0, 0])
     assert best[0].chunk_index == 0 and best[0].score == pytest.approx(1.0)  # first in both rankings
     vector_only = {r.chunk_index: r.score for r in best[1:]}
     assert all(score <= 0.5 for score in vector_only.values())
-    assert search(conn, ["vs_a"], "purr", query_embedding=[1, 0, 0, 0], score_threshold=0.6)[0].chunk_index == 0
-    assert len(search(conn, ["vs_a"], "purr", query_embedding=[1, 0, 0, 0], score_threshold=0.6)) == 1
+    assert store.search_chunks(["vs_a"], "purr", query_embedding=[1, 0, 0, 0], score_threshold=0.6)[0].chunk_index == 0
+    assert len(store.search_chunks(["vs_a"], "purr", query_embedding=[1, 0, 0, 0], score_threshold=0.6)) == 1
 
 
-def test_fusion_moves_a_semantically_close_chunk_up(conn):
+@BOTH
+def test_fusion_moves_a_semantically_close_chunk_up(store):
     # BM25 orders chunks 0..9 by how often they say "revenue"; the vectors order them the
     # other way round, and an 11th chunk without the word sits last by vector only.
     chunks = [("revenue " * (10 - i)) + ("padding " * i) for i in range(10)] + ["unrelated words"]
     vectors = [[i / 10, 1.0] for i in range(10)] + [[0.05, 1.0]]
     vectors[9] = [1.0, 0.0]
-    index_chunks(conn, "vs_a", "file-1", "r.txt", chunks, embeddings=vectors)
-    plain = [r.chunk_index for r in search(conn, ["vs_a"], "revenue")]
+    store.index_chunks("vs_a", "file-1", "r.txt", chunks, embeddings=vectors)
+    plain = [r.chunk_index for r in store.search_chunks(["vs_a"], "revenue")]
     assert plain == list(range(10))
-    fused = [r.chunk_index for r in search(conn, ["vs_a"], "revenue", query_embedding=[1.0, 0.0])]
+    fused = [r.chunk_index for r in store.search_chunks(["vs_a"], "revenue", query_embedding=[1.0, 0.0])]
     assert fused[0] == 9 and 10 in fused
 
 
-def test_embeddings_of_another_size_or_missing_fall_back_to_bm25(conn):
-    index_chunks(conn, "vs_a", "file-1", "a.txt", ["alpha beta"], embeddings=[[1.0, 0.0, 0.0]])
-    index_chunks(conn, "vs_a", "file-2", "b.txt", ["alpha gamma"])
-    plain = search(conn, ["vs_a"], "alpha")
-    assert search(conn, ["vs_a"], "alpha", query_embedding=[1.0, 0.0]) == plain  # 2 dims vs 3 stored
-    assert search(conn, ["vs_a"], "alpha", query_embedding=[0.0, 0.0, 0.0]) == plain
+@BOTH
+def test_embeddings_of_another_size_or_missing_fall_back_to_bm25(store):
+    store.index_chunks("vs_a", "file-1", "a.txt", ["alpha beta"], embeddings=[[1.0, 0.0, 0.0]])
+    store.index_chunks("vs_a", "file-2", "b.txt", ["alpha gamma"])
+    plain = store.search_chunks(["vs_a"], "alpha")
+    assert store.search_chunks(["vs_a"], "alpha", query_embedding=[1.0, 0.0]) == plain  # 2 dims vs 3 stored
+    assert store.search_chunks(["vs_a"], "alpha", query_embedding=[0.0, 0.0, 0.0]) == plain
     with pytest.raises(ValueError, match="2 embeddings for 1 chunks"):
-        index_chunks(conn, "vs_a", "file-3", "c.txt", ["x"], embeddings=[[1.0], [2.0]])
+        store.index_chunks("vs_a", "file-3", "c.txt", ["x"], embeddings=[[1.0], [2.0]])
 
 
-def test_reindexing_a_file_replaces_its_chunks(conn):
-    assert index_chunks(conn, "vs_a", "file-1", "a.txt", ["old words here", "more old words"]) == 2
-    assert index_chunks(conn, "vs_a", "file-1", "a.txt", ["new content only"]) == 1
-    assert search(conn, ["vs_a"], "old") == []
-    assert [r.text for r in search(conn, ["vs_a"], "content")] == ["new content only"]
+@BOTH
+def test_reindexing_a_file_replaces_its_chunks(store):
+    assert store.index_chunks("vs_a", "file-1", "a.txt", ["old words here", "more old words"]) == 2
+    assert store.index_chunks("vs_a", "file-1", "a.txt", ["new content only"]) == 1
+    assert store.search_chunks(["vs_a"], "old") == []
+    assert [r.text for r in store.search_chunks(["vs_a"], "content")] == ["new content only"]
 
 
-def test_delete_file_and_whole_store(conn):
-    add_sample_files(conn)
-    delete_chunks(conn, "vs_a", "file-refunds")
-    assert all(r.file_id != "file-refunds" for r in search(conn, ["vs_a"], "refund"))
-    assert search(conn, ["vs_b"], "refund")  # the same words in another store stay
-    delete_chunks(conn, "vs_a")
-    assert search(conn, ["vs_a"], "shipping office berlin") == []
-    assert conn.execute("SELECT count(*) FROM fs_chunks WHERE vector_store_id = 'vs_a'").fetchone() == (0,)
-    conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('integrity-check')")  # raises if out of step
+@BOTH
+def test_delete_file_and_whole_store(store):
+    add_sample_files(store)
+    store.delete_chunks("vs_a", "file-refunds")
+    assert all(r.file_id != "file-refunds" for r in store.search_chunks(["vs_a"], "refund"))
+    assert store.search_chunks(["vs_b"], "refund")  # the same words in another store stay
+    store.delete_chunks("vs_a")
+    assert store.search_chunks(["vs_a"], "shipping office berlin") == []
+    assert store.chunk_usage_bytes("vs_a") == 0
+    if hasattr(store, "conn"):  # SQLite's own check: the FTS5 index is in step with its table
+        store.conn().execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('integrity-check')")
 
 
-def test_usage_bytes(conn):
-    assert usage_bytes(conn, "vs_a") == 0
-    index_chunks(conn, "vs_a", "file-1", "a.txt", ["héllo", "world"])
-    assert usage_bytes(conn, "vs_a") == len("héllo".encode()) + len(b"world")
-    index_chunks(conn, "vs_a", "file-2", "b.txt", ["abc"], embeddings=[[0.1, 0.2, 0.3, 0.4]])
-    assert usage_bytes(conn, "vs_a") == 6 + 5 + 3 + 4 * 4  # float32 per dimension
-    delete_chunks(conn, "vs_a", "file-1")
-    assert usage_bytes(conn, "vs_a") == 3 + 16
-    assert usage_bytes(conn, "vs_other") == 0
+@BOTH
+def test_usage_bytes(store):
+    assert store.chunk_usage_bytes("vs_a") == 0
+    store.index_chunks("vs_a", "file-1", "a.txt", ["héllo", "world"])
+    assert store.chunk_usage_bytes("vs_a") == len("héllo".encode()) + len(b"world")
+    store.index_chunks("vs_a", "file-2", "b.txt", ["abc"], embeddings=[[0.1, 0.2, 0.3, 0.4]])
+    assert store.chunk_usage_bytes("vs_a") == 6 + 5 + 3 + 4 * 4  # float32 per dimension
+    store.delete_chunks("vs_a", "file-1")
+    assert store.chunk_usage_bytes("vs_a") == 3 + 16
+    assert store.chunk_usage_bytes("vs_other") == 0
 
 
+@SQLITE_INDEX
 def test_index_chunks_leaves_the_transaction_to_the_caller(tmp_path):
     path = tmp_path / "store.db"
     writer = sqlite3.connect(path)
@@ -517,6 +536,7 @@ def test_index_chunks_leaves_the_transaction_to_the_caller(tmp_path):
     assert search(writer, ["vs_a"], "pending") == []
 
 
+@SQLITE_INDEX
 def test_schema_can_run_twice(conn):
     for statement in SCHEMA:
         conn.execute(statement)
@@ -538,17 +558,20 @@ def exact(conn, monkeypatch, query, n):
     return [(r.chunk_index, r.score) for r in search(conn, ["vs_a"], query, max_num_results=n)]
 
 
+@SQLITE_INDEX
 def test_rare_and_common_terms_give_the_exact_bm25_top(big, monkeypatch):
     planned = [(r.chunk_index, r.score) for r in search(big, ["vs_a"], "rare common", max_num_results=20)]
     assert planned == exact(big, monkeypatch, "rare common", 20)
     assert all(index % 10 == 0 for index, _ in planned[:20])
 
 
+@SQLITE_INDEX
 def test_only_common_terms_prefer_chunks_with_all_of_them(big, monkeypatch):
     planned = [(r.chunk_index, r.score) for r in search(big, ["vs_a"], "common words", max_num_results=10)]
     assert planned == exact(big, monkeypatch, "common words", 10)
 
 
+@SQLITE_INDEX
 def test_common_terms_only_rank_chunks_a_rarer_term_found(big, monkeypatch):
     planned = [(r.chunk_index, r.score) for r in search(big, ["vs_a"], "common filler3", max_num_results=50)]
     with_rare = [i for i in range(300) if i % 17 == 3]

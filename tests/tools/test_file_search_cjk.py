@@ -20,6 +20,8 @@ from assistants.tools.file_search.index import (
     upgrade_schema,
 )
 
+SQLITE_INDEX = pytest.mark.sqlite_only(reason="the SQLite FTS5 index's own tables and upgrades")
+
 JAPANESE = "東京は日本の首都です。人口は約千四百万人で、東京都庁は新宿にあります。"
 CHINESE = "北京是中国的首都，也是全国的政治和文化中心。"
 KOREAN = "서울은 한국의 수도입니다. 한강이 도시를 가로지릅니다."
@@ -27,13 +29,13 @@ MIXED = "新款iPhone的价格很高，但是销量仍然很好。"
 ENGLISH = "Tokyo is the capital of Japan; its metropolitan government sits in Shinjuku."
 
 
-def add_cjk_files(conn) -> None:
+def add_cjk_files(store) -> None:
     for file_id, text in (("ja", JAPANESE), ("zh", CHINESE), ("ko", KOREAN), ("mixed", MIXED), ("en", ENGLISH)):
-        index_chunks(conn, "vs_a", file_id, f"{file_id}.txt", [text])
+        store.index_chunks("vs_a", file_id, f"{file_id}.txt", [text])
 
 
-def found(conn, query: str, **kwargs) -> list[str]:
-    return [r.file_id for r in search(conn, ["vs_a"], query, **kwargs)]
+def found(store, query: str, **kwargs) -> list[str]:
+    return [r.file_id for r in store.search_chunks(["vs_a"], query, **kwargs)]
 
 
 def check_index(conn) -> None:
@@ -41,41 +43,42 @@ def check_index(conn) -> None:
     conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts, rank) VALUES ('integrity-check', 1)")
 
 
-def test_a_cjk_word_is_found_inside_a_run_of_characters(conn):
-    add_cjk_files(conn)
-    assert found(conn, "東京") == ["ja"]  # unicode61 alone keeps 東京は日本の首都です as one token
-    assert found(conn, "新宿") == ["ja"]
-    assert sorted(found(conn, "首都")) == ["ja", "zh"]
-    assert found(conn, "政治") == ["zh"]
-    assert found(conn, "서울") == ["ko"]  # Korean particles are glued to the word: 서울은
-    assert found(conn, "한강") == ["ko"]
-    assert found(conn, "价格") == ["mixed"]
-    assert found(conn, "iPhone") == ["mixed"]
-    assert found(conn, "猫") == []
-    assert found(conn, "京東") == []  # the characters must stand together, in order
-    assert found(conn, "Tokyo") == ["en"]
-    hit = search(conn, ["vs_a"], "東京")[0]
+def test_a_cjk_word_is_found_inside_a_run_of_characters(store):
+    add_cjk_files(store)
+    assert found(store, "東京") == ["ja"]  # unicode61 alone keeps 東京は日本の首都です as one token
+    assert found(store, "新宿") == ["ja"]
+    assert sorted(found(store, "首都")) == ["ja", "zh"]
+    assert found(store, "政治") == ["zh"]
+    assert found(store, "서울") == ["ko"]  # Korean particles are glued to the word: 서울은
+    assert found(store, "한강") == ["ko"]
+    assert found(store, "价格") == ["mixed"]
+    assert found(store, "iPhone") == ["mixed"]
+    assert found(store, "猫") == []
+    assert found(store, "京東") == []  # the characters must stand together, in order
+    assert found(store, "Tokyo") == ["en"]
+    hit = store.search_chunks(["vs_a"], "東京")[0]
     assert hit.text == JAPANESE and 0.0 < hit.score <= 1.0  # results carry the text as written
 
 
-def test_a_sentence_query_ranks_the_chunk_sharing_most_of_it_first(conn):
-    add_cjk_files(conn)
-    assert found(conn, "中国的首都是哪里？")[0] == "zh"
-    assert found(conn, "日本の首都はどこですか")[0] == "ja"
-    assert found(conn, "한국의 수도는?")[0] == "ko"
-    assert found(conn, "iPhone价格")[0] == "mixed"
+def test_a_sentence_query_ranks_the_chunk_sharing_most_of_it_first(store):
+    add_cjk_files(store)
+    assert found(store, "中国的首都是哪里？")[0] == "zh"
+    assert found(store, "日本の首都はどこですか")[0] == "ja"
+    assert found(store, "한국의 수도는?")[0] == "ko"
+    assert found(store, "iPhone价格")[0] == "mixed"
 
 
-def test_a_single_character_is_found_wherever_it_stands(conn):
+def test_a_single_character_is_found_wherever_it_stands(store):
     chunks = ["猫が好き", "我喜欢猫。", "猫", "The 2024年 report", "大熊猫和小猫", "狗"]
-    index_chunks(conn, "vs_a", "cats", "cats.txt", chunks)
-    assert sorted(r.chunk_index for r in search(conn, ["vs_a"], "猫")) == [0, 1, 2, 4]  # first, last, alone, inside
-    assert [r.chunk_index for r in search(conn, ["vs_a"], "年")] == [3]
-    assert [r.chunk_index for r in search(conn, ["vs_a"], "2024")] == [3]
-    assert [r.chunk_index for r in search(conn, ["vs_a"], "熊猫")] == [4]
-    assert search(conn, ["vs_a"], "鳥") == []
+    store.index_chunks("vs_a", "cats", "cats.txt", chunks)
+    assert sorted(r.chunk_index for r in store.search_chunks(["vs_a"], "猫")) == [0, 1, 2, 4]  # first, last, alone, inside
+    assert [r.chunk_index for r in store.search_chunks(["vs_a"], "年")] == [3]
+    assert [r.chunk_index for r in store.search_chunks(["vs_a"], "2024")] == [3]
+    assert [r.chunk_index for r in store.search_chunks(["vs_a"], "熊猫")] == [4]
+    assert store.search_chunks(["vs_a"], "鳥") == []
 
 
+@pytest.mark.no_database
 def test_query_terms_split_cjk_runs_into_overlapping_pairs():
     assert query_terms("東京") == ["東京"]
     assert query_terms("東京都") == ["東京", "京都"]
@@ -87,29 +90,33 @@ def test_query_terms_split_cjk_runs_into_overlapping_pairs():
     assert len(query_terms("".join(chr(0x4E00 + i) for i in range(40)))) == 32  # 39 pairs, capped
 
 
-def test_ligatures_full_width_and_half_width_forms_match_their_plain_forms(conn):
-    index_chunks(conn, "vs_a", "pdf", "report.pdf", ["The ﬁnance team's ﬂoor plan"])  # pypdf keeps ligatures
-    index_chunks(conn, "vs_a", "wide", "wide.txt", ["Ｔｏｋｙｏ ２０２４ ｶﾀｶﾅ"])
-    assert found(conn, "finance") == ["pdf"] and found(conn, "floor") == ["pdf"]
-    assert found(conn, "tokyo 2024") == ["wide"] and found(conn, "カタカナ") == ["wide"]
-    assert found(conn, "ｶﾀｶﾅ") == ["wide"] and found(conn, "Ｆｉｎａｎｃｅ") == ["pdf"]  # queries are normalised too
-    assert search(conn, ["vs_a"], "finance")[0].text == "The ﬁnance team's ﬂoor plan"  # shown as written
+def test_ligatures_full_width_and_half_width_forms_match_their_plain_forms(store):
+    store.index_chunks("vs_a", "pdf", "report.pdf", ["The ﬁnance team's ﬂoor plan"])  # pypdf keeps ligatures
+    store.index_chunks("vs_a", "wide", "wide.txt", ["Ｔｏｋｙｏ ２０２４ ｶﾀｶﾅ"])
+    assert found(store, "finance") == ["pdf"] and found(store, "floor") == ["pdf"]
+    assert found(store, "tokyo 2024") == ["wide"] and found(store, "カタカナ") == ["wide"]
+    assert found(store, "ｶﾀｶﾅ") == ["wide"] and found(store, "Ｆｉｎａｎｃｅ") == ["pdf"]  # queries are normalised too
+    assert store.search_chunks(["vs_a"], "finance")[0].text == "The ﬁnance team's ﬂoor plan"  # shown as written
 
 
-def test_renormalizing_an_index_made_before_nfkc(conn):
+@SQLITE_INDEX
+def test_renormalizing_an_index_made_before_nfkc(store):
+    conn = store.conn()
     index_chunks(conn, "vs_a", "pdf", "report.pdf", ["The ﬁnance team"])
     conn.execute("UPDATE fs_chunks SET fts_text = NULL")  # as indexed before migration 6
     conn.execute("INSERT INTO fs_chunks_fts (fs_chunks_fts) VALUES ('rebuild')")
-    assert found(conn, "finance") == []
+    assert found(store, "finance") == []
     renormalize(conn)
-    assert found(conn, "finance") == ["pdf"]
+    assert found(store, "finance") == ["pdf"]
     check_index(conn)
 
 
-def test_only_cjk_text_is_stored_a_second_time(conn):
+@SQLITE_INDEX
+def test_only_cjk_text_is_stored_a_second_time(store):
+    conn = store.conn()
     assert search_text(ENGLISH) is None and search_text("Café naïve") is None
     assert search_text("東京は Tokyo, 猫") == " 東京 京は は  Tokyo,   猫 "
-    add_cjk_files(conn)
+    add_cjk_files(store)
     rows = dict(conn.execute("SELECT file_id, fts_text FROM fs_chunks").fetchall())
     assert rows["en"] is None and rows["ja"].startswith(" 東京 京は は日 日本 本の の首 首都 都で です す 。")
     assert all(rows[f] is not None for f in ("ja", "zh", "ko", "mixed"))
@@ -118,20 +125,22 @@ def test_only_cjk_text_is_stored_a_second_time(conn):
 
 
 @pytest.mark.parametrize("query", ['"東京', "東京*", "東京 AND (", "NEAR(東京", "text:東京", "東京\x00", "「東京」"])
-def test_fts_syntax_around_cjk_never_raises(conn, query):
-    add_cjk_files(conn)
-    assert found(conn, query)[0] == "ja"
+def test_fts_syntax_around_cjk_never_raises(store, query):
+    add_cjk_files(store)
+    assert found(store, query)[0] == "ja"
 
 
-def test_deleting_and_reindexing_cjk_chunks_keeps_the_index_consistent(conn):
-    add_cjk_files(conn)
+@SQLITE_INDEX
+def test_deleting_and_reindexing_cjk_chunks_keeps_the_index_consistent(store):
+    conn = store.conn()
+    add_cjk_files(store)
     check_index(conn)
     index_chunks(conn, "vs_a", "ja", "ja.txt", ["大阪は関西の中心です。"])  # replaces the Tokyo chunk
-    assert found(conn, "東京") == [] and found(conn, "大阪") == ["ja"]
+    assert found(store, "東京") == [] and found(store, "大阪") == ["ja"]
     conn.execute("UPDATE fs_chunks SET text = ?, fts_text = ? WHERE file_id = 'zh'", ("上海", search_text("上海")))
-    assert found(conn, "上海") == ["zh"] and found(conn, "北京") == []
+    assert found(store, "上海") == ["zh"] and found(store, "北京") == []
     delete_chunks(conn, "vs_a", "ko")
-    assert found(conn, "서울") == []
+    assert found(store, "서울") == []
     check_index(conn)
     delete_chunks(conn, "vs_a")
     check_index(conn)
@@ -213,6 +222,7 @@ def results(conn) -> dict[str, list[tuple]]:
     }
 
 
+@SQLITE_INDEX
 def test_migrating_an_old_database_reindexes_its_chunks(tmp_path, monkeypatch):
     path = tmp_path / "old.db"
     old_database(path, monkeypatch)
@@ -253,6 +263,7 @@ def test_migrating_an_old_database_reindexes_its_chunks(tmp_path, monkeypatch):
     store.close()
 
 
+@SQLITE_INDEX
 def test_a_new_database_gets_the_current_schema_and_the_upgrade_does_nothing(tmp_path):
     store = Store(tmp_path / "new.db")
     conn = store.conn()
@@ -268,6 +279,7 @@ def test_a_new_database_gets_the_current_schema_and_the_upgrade_does_nothing(tmp
     store.close()
 
 
+@SQLITE_INDEX
 def test_upgrading_an_empty_old_index_and_a_database_without_one(tmp_path, monkeypatch):
     conn = sqlite3.connect(tmp_path / "empty.db", isolation_level=None)
     for statement in OLD_SCHEMA:
@@ -281,6 +293,7 @@ def test_upgrading_an_empty_old_index_and_a_database_without_one(tmp_path, monke
     assert [r.file_id for r in search(bare, ["vs_a"], "首都")] == ["ja"]
 
 
+@SQLITE_INDEX
 def test_english_results_are_the_same_before_and_after_the_upgrade():
     conn = sqlite3.connect(":memory:")
     for statement in OLD_SCHEMA:

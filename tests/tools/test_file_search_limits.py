@@ -16,7 +16,6 @@ from assistants.tools.file_search import parse
 from assistants.tools.file_search.parse import ParseError, extract_text
 from tests.tools.documents import docx_with
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 

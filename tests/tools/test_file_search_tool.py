@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
-
 from openai.types.beta.threads import FileCitationAnnotation
 from openai.types.beta.threads.runs import RunStep
 
@@ -15,7 +13,6 @@ from assistants.tools import ToolContext
 from assistants.tools.file_search_tool import make_handler, marker, search_config
 from tests.conftest import wait_run
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 HANDBOOK = (b"# Employee handbook\n\nRefunds: customers may ask for a refund within 30 days of purchase.\n\n"
             b"Holidays: every employee gets 25 days of paid leave a year.")

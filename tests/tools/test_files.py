@@ -15,8 +15,6 @@ from tests.conftest import make_settings
 from tests.file_bytes import stored
 from tests.fakes.provider import ScriptedProvider
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
-
 
 @pytest.fixture
 def data_dir(tmp_path) -> Path:

@@ -21,7 +21,6 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.provider import ScriptedProvider
 from tests.tools.documents import docx_with
 
-pytestmark = pytest.mark.both_databases  # the tests taking `rt` run on SQLite and on PostgreSQL
 
 PARIS = b"The capital of France is Paris. It sits on the Seine and is famous for the Eiffel Tower."
 BANANAS = b"Bananas are yellow when ripe. They grow in tropical climates and are rich in potassium."

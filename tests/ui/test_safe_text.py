@@ -8,6 +8,8 @@ import pytest
 
 from components.safe_text import MarkdownSanitiser, code_text, plain, safe_markdown, shown_url
 
+pytestmark = pytest.mark.no_database  # no store: runs once, not per database
+
 A = "http://127.0.0.1:9/x"
 VECTORS = [
     f"![]({A}?q=secret)",

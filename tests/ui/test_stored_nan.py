@@ -16,6 +16,8 @@ from components.sidebar import K
 from tests.ui import fresh_data_dir
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
+pytestmark = pytest.mark.sqlite_only(reason="rows with NaN exist only in SQLite databases written before the runtime "
+                                            "refused NaN (PostgreSQL's jsonb cannot hold NaN)")
 
 
 @pytest.fixture
