@@ -178,7 +178,7 @@ class Engine(ToolRunner):
             self._fail(run, "invalid_prompt", exc.message)
             return
         tool_choice = run.get("tool_choice") or "auto"
-        if any(s["type"] == "tool_calls" for s in self.store.all("run_steps", run_id=run["id"])):
+        if tool_choice != "auto" and any(s["type"] == "tool_calls" for s in self.store.all("run_steps", run_id=run["id"])):
             tool_choice = "auto"  # resumed after tool outputs: the forced call already happened
         seen_calls: set[str] = set()
         for round_no in range(self.max_tool_rounds):
@@ -189,8 +189,8 @@ class Engine(ToolRunner):
             if messages is None:
                 self._incomplete(run, "max_prompt_tokens")
                 return
-            used = self.store.step_usage(run["id"])["completion_tokens"]
             budget = run.get("max_completion_tokens")
+            used = self.store.step_usage(run["id"])["completion_tokens"] if budget is not None else 0
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")
                 return
@@ -279,7 +279,9 @@ class Engine(ToolRunner):
                     state["message"], state["step"] = self._start_message(run)
                     # The reply starts with the figures the tools made (see _reply_content): stream them first,
                     # so the text's content index is the one it has in the finished message.
-                    images = self._pending_images(run)
+                    # The steps read now are the ones the finished reply carries (the tools run after the call).
+                    state["unshown"] = self._unshown_tool_steps(run)
+                    images = self._pending_images(state["unshown"])
                     state["text_index"] = len(images)
                     if images:
                         self.hub.publish_delta(run_id, "thread.message.delta", {
@@ -353,7 +355,7 @@ class Engine(ToolRunner):
             state["parts"] = [result.text] if result.text else []
         if message is not None:
             ts = now()
-            fields = {"content": self._reply_content(run, "".join(state["parts"])), **ending,
+            fields = {"content": self._reply_content(run, "".join(state["parts"]), state.get("unshown")), **ending,
                       "completed_at": None if cut else ts, "incomplete_at": ts if cut else None}
             with self.store.write(run["thread_id"]):
                 message = self.store.update_fields("messages", message["id"], fields, returning=True) or {
@@ -379,14 +381,17 @@ class Engine(ToolRunner):
                 if step["type"] == "tool_calls" and not step.get("_consumed")
                 and (step.get("_images") or step.get("_annotations"))]
 
-    def _pending_images(self, run: dict) -> list[str]:
-        """Figures no reply has shown yet (what _reply_content will put first)."""
-        return [f for step in self._unshown_tool_steps(run) for f in step.get("_images", [])]
+    @staticmethod
+    def _pending_images(unshown: list[dict]) -> list[str]:
+        """Figures no reply has shown yet (what _reply_content will put first), of these unshown tool steps."""
+        return [f for step in unshown for f in step.get("_images", [])]
 
-    def _reply_content(self, run: dict, text: str) -> list[dict]:
-        """The reply's content: figures the tools made since the last reply, then the annotated text."""
+    def _reply_content(self, run: dict, text: str, unshown: list[dict] | None = None) -> list[dict]:
+        """The reply's content: figures the tools made since the last reply (`unshown`: the tool steps read when the
+        reply started streaming), then the annotated text."""
         images, candidates = [], []
-        unshown = self._unshown_tool_steps(run)  # the run's own steps: only its worker marks them consumed
+        if unshown is None:
+            unshown = self._unshown_tool_steps(run)  # the run's own steps: only its worker marks them consumed
         if unshown:
             with self.store.write(run["thread_id"]):
                 for step in unshown:
