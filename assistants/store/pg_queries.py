@@ -52,11 +52,13 @@ ORDER BY p.seq DESC
 """
 
 
-# The rows in the order given (seq follows it), then one notification per run: a data-modifying WITH always runs.
+# The events lock first (no row, so no sequence number, exists before it is held), then the rows in the order given
+# (seq follows it), then one notification per run: a data-modifying WITH always runs.
 APPEND_SQL = """
 WITH added AS (
     INSERT INTO run_events (run_id, event, data, created_at)
-    SELECT r, e, d, c FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) WITH ORDINALITY AS t(r, e, d, c, n)
+    SELECT r, e, d, c FROM (SELECT pg_advisory_xact_lock(%s)) AS locked,
+        unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) WITH ORDINALITY AS t(r, e, d, c, n)
     ORDER BY n
     RETURNING 1)
 SELECT pg_notify(%s, run_id) FROM unnest(%s::text[]) AS runs(run_id)

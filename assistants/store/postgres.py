@@ -163,9 +163,8 @@ class _Transaction:
                 self.begun = True
             if self.events:
                 run_ids, events, data, created = (list(column) for column in zip(*self.events, strict=True))
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
                 # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
-                conn.execute(APPEND_SQL, (run_ids, events, data, created, CHANNEL, sorted(set(run_ids))))
+                conn.execute(APPEND_SQL, (EVENTS_LOCK, run_ids, events, data, created, CHANNEL, sorted(set(run_ids))))
             conn.execute("COMMIT")
 
     def rollback(self) -> None:
