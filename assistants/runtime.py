@@ -326,7 +326,7 @@ class Runtime:
     def create_message(self, thread_id: str, **body: Any) -> dict:
         thread = self.get_thread(thread_id)
         message = self._new_message(thread_id, body)
-        with self.store.write():
+        with self.store.write(thread_id):  # reads and writes only this thread's objects
             active = self._active_run(thread_id)
             if active is not None:
                 raise BadRequest(f"Can't add messages to {thread_id} while a run {active['id']} is active "
@@ -411,7 +411,7 @@ class Runtime:
 
     def _insert_run(self, thread_id: str, run: dict, extra: list[dict], first: tuple[str, dict] | None = None) -> None:
         """Insert the run (queued, reserved by this process) with its first events, in one transaction."""
-        with self.store.write():
+        with self.store.write(thread_id):  # reads and writes only this thread's objects (the assistant is read before)
             active = self._active_run(thread_id)
             if active is not None:
                 raise BadRequest(f"Thread {thread_id} already has an active run {active['id']} "

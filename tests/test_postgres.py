@@ -122,6 +122,52 @@ def test_event_sequence_numbers_are_commit_order_for_a_tailing_reader(store):
     assert sorted(seen) == sorted(written) and len(seen) == 100
 
 
+def test_a_write_about_one_thread_waits_only_for_writes_about_it_and_for_other_writes(store, pg_url):
+    """write(thread_id) takes that thread's lock (and the writer lock shared), write() the writer lock: a run's
+    writes never wait for another thread's, but a write about the same thread, or any other write, waits for them;
+    a write that only appends events waits for none. Across instances too (a second store on the same database)."""
+    from assistants.store.postgres import PostgresStore
+
+    _thread_and_run(store, "run_l")
+    other = PostgresStore(pg_url)
+    holding, release, done = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        with store.write("thread_a") as c:
+            c.execute("UPDATE runs SET lease_until = 1 WHERE id = 'run_l'")
+            holding.set()
+            release.wait(10)
+
+    def write(key: str | None, name: str) -> None:
+        with other.write(key) as c:
+            c.execute("SELECT 1")
+        done.append(name)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        write("thread_b", "another thread")
+        with other.write():
+            other.append_events([("run_l", "e", '"x"')], time.time())
+        assert time.monotonic() - started < 2
+        waiting = [threading.Thread(target=write, args=("thread_a", "same thread")),
+                   threading.Thread(target=write, args=(None, "any other"))]
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)
+        assert done == ["another thread"]  # both still wait
+    finally:
+        release.set()
+        holder.join(10)
+    for t in waiting:
+        t.join(10)
+    assert sorted(done) == ["another thread", "any other", "same thread"]
+    assert [e for _, _, e, _ in store.events_after(0, ["run_l"])] == ["e"]
+    other.close()
+
+
 def test_notify_wakes_a_subscriber_in_another_instance_at_once(store, pg_url):
     from assistants.runs.events import NOTIFIED_POLL_S, EventHub
     from assistants.store.postgres import PostgresStore

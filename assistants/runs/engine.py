@@ -146,7 +146,7 @@ class Engine(ToolRunner):
     def _end(self, run: dict, to: str, before=None, **fields) -> dict:
         """Move our run to `to`; `before` runs in the same transaction, so its events precede the run's."""
         try:
-            with self.store.write():
+            with self.store.write(run["thread_id"]):  # the run, its steps and messages: a write about its thread
                 moved = self.status.move(run["id"], to, mine=True, event=False, **fields)
                 if moved is None:
                     raise _Lost()
@@ -178,7 +178,7 @@ class Engine(ToolRunner):
             self._fail(run, "invalid_prompt", exc.message)
             return
         tool_choice = run.get("tool_choice") or "auto"
-        if any(s["type"] == "tool_calls" for s in self.store.all("run_steps", run_id=run["id"])):
+        if tool_choice != "auto" and any(s["type"] == "tool_calls" for s in self.store.all("run_steps", run_id=run["id"])):
             tool_choice = "auto"  # resumed after tool outputs: the forced call already happened
         seen_calls: set[str] = set()
         for round_no in range(self.max_tool_rounds):
@@ -189,8 +189,8 @@ class Engine(ToolRunner):
             if messages is None:
                 self._incomplete(run, "max_prompt_tokens")
                 return
-            used = self.store.step_usage(run["id"])["completion_tokens"]
             budget = run.get("max_completion_tokens")
+            used = self.store.step_usage(run["id"])["completion_tokens"] if budget is not None else 0
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")
                 return
@@ -244,17 +244,24 @@ class Engine(ToolRunner):
 
     # -- the model call -----------------------------------------------------------------------
     def _new_step(self, run: dict, details: dict) -> dict:
-        step = {
+        step = self._step(run, details)
+        with self.store.write(run["thread_id"]):
+            self.store.insert("run_steps", step)
+            self._announce_step(run, step)
+        return step
+
+    @staticmethod
+    def _step(run: dict, details: dict) -> dict:
+        return {
             "id": new_id("step"), "object": "thread.run.step", "created_at": now(), "run_id": run["id"],
             "assistant_id": run["assistant_id"], "thread_id": run["thread_id"], "type": details["type"],
             "status": "in_progress", "cancelled_at": None, "completed_at": None, "expired_at": None,
             "failed_at": None, "last_error": None, "step_details": details, "usage": None, "metadata": {},
         }
-        with self.store.write():
-            self.store.insert("run_steps", step)
-            self.publish(run["id"], "thread.run.step.created", step)
-            self.publish(run["id"], "thread.run.step.in_progress", step)
-        return step
+
+    def _announce_step(self, run: dict, step: dict) -> None:
+        self.publish(run["id"], "thread.run.step.created", step)
+        self.publish(run["id"], "thread.run.step.in_progress", step)
 
     def _call_model(self, run: dict, provider, request: dict,
                     cancel: threading.Event) -> tuple[ChatResult, dict | None, dict | None]:
@@ -272,7 +279,9 @@ class Engine(ToolRunner):
                     state["message"], state["step"] = self._start_message(run)
                     # The reply starts with the figures the tools made (see _reply_content): stream them first,
                     # so the text's content index is the one it has in the finished message.
-                    images = self._pending_images(run)
+                    # The steps read now are the ones the finished reply carries (the tools run after the call).
+                    state["unshown"] = self._unshown_tool_steps(run)
+                    images = self._pending_images(state["unshown"])
                     state["text_index"] = len(images)
                     if images:
                         self.hub.publish_delta(run_id, "thread.message.delta", {
@@ -346,11 +355,11 @@ class Engine(ToolRunner):
             state["parts"] = [result.text] if result.text else []
         if message is not None:
             ts = now()
-            fields = {"content": self._reply_content(run, "".join(state["parts"])), **ending,
+            fields = {"content": self._reply_content(run, "".join(state["parts"]), state.get("unshown")), **ending,
                       "completed_at": None if cut else ts, "incomplete_at": ts if cut else None}
-            with self.store.write():
-                self.store.update_fields("messages", message["id"], fields)
-                message = self.store.get("messages", message["id"]) or {**message, **fields}
+            with self.store.write(run["thread_id"]):
+                message = self.store.update_fields("messages", message["id"], fields, returning=True) or {
+                    **message, **fields}
                 self.publish(run_id, f"thread.message.{ending['status']}", message)
                 logprobs = ((result.raw.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
                 self.status.move_step(step, "completed", completed_at=ts, usage=None if result.tool_calls else usage,
@@ -372,18 +381,23 @@ class Engine(ToolRunner):
                 if step["type"] == "tool_calls" and not step.get("_consumed")
                 and (step.get("_images") or step.get("_annotations"))]
 
-    def _pending_images(self, run: dict) -> list[str]:
-        """Figures no reply has shown yet (what _reply_content will put first)."""
-        return [f for step in self._unshown_tool_steps(run) for f in step.get("_images", [])]
+    @staticmethod
+    def _pending_images(unshown: list[dict]) -> list[str]:
+        """Figures no reply has shown yet (what _reply_content will put first), of these unshown tool steps."""
+        return [f for step in unshown for f in step.get("_images", [])]
 
-    def _reply_content(self, run: dict, text: str) -> list[dict]:
-        """The reply's content: figures the tools made since the last reply, then the annotated text."""
+    def _reply_content(self, run: dict, text: str, unshown: list[dict] | None = None) -> list[dict]:
+        """The reply's content: figures the tools made since the last reply (`unshown`: the tool steps read when the
+        reply started streaming), then the annotated text."""
         images, candidates = [], []
-        with self.store.write():
-            for step in self._unshown_tool_steps(run):
-                images.extend(step.get("_images", []))
-                candidates.extend(step.get("_annotations", []))
-                self.store.update_fields("run_steps", step["id"], {"_consumed": True})
+        if unshown is None:
+            unshown = self._unshown_tool_steps(run)  # the run's own steps: only its worker marks them consumed
+        if unshown:
+            with self.store.write(run["thread_id"]):
+                for step in unshown:
+                    images.extend(step.get("_images", []))
+                    candidates.extend(step.get("_annotations", []))
+                    self.store.update_fields("run_steps", step["id"], {"_consumed": True})
         blocks = [{"type": "image_file", "image_file": {"file_id": f, "detail": "auto"}} for f in images]
         if text or not blocks:
             blocks.append(text_block(text, annotate(text, candidates)))
@@ -396,9 +410,10 @@ class Engine(ToolRunner):
             "attachments": [], "metadata": {}, "status": "in_progress", "completed_at": None,
             "incomplete_at": None, "incomplete_details": None,
         }
-        with self.store.write():
-            self.store.insert("messages", message)
-            step = self._new_step(run, {"type": "message_creation", "message_creation": {"message_id": message["id"]}})
+        step = self._step(run, {"type": "message_creation", "message_creation": {"message_id": message["id"]}})
+        with self.store.write(run["thread_id"]):
+            self.store.insert_all([("messages", message), ("run_steps", step)])
+            self._announce_step(run, step)
             self.publish(run["id"], "thread.message.created", message)
             self.publish(run["id"], "thread.message.in_progress", message)
         return message, step
@@ -410,6 +425,6 @@ class Engine(ToolRunner):
             "error": error, "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
         try:
-            self.store.insert("model_calls", record)
+            self.store.insert("model_calls", record, run["thread_id"])  # a write about the run's thread
         except IntegrityError:  # the run was deleted with its thread meanwhile
             raise _RunStopped() from None

@@ -59,10 +59,10 @@ class StatusMachine:
         if to in TERMINAL:  # a run's usage is the sum of its steps', written once it ends
             fields = {**fields, "usage": self.store.step_usage(run_id), "_lease_until": None}
         with self.store.write():
-            if not self.store.update_fields("runs", run_id, {"status": to, **fields}, lease_before=lease_before,
-                                            **where):
+            run = self.store.update_fields("runs", run_id, {"status": to, **fields}, lease_before=lease_before,
+                                           returning=True, **where)
+            if run is None:
                 return None
-            run = self.store.get("runs", run_id)
             if event:
                 self.hub.publish(run_id, f"thread.run.{to}", public(run))
         return run
@@ -84,8 +84,9 @@ class StatusMachine:
         if started is None or started["status"] != "queued":
             return None
         # started_at is kept from the first claim (a run resumed after tool outputs started then).
-        return self.move(run_id, "in_progress", mine=True, started_at=started.get("started_at") or now(),
-                         _lease_until=self.lease_until())
+        with self.store.write(started["thread_id"]):  # the run's own row and events: a write about its thread
+            return self.move(run_id, "in_progress", mine=True, started_at=started.get("started_at") or now(),
+                             _lease_until=self.lease_until())
 
     def requeue_with_outputs(self, run_id: str, apply_outputs) -> dict | None:
         """requires_action -> queued (submit_tool_outputs): exactly one of concurrent submitters wins."""

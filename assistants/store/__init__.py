@@ -127,8 +127,9 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
         self._pool.reclaim()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction; nests (an inner `write` joins the outer one)."""
+    def write(self, thread_id: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; nests (an inner `write` joins the outer one). `thread_id` (what PostgreSQL's
+        finer locks use) changes nothing here: SQLite has one writer."""
         c = self.conn()
         if c.in_transaction:
             yield c
@@ -180,7 +181,14 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
         raise RuntimeError(_NO_BLOBS)
 
     # -- generic object operations --------------------------------------------------------
-    def insert(self, table: str, obj: dict) -> dict:
+    def insert_all(self, objects: list[tuple[str, dict]]) -> None:
+        """Store new objects (table, object), in this order, in one write."""
+        with self.write():
+            for table, obj in objects:
+                self.insert(table, obj)
+
+    def insert(self, table: str, obj: dict, thread_id: str | None = None) -> dict:
+        """Store a new object (`thread_id`: as `write`'s, nothing here)."""
         cols = COLUMNS[table]
         names = ", ".join(("id", "created_at", "data", *cols))
         marks = ", ".join("?" * (3 + len(cols)))
@@ -200,8 +208,9 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
         return obj
 
     def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
-                      **where) -> int:
-        """Set only these fields of a stored object (compare-and-set on `where`); return the rows changed.
+                      returning: bool = False, **where) -> int | dict | None:
+        """Set only these fields of a stored object (compare-and-set on `where`); return the rows changed
+        (`returning`: the changed object, or None).
 
         Field-level, so a concurrent change to another field (metadata set while a reply streams) is kept.
         """
@@ -226,7 +235,10 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
             cond += " AND (lease_until IS NULL OR lease_until < ?)"
             wargs.append(lease_before)
         with self.write() as c:
-            return c.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", json_args + col_args + wargs).rowcount
+            changed = c.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", json_args + col_args + wargs).rowcount
+            if returning:
+                return self.get(table, obj_id) if changed else None
+            return changed
 
     def get(self, table: str, obj_id: str, **where) -> dict | None:
         cond, args = self._where({"id": obj_id, **where})

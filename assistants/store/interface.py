@@ -11,16 +11,21 @@ class StoreInterface(Protocol):
     """Objects as wire JSON with indexed columns, compare-and-set updates, leases, the run event log, named queries."""
 
     # -- transactions ----------------------------------------------------------------------------
-    def write(self) -> AbstractContextManager[Any]: """A short write transaction; an inner one joins it."""
+    def write(self, thread_id: str | None = None) -> AbstractContextManager[Any]:
+        """A short write transaction; an inner one joins it. `thread_id`: it reads and writes only that thread's
+        objects (and what no such write changes), so it need not wait for writes about other threads."""
     def after_commit(self, callback: Callable[[], None]) -> None: """Run after the current write commits."""
     def close(self) -> None: """Close every connection."""
     def reclaim_connections(self) -> None: """Take back the connections of threads that ended."""
 
     # -- objects ---------------------------------------------------------------------------------
-    def insert(self, table: str, obj: dict) -> dict: """Store a new object."""
+    def insert_all(self, objects: list[tuple[str, dict]]) -> None: """Store new objects (table, object) in order."""
+    def insert(self, table: str, obj: dict, thread_id: str | None = None) -> dict:
+        """Store a new object (`thread_id`: it belongs to that thread's run, as `write(thread_id)`)."""
     def put(self, table: str, obj: dict, **where) -> dict: """Replace a stored object (objects only one writer changes)."""
     def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
-                      **where) -> int: """Set these fields if `where` holds (compare-and-set); rows changed."""
+                      returning: bool = False, **where) -> int | dict | None:
+        """Set these fields if `where` holds (compare-and-set); rows changed (`returning`: the object, or None)."""
     def get(self, table: str, obj_id: str, **where) -> dict | None: """One object, or None."""
     def delete(self, table: str, obj_id: str | None = None, **where) -> int: """Delete matching objects."""
     def all(self, table: str, *, order: str = "asc", **where) -> list[dict]: """Every matching object in order."""

@@ -52,11 +52,14 @@ ORDER BY p.seq DESC
 """
 
 
-# The rows in the order given (seq follows it), then one notification per run: a data-modifying WITH always runs.
-_APPEND_SQL = """
+# The events lock first (no row, so no sequence number, exists before it is held), then the rows in the order given
+# (seq follows it), then one notification per run: a data-modifying WITH always runs.
+APPEND_SQL = """
 WITH added AS (
     INSERT INTO run_events (run_id, event, data, created_at)
-    SELECT r, e, d, %s FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(r, e, d, n) ORDER BY n
+    SELECT r, e, d, c FROM (SELECT pg_advisory_xact_lock(%s)) AS locked,
+        unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) WITH ORDINALITY AS t(r, e, d, c, n)
+    ORDER BY n
     RETURNING 1)
 SELECT pg_notify(%s, run_id) FROM unnest(%s::text[]) AS runs(run_id)
 """
@@ -114,14 +117,10 @@ class PgRunQueries:
 
     # -- the run event log -------------------------------------------------------------------
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
-        """Append (run_id, event, data JSON) rows in the current write; NOTIFY (delivered at COMMIT) says where.
-
-        One statement, one round trip: it runs under the writer lock, which every instance's writes wait for.
-        """
-        run_ids, events, data = (list(column) for column in zip(*rows, strict=True))
-        with self.write() as c:
-            # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
-            c.execute(_APPEND_SQL, (created_at, run_ids, events, data, CHANNEL, sorted(set(run_ids))))
+        """Append (run_id, event, data JSON) rows to the current write: written at its COMMIT, in one round trip with
+        it, under the events lock (see postgres.py); NOTIFY (delivered at COMMIT) says where."""
+        with self.write() as tx:
+            tx.append_events(rows, created_at)
 
     def on_events(self, callback: Callable[[str | None], None]) -> bool:
         """Call `callback(run_id)` whenever any instance commits events of that run (None: of any run); True:

@@ -1,10 +1,16 @@
 """The PostgreSQL store (psycopg 3 + psycopg_pool): the same `Store` interface as SQLite, for many instances.
 
-Write transactions take one transaction-level advisory lock first (WRITE_LOCK), as SQLite's `BEGIN IMMEDIATE`
-takes its writer lock: the run event log's sequence numbers are then handed out in commit order (a reader that
-resumes after seq N never misses a row committed later with a smaller number), every read-then-write the runtime
-does inside `write()` sees no interleaved writer, and no two writers can deadlock on row locks. The price is that
-writes are serialised across instances; they are short (never a model call or code execution inside).
+Write transactions are serialised by advisory locks, as SQLite's `BEGIN IMMEDIATE` serialises them, but finer:
+- a write about one thread (`write(thread_id)`: a run's own steps, messages and status changes, which touch only
+  that thread's rows) takes WRITE_LOCK shared and the thread's lock: writes about different threads run side by
+  side, writes about the same thread one after another;
+- any other write takes WRITE_LOCK exclusively: it sees no interleaved writer, as before;
+- run events are appended at COMMIT, in one round trip with it, under EVENTS_LOCK: the run event log's sequence
+  numbers are then handed out in commit order (a reader that resumes after seq N never misses a row committed later
+  with a smaller number), and that lock is held for the server's work only, never across a round trip.
+The locks are taken in that order (WRITE_LOCK, a thread's, rows, EVENTS_LOCK) and the holder of EVENTS_LOCK waits
+for nothing but its own INSERT: no two writers can deadlock. A transaction starts lazily: BEGIN and the locks go
+with its first statement (one round trip), and a write that only appends events costs one round trip in all.
 """
 
 from __future__ import annotations
@@ -18,19 +24,22 @@ from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
 from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page
 from assistants.store.pg_blobs import PgBlobQueries
-from assistants.store.pg_queries import Listener, PgRunQueries
+from assistants.store.pg_queries import APPEND_SQL, CHANNEL, Listener, PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
 from assistants.store.pg_settings import PgSettingsQueries
 from assistants.store.versions import VersionQueries
 
 WRITE_LOCK = 7_413_002
+EVENTS_LOCK = 7_413_003
+THREAD_LOCKS = 7_413  # the class (first key) of the per-thread locks: (THREAD_LOCKS, hashtext(thread_id))
 POOL_MAX = 20  # workers + request threads + sweeper + tailer; a read holds a connection for one statement only
 CONNECT_TIMEOUT_S = 10
 READ_ATTEMPTS = 3  # a read on a connection found broken is sent again on another
@@ -93,6 +102,80 @@ def _check_if_spoken_to(conn: psycopg.Connection) -> None:
         ConnectionPool.check_connection(conn)
 
 
+class _Transaction:
+    """A write transaction on a pooled autocommit connection, begun with its first statement.
+
+    BEGIN and the transaction's locks are sent with the first statement, in one pipeline (one round trip); the run
+    events appended meanwhile wait here and are written at COMMIT, in one pipeline with it, under EVENTS_LOCK.
+    Anything else is the connection's (`__getattr__`).
+    """
+
+    def __init__(self, conn: psycopg.Connection, thread_id: str | None):
+        self.conn = conn
+        self.thread_id = thread_id
+        self.begun = False
+        self.events: list[tuple[str, str, str, float]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.conn, name)
+
+    def _locks(self) -> None:
+        self.conn.execute("BEGIN")
+        if self.thread_id is None:
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        else:
+            self.conn.execute("SELECT pg_advisory_xact_lock_shared(%s::bigint), pg_advisory_xact_lock(%s, hashtext(%s))",
+                              (WRITE_LOCK, THREAD_LOCKS, self.thread_id))
+        self.begun = True
+
+    def execute(self, query, params=None, **kwargs) -> psycopg.Cursor:
+        if self.begun:
+            return self.conn.execute(query, params, **kwargs)
+        with self.conn.pipeline():
+            self._locks()
+            cursor = self.conn.execute(query, params, **kwargs)
+        return cursor
+
+    def execute_all(self, statements: list[tuple[str, list]]) -> None:
+        """Statements whose results nobody reads, in one pipeline (an error is raised at its end)."""
+        with self.conn.pipeline():
+            if not self.begun:
+                self._locks()
+            for sql, args in statements:
+                self.conn.execute(sql, args)
+
+    def cursor(self, *args, **kwargs) -> psycopg.Cursor:
+        if not self.begun:
+            with self.conn.pipeline():
+                self._locks()
+        return self.conn.cursor(*args, **kwargs)
+
+    def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
+        self.events.extend((run_id, event, data, created_at) for run_id, event, data in rows)
+
+    def commit(self) -> None:
+        if not self.begun and not self.events:
+            return  # nothing was sent: nothing to commit
+        conn = self.conn
+        with conn.pipeline():
+            if not self.begun:
+                conn.execute("BEGIN")  # events only: they need no lock but their own
+                self.begun = True
+            if self.events:
+                run_ids, events, data, created = (list(column) for column in zip(*self.events, strict=True))
+                # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
+                conn.execute(APPEND_SQL, (EVENTS_LOCK, run_ids, events, data, created, CHANNEL, sorted(set(run_ids))))
+            conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        conn = self.conn
+        if self.begun and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:  # a broken connection: the pool discards it, the server rolled back
+                pass
+
+
 class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQueries, VersionQueries):
     """Objects as JSONB with indexed columns; pooled autocommit connections, explicit write transactions."""
 
@@ -125,21 +208,25 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
 
     # -- connections and transactions -------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[psycopg.Connection]:
-        """A short write transaction under the writer lock; nests (an inner `write` joins the outer one)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield conn
+    def write(self, thread_id: str | None = None) -> Iterator[_Transaction]:
+        """A short write transaction; nests (an inner `write` joins the outer one).
+
+        `thread_id`: everything the transaction reads and writes belongs to that thread (or is never written by a
+        write about a thread), so it need not wait for writes about other threads (see the module's docstring).
+        """
+        tx = getattr(self._local, "conn", None)
+        if tx is not None:
+            yield tx
             return
         self._local.callbacks = []
         with self._pool.connection() as conn:
-            self._local.conn = conn
+            tx = self._local.conn = _Transaction(conn, thread_id)
             try:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                    yield conn
+                yield tx
+                tx.commit()
             except BaseException:
                 self._local.callbacks = []
+                tx.rollback()
                 raise
             finally:
                 self._local.conn = None
@@ -177,10 +264,28 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
                 if conn is None or not conn.broken or attempt == READ_ATTEMPTS:
                     raise
 
-    def _exec(self, sql: str, args=()) -> int:
-        """A write statement inside a write transaction; the rows it changed."""
-        with self.write() as c:
+    def _exec(self, sql: str, args=(), thread_id: str | None = None) -> int:
+        """A write statement inside a write transaction (`thread_id`: a write about that thread); the rows it
+        changed."""
+        if getattr(self._local, "conn", None) is None:
+            return self._alone(sql, args, thread_id).rowcount
+        with self.write(thread_id) as c:
             return c.execute(sql, args).rowcount
+
+    def _alone(self, sql: str, args, thread_id: str | None = None) -> psycopg.Cursor:
+        """One write statement in a transaction of its own: BEGIN, its locks, it and COMMIT in one round trip (the
+        locks are held for the server's work only)."""
+        with self._pool.connection() as conn:
+            tx = _Transaction(conn, thread_id)
+            try:
+                with conn.pipeline():
+                    tx._locks()
+                    cursor = conn.execute(sql, args)
+                    conn.execute("COMMIT")
+            except BaseException:
+                tx.rollback()
+                raise
+            return cursor
 
     # -- the versions' dialect (store/versions.py) ------------------------------------------
     OVERRIDE_SEQ = "OVERRIDING SYSTEM VALUE"
@@ -206,6 +311,8 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
 
     def _write_rows(self, sql: str, args=()) -> list[tuple]:
         """A write statement's RETURNING rows, inside a write transaction."""
+        if getattr(self._local, "conn", None) is None:
+            return self._alone(sql, args).fetchall()
         with self.write() as c:
             return c.execute(sql, args).fetchall()
 
@@ -222,8 +329,13 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         self._pool.close()
 
     # -- generic object operations --------------------------------------------------------
-    def insert(self, table: str, obj: dict) -> dict:
-        self._exec(*self._insert_sql(table, obj))
+    def insert_all(self, objects: list[tuple[str, dict]]) -> None:
+        """Store new objects (table, object), in this order, in one write: the INSERTs go in one round trip."""
+        with self.write() as tx:
+            tx.execute_all([self._insert_sql(table, obj) for table, obj in objects])
+
+    def insert(self, table: str, obj: dict, thread_id: str | None = None) -> dict:
+        self._exec(*self._insert_sql(table, obj), thread_id)
         return obj
 
     @staticmethod
@@ -245,8 +357,9 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         return obj
 
     def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
-                      **where) -> int:
-        """Set only these fields (`data || {...}`, top-level keys) if `where` holds; return the rows changed."""
+                      returning: bool = False, **where) -> int | dict | None:
+        """Set only these fields (`data || {...}`, top-level keys) if `where` holds; return the rows changed
+        (`returning`: the changed object, or None)."""
         cols = COLUMNS[table]
         column_only = COLUMN_ONLY.get(table, ())
         json_fields, col_sets, col_args = {}, [], []
@@ -265,6 +378,10 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
             cond += " AND (lease_until IS NULL OR lease_until < %s)"
             wargs.append(lease_before)
         head = [_jsonb(json_fields)] if json_fields else []
+        if returning:  # the object as changed, read back in the same round trip
+            rows = self._write_rows(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond} RETURNING data",
+                                    head + col_args + wargs)
+            return rows[0][0] if rows else None
         return self._exec(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", head + col_args + wargs)
 
     def get(self, table: str, obj_id: str, **where) -> dict | None:
