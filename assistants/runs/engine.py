@@ -263,7 +263,7 @@ class Engine(ToolRunner):
         lock = threading.Lock()
         run_id = run["id"]
 
-        def on_text(piece: str) -> None:
+        def on_text(piece: str, logprobs: list[dict] | None = None) -> None:
             with lock:
                 if state["abandoned"]:
                     raise Cancelled()
@@ -286,6 +286,8 @@ class Engine(ToolRunner):
                     "id": state["message"]["id"], "object": "thread.message.delta",
                     "delta": {"content": [{"index": state["text_index"], "type": "text",
                                            "text": {"value": piece, "annotations": []}}]},
+                    # The piece's tokens, for the Responses stream's deltas; streams of runs leave it out (sse.py).
+                    **({"_logprobs": logprobs} if logprobs is not None else {}),
                 })
                 if first:  # the first token is what a person waits for: it is not held for the batch
                     self.hub.flush_deltas(run_id)

@@ -68,6 +68,42 @@ def test_logprobs_in_the_streamed_final_response(client, fake):
     assert "top_logprobs" not in fake.requests[-1]  # include alone: logprobs without alternatives
 
 
+def test_logprobs_in_the_streamed_delta_and_done_events(client, fake):
+    with client.responses.stream(model="gpt-4o-mini", input="two words", top_logprobs=1,
+                                 include=["message.output_text.logprobs"]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    # Each delta carries its own tokens (the fake backend sends one token a chunk), as OpenAI's.
+    assert [(d.delta, [lp.token for lp in d.logprobs]) for d in deltas] == [
+        ("echo:", ["echo:"]), (" two", [" two"]), (" words", [" words"])]
+    assert deltas[1].logprobs[0].logprob == pytest.approx(-0.2)
+    assert [t.token for t in deltas[1].logprobs[0].top_logprobs] == ["alt0"]
+    (done,) = [e for e in events if e.type == "response.output_text.done"]
+    assert [lp.token for lp in done.logprobs] == ["echo:", " two", " words"]
+    assert [lp.model_dump() for lp in done.logprobs] == [lp.model_dump() for lp in final.output[0].content[0].logprobs]
+    (part,) = [e for e in events if e.type == "response.content_part.done"]
+    assert [lp.token for lp in part.part.logprobs] == ["echo:", " two", " words"]
+
+
+def test_streamed_deltas_carry_no_logprobs_unless_included(client, fake):
+    with client.responses.stream(model="gpt-4o-mini", input="two words", top_logprobs=2) as stream:
+        events = list(stream)
+    texts = [e for e in events if e.type in ("response.output_text.delta", "response.output_text.done")]
+    assert len(texts) == 4 and all(e.logprobs == [] for e in texts)
+    assert fake.requests[-1]["top_logprobs"] == 2  # asked of the model, not returned: include decides
+
+
+def test_the_assistants_stream_of_the_same_run_leaves_the_tokens_out():
+    from assistants.server.sse import StepShaper
+
+    delta = {"id": "msg_1", "object": "thread.message.delta", "_logprobs": [{"token": "a"}],
+             "delta": {"content": [{"index": 0, "type": "text", "text": {"value": "a", "annotations": []}}]}}
+    ((event, data),) = StepShaper(False).frames("thread.message.delta", delta)
+    assert event == "thread.message.delta" and "_logprobs" not in data and data["delta"] == delta["delta"]
+    assert "_logprobs" in delta  # the shared event is copied, never changed
+
+
 def test_no_logprobs_asked_none_sent(client, fake):
     r = client.responses.create(model="gpt-4o-mini", input="hi")
     assert "logprobs" not in fake.requests[-1] and r.output[0].content[0].logprobs == []
