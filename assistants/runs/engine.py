@@ -189,7 +189,8 @@ class Engine(ToolRunner):
             if messages is None:
                 self._incomplete(run, "max_prompt_tokens")
                 return
-            used = self.store.step_usage(run["id"])["completion_tokens"]
+            # A Responses continuation's own max_output_tokens counts from where it took over (responses/service.py).
+            used = self.store.step_usage(run["id"])["completion_tokens"] - (run.get("_completion_tokens_before") or 0)
             budget = run.get("max_completion_tokens")
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")

@@ -142,6 +142,43 @@ def test_function_outputs_with_a_new_model_and_instructions_apply_them(api, clie
     assert run["model"] == "fake-model" and run["instructions"] == "Antworte auf Deutsch."
 
 
+def test_function_outputs_with_max_output_tokens_give_the_continuation_its_own_budget(api, client, fake):
+    # The first response's budget (16, one token spent on the call) does not carry over to the second.
+    fake.add({"tool_calls": [("get_weather", '{"city": "Oslo"}')]})
+    first = client.responses.create(model="gpt-4o-mini", input="Oslo?", tools=[WEATHER], max_output_tokens=16)
+    assert first.status == "completed" and first.output[0].type == "function_call"
+    fake.add({"text": "Cold."})
+    second = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, tools=[WEATHER],
+                                      max_output_tokens=40, input=[
+                                          {"type": "function_call_output", "call_id": first.output[0].call_id,
+                                           "output": "-5C"}])
+    assert second.status == "completed" and second.output_text == "Cold." and second.max_output_tokens == 40
+    assert fake.requests[-1]["max_tokens"] == 40  # counted from this response's start, not the run's
+    record = api.rt.store.get_response(second.id)
+    assert api.rt.get_run(record["thread_id"], record["run_id"])["max_completion_tokens"] == 40
+
+
+def test_a_continuation_cut_by_its_own_max_output_tokens_is_incomplete(client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Rome"}')]})
+    first = client.responses.create(model="gpt-4o-mini", input="Rome?", tools=[WEATHER], max_output_tokens=500)
+    fake.add({"text": " ".join(["warm"] * 16), "finish": "length"})  # the fake backend counts a token a word
+    second = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, max_output_tokens=16,
+                                     input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
+                                             "output": "30C"}])
+    assert fake.requests[-1]["max_tokens"] == 16
+    assert second.status == "incomplete" and second.incomplete_details.reason == "max_output_tokens"
+    assert second.usage.output_tokens == 16  # this response's tokens only
+
+
+def test_function_outputs_without_max_output_tokens_lift_the_earlier_limit(client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Lima"}')]})
+    first = client.responses.create(model="gpt-4o-mini", input="Lima?", tools=[WEATHER], max_output_tokens=16)
+    fake.add({"text": "Mild."})
+    second = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input=[
+        {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "18C"}])
+    assert "max_tokens" not in fake.requests[-1] and second.max_output_tokens is None  # as OpenAI: per request
+
+
 def test_function_outputs_without_instructions_drop_the_earlier_ones(client, fake):
     fake.add({"tool_calls": [("get_weather", '{"city": "Rome"}')]})
     first = client.responses.create(model="gpt-4o-mini", input="Rome?", tools=[WEATHER], instructions="Be terse.")
