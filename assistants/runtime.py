@@ -222,14 +222,17 @@ class Runtime:
 
     # -- threads -------------------------------------------------------------------------------
     def create_thread(self, *, messages: list | None = None, tool_resources: dict | None = None,
-                      metadata: dict | None = None) -> dict:
+                      metadata: dict | None = None, conversation: bool = False) -> dict:
+        """`conversation`: made by the Responses API's conversations.create, so the Threads page labels it so from
+        the start (kept in the private `_conversation`, never shown through the API)."""
         resources = v.tool_resources(tool_resources) or {}
         resources = self._materialise_vector_stores(resources)
         self._check_tool_resources(resources)
         if messages is not None and not isinstance(messages, list):
             raise BadRequest("messages must be a list of messages.", param="messages")
         thread = {"id": new_id("thread"), "object": "thread", "created_at": now(),
-                  "metadata": v.metadata(metadata), "tool_resources": resources}
+                  "metadata": v.metadata(metadata), "tool_resources": resources,
+                  **({"_conversation": True} if conversation else {})}
         prepared = [self._new_message(thread["id"], m, f"messages[{i}]") for i, m in enumerate(messages or [])]
         with self.store.write():
             self.store.insert("threads", thread)
@@ -237,7 +240,7 @@ class Runtime:
                 self.store.insert("messages", msg)
         for msg in prepared:
             self._on_new_message(thread, msg)
-        return self.get_thread(thread["id"]) if prepared else thread  # attachments may have added resources
+        return self.get_thread(thread["id"]) if prepared else public(thread)  # attachments may have added resources
 
     def _materialise_vector_stores(self, resources: dict) -> dict:
         """`tool_resources.file_search.vector_stores` (inline file lists) become real vector stores."""
@@ -253,6 +256,10 @@ class Runtime:
         return resources
 
     def get_thread(self, thread_id: str) -> dict:
+        return public(self._stored_thread(thread_id))
+
+    def _stored_thread(self, thread_id: str) -> dict:
+        """The thread as stored, private fields included."""
         obj = self.store.get("threads", thread_id)
         if obj is None:
             raise not_found("thread", thread_id)
@@ -263,12 +270,12 @@ class Runtime:
         resources = v.tool_resources(tool_resources) if tool_resources is not None else None
         self._check_tool_resources(resources)
         with self.store.write():
-            thread = self.get_thread(thread_id)
+            thread = self._stored_thread(thread_id)
             if md is not None:
                 thread["metadata"] = md
             if resources is not None:
                 thread["tool_resources"] = resources
-            return self.store.put("threads", thread)
+            return public(self.store.put("threads", thread))
 
     def delete_thread(self, thread_id: str) -> dict:
         self.get_thread(thread_id)
@@ -287,7 +294,8 @@ class Runtime:
 
     def list_threads(self, **page: Any) -> dict:
         """Not in OpenAI's API (it had no thread listing); the Playground's Threads page uses it."""
-        return self.store.page("threads", **page)
+        listed = self.store.page("threads", **page)
+        return {**listed, "data": [public(t) for t in listed["data"]]}
 
     # -- messages ------------------------------------------------------------------------------
     def _new_message(self, thread_id: str, body: Any, param: str = "") -> dict:

@@ -60,7 +60,8 @@ class Cancelled(Exception):
     """The run was cancelled while the model was generating."""
 
 
-OnText = Callable[[str], None]
+# A streamed piece of text; a provider that was asked for log probabilities may pass the piece's tokens' second.
+OnText = Callable[..., None]
 
 
 class Provider(Protocol):

@@ -108,9 +108,16 @@ class OpenAICompatProvider:
                         usage = chunk.usage
                     for choice in chunk.choices:
                         delta = choice.delta
+                        piece_logprobs = None
+                        if logprobs is not None and choice.logprobs is not None:
+                            piece_logprobs = token_logprobs(choice.logprobs.content)
+                            logprobs.extend(piece_logprobs)
                         if delta is not None and delta.content:
                             text_parts.append(delta.content)
-                            on_text(delta.content)
+                            if piece_logprobs is None:
+                                on_text(delta.content)
+                            else:
+                                on_text(delta.content, piece_logprobs)
                         for tc in (delta.tool_calls or []) if delta is not None else []:
                             slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
                             if tc.id:
@@ -120,8 +127,6 @@ class OpenAICompatProvider:
                                 slot["arguments"] += tc.function.arguments or ""
                         if choice.finish_reason:
                             finish = choice.finish_reason
-                        if logprobs is not None and choice.logprobs is not None:
-                            logprobs.extend(token_logprobs(choice.logprobs.content))
             finally:
                 stream.close()
         except Cancelled:

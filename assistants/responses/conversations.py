@@ -43,7 +43,7 @@ def view(thread: dict) -> dict:
 def create(rt: Any, *, items: Any = None, metadata: Any = None) -> dict:
     """A new conversation, optionally with its first items."""
     prepared = [_prepare(item, f"items[{i}]") for i, item in enumerate(_list(items, "items"))]
-    thread = rt.create_thread(messages=[m for m, _ in prepared], metadata=metadata)
+    thread = rt.create_thread(messages=[m for m, _ in prepared], metadata=metadata, conversation=True)
     if any(extra for _, extra in prepared):
         made = list_every(rt.list_messages, thread_id=thread["id"])[::-1]
         for msg, (_, extra) in zip(made, prepared, strict=False):

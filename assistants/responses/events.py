@@ -6,7 +6,7 @@ import copy
 import logging
 from collections.abc import Callable, Iterator
 
-from assistants.responses.output import call_items, message_item
+from assistants.responses.output import LOGPROBS, call_items, message_item
 from assistants.runs.events import DONE
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Translator:
         self.open: dict[str, tuple[int, dict]] = {}  # item key (message id / call id) -> (output_index, item)
         self.started = False
         self.final: dict | None = None
+        self.logprobs: dict[str, list[dict]] = {}  # message id -> the logprobs its deltas carried
 
     def _event(self, kind: str, **fields) -> dict:
         event = {"type": kind, "sequence_number": self.seq, **fields}
@@ -109,10 +110,14 @@ class Translator:
         if entry is None:
             return []
         out = []
+        logprobs = data.get("_logprobs") if LOGPROBS in self.include else None  # the piece's tokens (engine)
         for part in (data.get("delta") or {}).get("content") or []:
             if part.get("type") == "text" and part["text"].get("value"):
                 out.append(self._event("response.output_text.delta", item_id=data["id"], output_index=entry[0],
-                                       content_index=0, delta=part["text"]["value"], logprobs=[]))
+                                       content_index=0, delta=part["text"]["value"], logprobs=logprobs or []))
+                if logprobs:
+                    self.logprobs.setdefault(data["id"], []).extend(logprobs)
+                    logprobs = None
         return out
 
     def _message_done(self, data: dict) -> list[dict]:
@@ -121,8 +126,9 @@ class Translator:
             return []
         index, item = entry[0], message_item(data, self.filename, self.thread_id)
         part = item["content"][0]
+        part["logprobs"] = self.logprobs.pop(data["id"], [])
         return [self._event("response.output_text.done", item_id=data["id"], output_index=index, content_index=0,
-                            text=part["text"], logprobs=[]),
+                            text=part["text"], logprobs=part["logprobs"]),
                 self._event("response.content_part.done", item_id=data["id"], output_index=index, content_index=0,
                             part=part),
                 self._event("response.output_item.done", output_index=index, item=item)]

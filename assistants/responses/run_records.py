@@ -26,12 +26,16 @@ def tool_of(record: dict | None, kind: str) -> dict | None:
 
 
 # What a request carrying function outputs sets for the rest of its run (the private ones are RunExtras).
-CONTINUED = ("model", "instructions", "temperature", "top_p", "response_format", "parallel_tool_calls")
+CONTINUED = ("model", "instructions", "temperature", "top_p", "response_format", "parallel_tool_calls",
+             "max_completion_tokens")
+# Set (to None when the request leaves them out) rather than kept, as each OpenAI request stands on its own.
+RESET = ("instructions", "max_completion_tokens")
 
 
 def settings_of(run_body: dict, extras: dict, tools_given: bool) -> dict:
-    """The run fields a continuing request replaces: model, instructions, sampling, extras, and tools if it names them."""
-    fields = {k: run_body.get(k) for k in CONTINUED if run_body.get(k) is not None or k == "instructions"}
+    """The run fields a continuing request replaces: model, instructions, sampling, its max_output_tokens, extras,
+    and tools if it names them."""
+    fields = {k: run_body.get(k) for k in CONTINUED if run_body.get(k) is not None or k in RESET}
     fields["instructions"] = fields["instructions"] or ""
     fields["response_format"] = run_body.get("response_format") or "auto"  # no text.format: plain text again
     fields.update(extras)

@@ -176,8 +176,8 @@ class ResponsesService:
         return record, sub
 
     def _resume(self, req: Request, record: dict, waiting: dict, outputs: list[dict], calls_made: int) -> Any:
-        """Submit the outputs; this request's model, instructions and sampling (and tools, when it names them)
-        replace the run's for the rest of it, as each OpenAI request stands on its own (undone if it is refused).
+        """Submit the outputs; this request's model, instructions, sampling and max_output_tokens (and tools, when
+        it names them) replace the run's for the rest of it, as each OpenAI request stands on its own (undone if it is refused).
 
         The record is saved before the run goes on, so the tool handlers read this segment's settings.
         """
@@ -186,6 +186,8 @@ class ResponsesService:
         extras = req.extras.fields()
         if extras["_max_tool_calls"] is not None:  # the limit counts this response's calls, not the run's earlier ones
             extras["_max_tool_calls"] += calls_made
+        # max_output_tokens too: this response's tokens count, not those of the run's earlier segments.
+        extras["_completion_tokens_before"] = self.rt.store.step_usage(run_id)["completion_tokens"]
         fields = run_records.settings_of(req.run, extras, req.tools_given)
         old = run_records.rebase(self.rt, run_id, fields)
         record["event_after"] = self.rt.store.last_event_seq(run_id)  # the run waits: this segment's events follow

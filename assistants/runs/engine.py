@@ -190,7 +190,9 @@ class Engine(ToolRunner):
                 self._incomplete(run, "max_prompt_tokens")
                 return
             budget = run.get("max_completion_tokens")
-            used = self.store.step_usage(run["id"])["completion_tokens"] if budget is not None else 0
+            # A Responses continuation's own max_output_tokens counts from where it took over (responses/service.py).
+            used = (self.store.step_usage(run["id"])["completion_tokens"] - (run.get("_completion_tokens_before") or 0)
+                    if budget is not None else 0)
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")
                 return
@@ -270,7 +272,7 @@ class Engine(ToolRunner):
         lock = threading.Lock()
         run_id = run["id"]
 
-        def on_text(piece: str) -> None:
+        def on_text(piece: str, logprobs: list[dict] | None = None) -> None:
             with lock:
                 if state["abandoned"]:
                     raise Cancelled()
@@ -295,6 +297,8 @@ class Engine(ToolRunner):
                     "id": state["message"]["id"], "object": "thread.message.delta",
                     "delta": {"content": [{"index": state["text_index"], "type": "text",
                                            "text": {"value": piece, "annotations": []}}]},
+                    # The piece's tokens, for the Responses stream's deltas; streams of runs leave it out (sse.py).
+                    **({"_logprobs": logprobs} if logprobs is not None else {}),
                 })
                 if first:  # the first token is what a person waits for: it is not held for the batch
                     self.hub.flush_deltas(run_id)

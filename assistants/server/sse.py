@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from assistants import jsonsafe
 from assistants.runs.engine import indexed_outputs
 from assistants.runs.events import DONE, Subscription
+from assistants.runs.status import public
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class StepShaper:
         if event == "thread.run.requires_action":  # the function calls still unannounced go out first
             out = [f for step_id in list(self.steps) for f in self._announce_rest(step_id, None)]
             return [*out, (event, data)]
+        if event == "thread.message.delta" and "_logprobs" in data:  # kept for the Responses stream only
+            return [(event, public(data))]
         if not event.startswith("thread.run.step."):
             return [(event, data)]
         if event == "thread.run.step.delta":

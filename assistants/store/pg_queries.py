@@ -19,7 +19,8 @@ WORKING = ["queued", "in_progress", "cancelling"]
 CHANNEL = "playground_run_events"
 
 _SUMMARY_SQL = """
-WITH page AS (SELECT seq, id, created_at, data->'metadata'->>'assistant_id' AS meta_assistant
+WITH page AS (SELECT seq, id, created_at, data->'metadata'->>'assistant_id' AS meta_assistant,
+                     COALESCE((data->>'_conversation')::boolean, FALSE) AS made_conv
               FROM threads WHERE COALESCE(data->'metadata'->>'playground', '') <> 'container'
               ORDER BY seq DESC LIMIT %(limit)s),
 msg AS (
@@ -40,7 +41,7 @@ SELECT p.id, p.created_at,
        GREATEST(p.created_at, COALESCE(msg.last_at, 0), COALESCE(run.last_at, 0))::bigint,
        COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, a.data->>'name',
        (SELECT m.data->'content'->0->'text'->>'value' FROM messages m WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1),
-       EXISTS (SELECT 1 FROM responses r WHERE r.thread_id = p.id)
+       p.made_conv OR EXISTS (SELECT 1 FROM responses r WHERE r.thread_id = p.id)
          OR EXISTS (SELECT 1 FROM conversation_items ci WHERE ci.thread_id = p.id)
 FROM page p
 LEFT JOIN msg ON msg.thread_id = p.id

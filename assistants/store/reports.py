@@ -8,7 +8,7 @@ from assistants.store import chunk_index
 # JSON to SQLite, and one such row would otherwise fail the whole page. Such a row's fields read as NULL.
 _SUMMARY_SQL = """
 WITH page AS (SELECT seq, id, created_at, json_extract(iif(json_valid(data), data, NULL), '$.metadata.assistant_id')
-                     AS meta_assistant
+                     AS meta_assistant, json_extract(iif(json_valid(data), data, NULL), '$._conversation') AS made_conv
               FROM threads
               WHERE COALESCE(json_extract(iif(json_valid(data), data, NULL), '$.metadata.playground'), '') != 'container'
               ORDER BY seq DESC LIMIT :limit),
@@ -32,7 +32,7 @@ SELECT p.id, p.created_at,
        COALESCE(last.assistant_id, p.meta_assistant), a.id IS NOT NULL, json_extract(iif(json_valid(a.data), a.data, NULL), '$.name'),
        (SELECT json_extract(iif(json_valid(m.data), m.data, NULL), '$.content[0].text.value') FROM messages m
          WHERE m.thread_id = p.id ORDER BY m.seq LIMIT 1),
-       EXISTS (SELECT 1 FROM responses r WHERE r.thread_id = p.id)
+       COALESCE(p.made_conv, 0) != 0 OR EXISTS (SELECT 1 FROM responses r WHERE r.thread_id = p.id)
          OR EXISTS (SELECT 1 FROM conversation_items ci WHERE ci.thread_id = p.id)
 FROM page p
 LEFT JOIN msg ON msg.thread_id = p.id
@@ -55,7 +55,8 @@ FROM threads t WHERE json_extract(iif(json_valid(t.data), t.data, NULL), '$.meta
 ORDER BY last_seq DESC, t.seq DESC LIMIT ?
 """
 
-# conversation: the thread was used through the Responses API (a response made on it, or a conversation item).
+# conversation: the thread was made by conversations.create (its private `_conversation`) or used through the
+# Responses API (a response made on it, or a conversation item).
 SUMMARY_COLUMNS = ("id", "created_at", "messages", "runs", "prompt_tokens", "completion_tokens", "total_tokens",
                    "last_activity", "assistant_id", "assistant_exists", "assistant_name", "first_message",
                    "conversation")

@@ -265,6 +265,30 @@ def test_conversation_crud_and_items(client):
         client.conversations.retrieve(conv.id)
 
 
+def test_the_private_conversation_mark_never_shows_through_the_api_nor_is_set_by_it(api, client):
+    with httpx2.Client(base_url=api.base_url, headers={"Authorization": f"Bearer {api.key}"}, timeout=30) as raw:
+        _private_mark_checks(api, client, raw)
+
+
+def _private_mark_checks(api, client, raw_http) -> None:
+    conv = client.conversations.create(metadata={"a": "1"})
+    thread_id = "thread_" + conv.id.removeprefix("conv_")
+    assert api.rt.store.get("threads", thread_id)["_conversation"] is True  # what the Threads page reads
+    for response in (raw_http.get(f"/conversations/{conv.id}"), raw_http.get(f"/threads/{thread_id}"),
+                     raw_http.post(f"/threads/{thread_id}", json={"metadata": {"a": "2"}}),
+                     raw_http.post(f"/conversations/{conv.id}", json={"metadata": {"a": "3"}})):
+        assert response.status_code == 200 and not any(k.startswith("_") for k in response.json()), response.text
+    assert api.rt.store.get("threads", thread_id)["_conversation"] is True  # kept through updates
+    # A stranger cannot mark a thread: the private field is not a parameter.
+    for body in ({"_conversation": True}, {"conversation": True}):
+        made = raw_http.post("/threads", json=body)
+        assert made.status_code in (200, 400), made.text
+        if made.status_code == 200:
+            assert "_conversation" not in api.rt.store.get("threads", made.json()["id"])
+    refused = raw_http.post("/threads/runs", json={"assistant_id": "asst_x", "thread": {"conversation": True}})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "conversation"
+
+
 def test_an_assistants_thread_is_a_conversation(client, fake):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "from the old API"}])
     r = client.responses.create(model="gpt-4o-mini", conversation=thread.id, input="and the new one")

@@ -68,6 +68,42 @@ def test_logprobs_in_the_streamed_final_response(client, fake):
     assert "top_logprobs" not in fake.requests[-1]  # include alone: logprobs without alternatives
 
 
+def test_logprobs_in_the_streamed_delta_and_done_events(client, fake):
+    with client.responses.stream(model="gpt-4o-mini", input="two words", top_logprobs=1,
+                                 include=["message.output_text.logprobs"]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    # Each delta carries its own tokens (the fake backend sends one token a chunk), as OpenAI's.
+    assert [(d.delta, [lp.token for lp in d.logprobs]) for d in deltas] == [
+        ("echo:", ["echo:"]), (" two", [" two"]), (" words", [" words"])]
+    assert deltas[1].logprobs[0].logprob == pytest.approx(-0.2)
+    assert [t.token for t in deltas[1].logprobs[0].top_logprobs] == ["alt0"]
+    (done,) = [e for e in events if e.type == "response.output_text.done"]
+    assert [lp.token for lp in done.logprobs] == ["echo:", " two", " words"]
+    assert [lp.model_dump() for lp in done.logprobs] == [lp.model_dump() for lp in final.output[0].content[0].logprobs]
+    (part,) = [e for e in events if e.type == "response.content_part.done"]
+    assert [lp.token for lp in part.part.logprobs] == ["echo:", " two", " words"]
+
+
+def test_streamed_deltas_carry_no_logprobs_unless_included(client, fake):
+    with client.responses.stream(model="gpt-4o-mini", input="two words", top_logprobs=2) as stream:
+        events = list(stream)
+    texts = [e for e in events if e.type in ("response.output_text.delta", "response.output_text.done")]
+    assert len(texts) == 4 and all(e.logprobs == [] for e in texts)
+    assert fake.requests[-1]["top_logprobs"] == 2  # asked of the model, not returned: include decides
+
+
+def test_the_assistants_stream_of_the_same_run_leaves_the_tokens_out():
+    from assistants.server.sse import StepShaper
+
+    delta = {"id": "msg_1", "object": "thread.message.delta", "_logprobs": [{"token": "a"}],
+             "delta": {"content": [{"index": 0, "type": "text", "text": {"value": "a", "annotations": []}}]}}
+    ((event, data),) = StepShaper(False).frames("thread.message.delta", delta)
+    assert event == "thread.message.delta" and "_logprobs" not in data and data["delta"] == delta["delta"]
+    assert "_logprobs" in delta  # the shared event is copied, never changed
+
+
 def test_no_logprobs_asked_none_sent(client, fake):
     r = client.responses.create(model="gpt-4o-mini", input="hi")
     assert "logprobs" not in fake.requests[-1] and r.output[0].content[0].logprobs == []
@@ -104,6 +140,43 @@ def test_function_outputs_with_a_new_model_and_instructions_apply_them(api, clie
     assert second.output_text == "Es ist kalt."
     run = api.rt.get_run(api.rt.store.get_response(second.id)["thread_id"], api.rt.store.get_response(second.id)["run_id"])
     assert run["model"] == "fake-model" and run["instructions"] == "Antworte auf Deutsch."
+
+
+def test_function_outputs_with_max_output_tokens_give_the_continuation_its_own_budget(api, client, fake):
+    # The first response's budget (16, one token spent on the call) does not carry over to the second.
+    fake.add({"tool_calls": [("get_weather", '{"city": "Oslo"}')]})
+    first = client.responses.create(model="gpt-4o-mini", input="Oslo?", tools=[WEATHER], max_output_tokens=16)
+    assert first.status == "completed" and first.output[0].type == "function_call"
+    fake.add({"text": "Cold."})
+    second = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, tools=[WEATHER],
+                                      max_output_tokens=40, input=[
+                                          {"type": "function_call_output", "call_id": first.output[0].call_id,
+                                           "output": "-5C"}])
+    assert second.status == "completed" and second.output_text == "Cold." and second.max_output_tokens == 40
+    assert fake.requests[-1]["max_tokens"] == 40  # counted from this response's start, not the run's
+    record = api.rt.store.get_response(second.id)
+    assert api.rt.get_run(record["thread_id"], record["run_id"])["max_completion_tokens"] == 40
+
+
+def test_a_continuation_cut_by_its_own_max_output_tokens_is_incomplete(client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Rome"}')]})
+    first = client.responses.create(model="gpt-4o-mini", input="Rome?", tools=[WEATHER], max_output_tokens=500)
+    fake.add({"text": " ".join(["warm"] * 16), "finish": "length"})  # the fake backend counts a token a word
+    second = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, max_output_tokens=16,
+                                     input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
+                                             "output": "30C"}])
+    assert fake.requests[-1]["max_tokens"] == 16
+    assert second.status == "incomplete" and second.incomplete_details.reason == "max_output_tokens"
+    assert second.usage.output_tokens == 16  # this response's tokens only
+
+
+def test_function_outputs_without_max_output_tokens_lift_the_earlier_limit(client, fake):
+    fake.add({"tool_calls": [("get_weather", '{"city": "Lima"}')]})
+    first = client.responses.create(model="gpt-4o-mini", input="Lima?", tools=[WEATHER], max_output_tokens=16)
+    fake.add({"text": "Mild."})
+    second = client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input=[
+        {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "18C"}])
+    assert "max_tokens" not in fake.requests[-1] and second.max_output_tokens is None  # as OpenAI: per request
 
 
 def test_function_outputs_without_instructions_drop_the_earlier_ones(client, fake):

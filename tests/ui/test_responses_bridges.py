@@ -61,6 +61,19 @@ def test_threads_page_labels_api_conversations_and_hides_containers(rt):
     assert playground["id"] not in set(at.dataframe[0].value["ID"])
 
 
+def test_an_empty_conversation_is_labelled_from_its_creation(rt):
+    empty = conversations.create(rt, metadata={"team": "support"})  # no items, no response yet
+    plain = rt.create_thread()  # an empty thread of the Assistants API stays a plain thread
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page("app_pages/threads.py")
+    run(at)
+    table = at.dataframe[0].value
+    kinds = dict(zip(table["ID"], table["Type"], strict=True))
+    assert kinds == {conversations.thread_id_of(empty["id"]): RESPONSES_KIND, plain["id"]: "Thread"}
+    assert "_conversation" not in rt.get_thread(plain["id"]) and "_conversation" not in rt.get_thread(
+        conversations.thread_id_of(empty["id"]))  # private: the runtime's thread objects never carry it
+
+
 def _open_get_code(rt, style: str | None = None) -> AppTest:
     a = rt.create_assistant(model="fake-model", name="Guide", instructions="Guide {{visitor}}.", temperature=0.3)
     thread = rt.create_thread(messages=[{"role": "user", "content": "hello"}], metadata={"assistant_id": a["id"]})
