@@ -10,6 +10,7 @@ from assistants.providers.router import ModelRouter
 from assistants.store import open_store
 from components import settings_form as form
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.conftest import database_url_for
 from tests.ui import fresh_data_dir
 from tests.ui.test_other_pages import open_page
 
@@ -41,9 +42,14 @@ def _runtime_close():
     session.get_runtime().close()
 
 
+def _env(data_dir) -> dict:
+    """The environment of another process on this data dir (and, on PostgreSQL, the test's database)."""
+    return {"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_DATABASE_URL": database_url_for(data_dir)}
+
+
 def _saved(data_dir) -> dict:
     """The settings saved in the data dir's database, read as another process would."""
-    store = open_store(load_settings({"PLAYGROUND_DATA_DIR": str(data_dir)}, dotenv=False))
+    store = open_store(load_settings(_env(data_dir), dotenv=False))
     try:
         return store.settings_document()[1]
     finally:
@@ -52,8 +58,8 @@ def _saved(data_dir) -> dict:
 
 def _router_lists(data_dir) -> list[str]:
     """What a fresh process (the API server) would do: load the settings and list every backend's models."""
-    settings = load_settings({"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_EMBEDDED_MODEL": "0",
-                              "PLAYGROUND_OLLAMA_AUTODETECT": "0"}, dotenv=False, ui=_saved(data_dir))
+    settings = load_settings({**_env(data_dir), "PLAYGROUND_EMBEDDED_MODEL": "0", "PLAYGROUND_OLLAMA_AUTODETECT": "0"},
+                             dotenv=False, ui=_saved(data_dir))
     return ModelRouter.from_settings(settings).available_models(refresh=True)
 
 
@@ -124,7 +130,7 @@ def test_environment_key_stays_with_the_environment_url(servers, page_env, monke
     at.button(key="settings_save").click().run()
     assert session.get_runtime().settings.openai_api_key == ""
     session.get_runtime().router.available_models(refresh=True)
-    env = {"PLAYGROUND_DATA_DIR": str(page_env), "OPENAI_API_KEY": ENV_KEY,
+    env = {**_env(page_env), "OPENAI_API_KEY": ENV_KEY,
            **({"OPENAI_BASE_URL": good.base_url} if env_url else {})}
     settings = load_settings(env, dotenv=False, ui=_saved(page_env))
     assert [(b.base_url, b.api_key) for b in settings.all_backends()] == [(evil.base_url, "")]

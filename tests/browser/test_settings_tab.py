@@ -6,6 +6,7 @@ import pytest
 
 from assistants.config import Settings
 from assistants.store import open_store
+from tests.conftest import database_url_for
 from tests.browser import free_port, go, idle, launch, open_page, stop_app
 from tests.browser.test_share import start
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -49,7 +50,7 @@ def test_key_typed_then_tab_is_tested_and_saved(tmp_path):
                 page.get_by_role("button", name="Save settings").click()
                 idle(page)
                 page.get_by_text("Saved.").first.wait_for(timeout=20_000)
-                store = open_store(Settings(data_dir=tmp_path))
+                store = open_store(Settings(data_dir=tmp_path, database_url=database_url_for(tmp_path)))
                 saved = store.settings_document()[1]
                 store.close()
                 assert saved["backends"] == [{"name": "lab", "base_url": srv.base_url, "api_key": KEY}]
@@ -65,7 +66,6 @@ def _overlaps(a: dict | None, b: dict | None) -> bool:
 
 def test_nothing_covers_the_save_button(tmp_path):
     """Settings saved elsewhere, then saved here: what the page says about it never lies over Save (issue 12 item 9)."""
-    from assistants.config import write_settings_file
 
     port = free_port()
     proc = start(tmp_path, port, PLAYGROUND_EMBEDDED_MODEL="0", PLAYGROUND_OLLAMA_AUTODETECT="0")
@@ -75,7 +75,11 @@ def test_nothing_covers_the_save_button(tmp_path):
             page = open_page(browser, f"http://127.0.0.1:{port}", viewport={"width": 1024, "height": 768})
             go(page, "Settings")
             save = page.locator(".st-key-settings_save_top button")
-            write_settings_file(tmp_path / "settings.json", {"default_model": "elsewhere-model"})
+            elsewhere = open_store(Settings(data_dir=tmp_path, database_url=database_url_for(tmp_path)))
+            try:  # another instance saves (settings live in the database)
+                elsewhere.save_settings_document({**elsewhere.settings_document()[1], "default_model": "elsewhere-model"})
+            finally:
+                elsewhere.close()
             page.get_by_text("just saved elsewhere").first.wait_for(timeout=20_000)
             idle(page)
             page.screenshot(path=str(tmp_path / "settings_elsewhere.png"))

@@ -29,6 +29,8 @@ from tests.runs.conftest import Proc
 from tests.runs.instances import ApiServer, instance_env
 from tests.runs.proc import FN, role_turn
 
+pytestmark = pytest.mark.postgres_only(reason="several instances share one PostgreSQL database")
+
 RUNS = int(os.environ.get("MULTI_INSTANCE_RUNS") or 300)
 CLIENTS = 20
 SERVERS = 3

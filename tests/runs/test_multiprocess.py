@@ -144,8 +144,8 @@ def _neighbour(data_dir: str, uid: int, stay_s: float, out) -> None:
 
 
 def test_a_neighbour_of_another_uid_leaves_live_runs_alone(shared_dir, proc_a, rt_b):
-    for path in shared_dir.iterdir():
-        os.chmod(path, 0o666)
+    for path in shared_dir.iterdir():  # the database's files, and the folder of uploaded files (SQLite)
+        os.chmod(path, 0o777 if path.is_dir() else 0o666)
     thread_id, run_id = _run_on_a(proc_a, f"slow:{int(LEASE_S * 100 * 2)}:0.01")  # runs past two lease times
     _wait_status(rt_b, thread_id, run_id, "in_progress")
     ctx = multiprocessing.get_context("fork")  # exec'ing root's interpreter is not allowed to uid 65534
