@@ -192,7 +192,8 @@ def test_a_running_run_is_open_and_never_greyed_in_the_log(app, browser, fake):
         box.press("Enter")
         page.get_by_test_id("stChatMessage").filter(has_text="word20").first.wait_for(timeout=30_000)
         log = page.locator(".st-key-playground_log_box")
-        greyed = log.locator("[data-stale=true]:not(:has([data-testid=stEmpty]))")  # an empty one shows nothing
+        # Greyed = shown and stale; an empty element shows nothing, nor does one inside a collapsed older run.
+        greyed = log.locator("[data-stale=true]:not(:has([data-testid=stEmpty])) >> visible=true")
         assert greyed.count() == 0, greyed.first.inner_text()
         newest = log.get_by_test_id("stExpander").first.inner_text()  # as it was when the page drew: live, open
         assert newest.startswith(("progress_activity\n\nRunning", "schedule\n\nQueued")) and "run_" in newest, newest
