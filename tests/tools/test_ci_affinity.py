@@ -7,12 +7,7 @@ user message: "code:<python>" calls code_interpreter with that code once, then a
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -23,11 +18,11 @@ import pytest
 
 from tests.conftest import database_url_for
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.runs.instances import ApiServer, instance_env
 
 pytestmark = [pytest.mark.both_databases,
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (.ci/run installs it)")]
 
-ROOT = Path(__file__).resolve().parents[2]
 GRACE_S = 4.0  # long enough that a loaded machine's holder still adopts in time; lease 10 s (default)
 
 
@@ -46,44 +41,19 @@ def scripted(body: dict) -> dict:
 
 
 class Instance:
-    """One `python -m assistants.server` with its own fake model backend."""
+    """One `python -m assistants.server` (tests/runs/instances.py) with its own fake model backend."""
 
     def __init__(self, stack: ExitStack, data_dir: Path, **env_extra: str):
         self.model = stack.enter_context(FakeOpenAIServer(responder=scripted))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_EMBEDDED_MODEL": "0",
-               "PLAYGROUND_OLLAMA_AUTODETECT": "0", "PLAYGROUND_BACKENDS": f"fake={self.model.base_url}",
-               "PLAYGROUND_DEFAULT_MODEL": "fake-model", "PLAYGROUND_CODE_AFFINITY_SECONDS": str(GRACE_S),
-               "PLAYGROUND_RUN_LEASE_SECONDS": str(GRACE_S * 2.5),
-               "PLAYGROUND_DATABASE_URL": database_url_for(data_dir), "PYTHONPATH": str(ROOT), **env_extra}
-        env.pop("PLAYGROUND_API_KEYS", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "assistants.server", "--port", str(port),
-                                      "--log-level", "warning"], cwd=ROOT, env=env)
-        stack.callback(self.stop)
-        self.client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.client.models.list()
-                return
-            except openai.APIConnectionError:
-                assert time.monotonic() < deadline and self.proc.poll() is None, "the server did not start"
-                time.sleep(0.1)
+        env = instance_env(data_dir, self.model.base_url, database_url_for(data_dir),
+                           code_affinity_seconds=GRACE_S, run_lease_seconds=GRACE_S * 2.5)
+        self.server = ApiServer({**env, **env_extra})
+        stack.callback(self.server.stop)
+        self.client = self.server.client()
 
     def calls(self) -> int:
         """Model calls this instance made (only the instance executing a run calls the model)."""
         return len(self.model.requests)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -143,8 +113,7 @@ def test_runs_go_to_the_session_holder_and_move_with_the_files_when_it_is_killed
     assert a.calls() == calls_a + 4 and b.calls() == calls_b
 
     # A dies: after the grace, B runs the thread's code in a fresh session with the thread's files back.
-    a.proc.send_signal(signal.SIGKILL)
-    a.proc.wait()
+    a.server.kill()
     logs, took = run_code(b, thread.id, assistant_id,
                           "import os\nprint(sorted(os.listdir('.')))\nprint(open('out.txt').read())\nprint(x)")
     assert b.calls() == calls_b + 2
