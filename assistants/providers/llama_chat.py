@@ -11,8 +11,10 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from assistants.ids import new_id
 from assistants.providers.base import Cancelled, ChatResult, OnText, ProviderError, ToolCall, raw_response
 
-# A reply length cap when the run sets none: the 135M model can ramble until the context is full.
-DEFAULT_MAX_TOKENS = 512
+# A reply length cap when the run sets none: the 135M model can ramble until the context is full. 512 cut ordinary
+# "detailed analysis" answers short (the run then ends `incomplete`, and the seed notes' client code, which polls
+# until "completed", would poll forever); RepeatGuard ends a looping reply long before 2048.
+DEFAULT_MAX_TOKENS = 2048
 # Small models loop ("Paris is the capital. Paris is the capital. …") until the cap. A mild penalty on tokens
 # already used makes that rarer (llama.cpp's default is 1.0, off); RepeatGuard ends the reply when it happens anyway.
 REPEAT_PENALTY = 1.12
