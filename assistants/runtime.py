@@ -332,15 +332,17 @@ class Runtime:
             hook(thread, message)
 
     def create_message(self, thread_id: str, **body: Any) -> dict:
-        thread = self.get_thread(thread_id)
-        message = self._new_message(thread_id, body)
         with self.store.write(thread_id):  # reads and writes only this thread's objects
-            active = self._active_run(thread_id)
+            thread, active = self.store.thread_with_active_run(thread_id)  # with BEGIN: one round trip
+            if thread is None:
+                raise not_found("thread", thread_id)
+            message = self._new_message(thread_id, body)
+            active = None if active is None else self._expire_if_due(active)
             if active is not None:
                 raise BadRequest(f"Can't add messages to {thread_id} while a run {active['id']} is active "
                                  f"(status {active['status']}). Wait for it to finish or cancel it.", code="run_active")
-            self.store.insert("messages", message)
-        self._on_new_message(thread, message)
+            self.store.insert("messages", message)  # sent with the COMMIT
+        self._on_new_message(public(thread), message)
         return message
 
     def get_message(self, thread_id: str, message_id: str) -> dict:
@@ -419,21 +421,24 @@ class Runtime:
 
     def _insert_run(self, thread_id: str, run: dict, extra: list[dict], first: tuple[str, dict] | None = None) -> None:
         """Insert the run (queued, reserved by this process) with its first events, in one transaction."""
-        with self.store.write(thread_id):  # reads and writes only this thread's objects (the assistant is read before)
-            active = self._active_run(thread_id)
-            if active is not None:
-                raise BadRequest(f"Thread {thread_id} already has an active run {active['id']} "
-                                 f"(status {active['status']}). Wait for it to finish or cancel it.", code="run_active")
-            for msg in extra:
-                self.store.insert("messages", msg)
-            try:
-                self.store.insert("runs", run)
-            except IntegrityError:  # the partial unique index: another process won the race
-                raise BadRequest(f"Thread {thread_id} already has an active run.", code="run_active") from None
-            if first:
-                self.engine.hub.publish(run["id"], *first)
-            self.engine.publish(run["id"], "thread.run.created", run)
-            self.engine.publish(run["id"], "thread.run.queued", run)
+        try:
+            with self.store.write(thread_id):  # reads and writes only this thread's objects (the assistant: before)
+                active = self._active_run(thread_id)
+                if active is not None:
+                    raise BadRequest(f"Thread {thread_id} already has an active run {active['id']} (status "
+                                     f"{active['status']}). Wait for it to finish or cancel it.", code="run_active")
+                for msg in extra:
+                    self.store.insert("messages", msg)
+                self.store.insert("runs", run)  # on PostgreSQL sent with the COMMIT: a broken constraint raises there
+                if first:
+                    self.engine.hub.publish(run["id"], *first)
+                self.engine.publish(run["id"], "thread.run.created", run)
+                self.engine.publish(run["id"], "thread.run.queued", run)
+        except IntegrityError:
+            if self.store.active_run(thread_id) is None:
+                raise  # not the race below (e.g. the thread was deleted meanwhile)
+            # the partial unique index: another process queued a run on this thread first
+            raise BadRequest(f"Thread {thread_id} already has an active run.", code="run_active") from None
 
     def create_run(self, thread_id: str, *, stream: bool = False, extras: RunExtras | None = None,
                    **body: Any) -> dict | Subscription:
@@ -484,6 +489,18 @@ class Runtime:
         if run["status"] in ("requires_action", "queued"):
             run = self._expire_if_due(run) or self.store.get("runs", run_id)
         return public(run)
+
+    def watch_run(self, thread_id: str, run_id: str, statuses: tuple[str, ...]) -> tuple[dict, Subscription | None]:
+        """The run, and while its status is one of `statuses` a subscription to its events from the moment it was
+        read (one read: the run and its newest event come from one statement, so no change slips between)."""
+        run, seq = self.store.run_with_seq(run_id, thread_id)
+        if run is None:
+            raise not_found("run", run_id)
+        if run["status"] in ("requires_action", "queued"):
+            run = self._expire_if_due(run) or self.store.get("runs", run_id) or run
+        if run["status"] not in statuses:
+            return public(run), None
+        return public(run), self.engine.hub.subscribe(run_id, after=seq)
 
     def list_runs(self, thread_id: str, **page: Any) -> dict:
         self.get_thread(thread_id)

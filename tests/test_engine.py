@@ -444,7 +444,7 @@ def test_a_queued_run_left_by_a_dead_process_is_taken_over_and_run(rt, tmp_path)
     from tests.fakes.provider import ScriptedProvider
 
     rt.sweeper.stop()  # process A: reserves the run, then never starts it nor renews its lease
-    rt.engine.submit = lambda run_id: None
+    rt.engine.submit = lambda run_id, queued=None: None
     a, t = start(rt)
     run = rt.create_run(t["id"], assistant_id=a["id"])
     rt.store.update_fields("runs", run["id"], {"_lease_until": 0.0})  # the lease ran out

@@ -47,7 +47,7 @@ class Affinity:
             with self._lock:
                 self._deferred[run["id"]] = time.monotonic() + self.grace_s
             return
-        self.engine.submit(run["id"])
+        self.engine.submit(run["id"], run)
 
     def tick(self) -> None:
         """From the sweeper: run what waited out its grace, adopt runs of our sessions, keep our sessions alive."""

@@ -75,12 +75,14 @@ class Engine(ToolRunner):
         self.prompts.image_loader = loader
 
     # -- scheduling ---------------------------------------------------------------------------
-    def submit(self, run_id: str) -> None:
+    def submit(self, run_id: str, queued: dict | None = None) -> None:
+        """Execute a queued run on a worker (`queued`: the run as this process just queued it, which spares the
+        worker reading it again)."""
         event = threading.Event()
         with self._lock:
             self._cancels[run_id] = event
         try:
-            self.pool.submit(self._execute_safely, run_id, event)
+            self.pool.submit(self._execute_safely, run_id, event, queued)
         except RuntimeError:  # shutting down: the run stays queued and another process's sweeper takes it
             with self._lock:
                 self._cancels.pop(run_id, None)
@@ -111,9 +113,9 @@ class Engine(ToolRunner):
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.hub.close()
 
-    def _execute_safely(self, run_id: str, cancel: threading.Event) -> None:
+    def _execute_safely(self, run_id: str, cancel: threading.Event, queued: dict | None = None) -> None:
         try:
-            self._execute(run_id, cancel)
+            self._execute(run_id, cancel, queued)
         except _RunStopped:
             pass
         except Exception as exc:  # never leave a run hanging because of a bug
@@ -168,8 +170,8 @@ class Engine(ToolRunner):
             self._stopped(run["id"])
 
     # -- the run ------------------------------------------------------------------------------
-    def _execute(self, run_id: str, cancel: threading.Event) -> None:
-        run = self.status.claim(run_id)
+    def _execute(self, run_id: str, cancel: threading.Event, queued: dict | None = None) -> None:
+        run = self.status.claim(run_id, queued)
         if run is None:
             return  # cancelled or expired while queued, or another worker has it
         try:
@@ -177,30 +179,38 @@ class Engine(ToolRunner):
         except APIError as exc:
             self._fail(run, "invalid_prompt", exc.message)
             return
+        # The run's steps, read once per round (the prompt, the budget, the figures the reply will carry): only
+        # the worker executing a run adds steps to it, after its model call. A run this process queued and nobody
+        # started yet has none.
+        steps: list[dict] | None = [] if queued is not None and not queued.get("started_at") else None
         tool_choice = run.get("tool_choice") or "auto"
-        if tool_choice != "auto" and any(s["type"] == "tool_calls" for s in self.store.all("run_steps", run_id=run["id"])):
-            tool_choice = "auto"  # resumed after tool outputs: the forced call already happened
+        if tool_choice != "auto":
+            steps = self.store.all("run_steps", run_id=run["id"]) if steps is None else steps
+            if any(s["type"] == "tool_calls" for s in steps):
+                tool_choice = "auto"  # resumed after tool outputs: the forced call already happened
         seen_calls: set[str] = set()
         for round_no in range(self.max_tool_rounds):
             self.check_cancel(run, cancel)
             if round_no == self.max_tool_rounds - 1:
                 tool_choice = "none"  # the last round must answer, not call another tool
-            messages = self.prompts.chat_messages(run, getattr(provider, "context_window", None))
+            if steps is None:
+                steps = self.store.all("run_steps", run_id=run["id"])
+            messages = self.prompts.chat_messages(run, getattr(provider, "context_window", None), steps)
             if messages is None:
                 self._incomplete(run, "max_prompt_tokens")
                 return
             budget = run.get("max_completion_tokens")
             # A Responses continuation's own max_output_tokens counts from where it took over (responses/service.py).
-            used = (self.store.step_usage(run["id"])["completion_tokens"] - (run.get("_completion_tokens_before") or 0)
-                    if budget is not None else 0)
+            used = (sum((s.get("usage") or {}).get("completion_tokens") or 0 for s in steps)
+                    - (run.get("_completion_tokens_before") or 0) if budget is not None else 0)
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")
                 return
             builtins = run.get("_max_tool_calls") is None or builtin_calls_left(
-                run, self.store.all("run_steps", run_id=run["id"])) != 0  # max_tool_calls spent: offer functions only
+                run, steps) != 0  # max_tool_calls spent: offer functions only
             request = self.prompts.build_request(run, model, messages, tool_choice,
                                                  None if budget is None else budget - used, builtins=builtins)
-            result, _message, _step = self._call_model(run, provider, request, cancel)
+            result, _message, _step = self._call_model(run, provider, request, cancel, steps)
             if result.tool_calls and not (budget is not None and result.finish_reason == "length"):
                 pending = self._tool_calls(run, result, cancel)
                 if pending:
@@ -215,6 +225,7 @@ class Engine(ToolRunner):
                 if calls <= seen_calls:
                     tool_choice = "none"  # the model repeats itself (small models loop): ask it to answer now
                 seen_calls |= calls
+                steps = None  # this round added steps: read them again
                 continue
             if result.finish_reason == "length":
                 self._incomplete(run, "max_completion_tokens" if budget is not None else "max_tokens")
@@ -265,9 +276,10 @@ class Engine(ToolRunner):
         self.publish(run["id"], "thread.run.step.created", step)
         self.publish(run["id"], "thread.run.step.in_progress", step)
 
-    def _call_model(self, run: dict, provider, request: dict,
-                    cancel: threading.Event) -> tuple[ChatResult, dict | None, dict | None]:
-        """Stream one model call; creates the message (and its step) at the first token."""
+    def _call_model(self, run: dict, provider, request: dict, cancel: threading.Event,
+                    steps: list[dict]) -> tuple[ChatResult, dict | None, dict | None]:
+        """Stream one model call (`steps`: the run's steps as the round began); creates the message (and its step)
+        at the first token."""
         state: dict = {"message": None, "step": None, "parts": [], "abandoned": False}
         lock = threading.Lock()
         run_id = run["id"]
@@ -276,32 +288,13 @@ class Engine(ToolRunner):
             with lock:
                 if state["abandoned"]:
                     raise Cancelled()
-                first = state["message"] is None
-                if first:
-                    state["message"], state["step"] = self._start_message(run)
-                    # The reply starts with the figures the tools made (see _reply_content): stream them first,
-                    # so the text's content index is the one it has in the finished message.
-                    # The steps read now are the ones the finished reply carries (the tools run after the call).
-                    state["unshown"] = self._unshown_tool_steps(run)
-                    images = self._pending_images(state["unshown"])
-                    state["text_index"] = len(images)
-                    if images:
-                        self.hub.publish_delta(run_id, "thread.message.delta", {
-                            "id": state["message"]["id"], "object": "thread.message.delta",
-                            "delta": {"content": [{"index": i, "type": "image_file",
-                                                   "image_file": {"file_id": f, "detail": "auto"}}
-                                                  for i, f in enumerate(images)]},
-                        })
+                if state["message"] is None:
+                    # The reply's message, its step and its first text: one commit.
+                    with self.store.write(run["thread_id"]):
+                        self._first_text(run, state, steps, piece, logprobs)
+                    return
                 state["parts"].append(piece)
-                self.hub.publish_delta(run_id, "thread.message.delta", {
-                    "id": state["message"]["id"], "object": "thread.message.delta",
-                    "delta": {"content": [{"index": state["text_index"], "type": "text",
-                                           "text": {"value": piece, "annotations": []}}]},
-                    # The piece's tokens, for the Responses stream's deltas; streams of runs leave it out (sse.py).
-                    **({"_logprobs": logprobs} if logprobs is not None else {}),
-                })
-                if first:  # the first token is what a person waits for: it is not held for the batch
-                    self.hub.flush_deltas(run_id)
+                self._publish_text(run_id, state, piece, logprobs)
 
         started = time.monotonic()
         outcome: dict = {}
@@ -344,7 +337,6 @@ class Engine(ToolRunner):
             self._fail(run, code, message)
             raise _RunStopped()
         result: ChatResult = outcome["result"]
-        self._log_call(run, request, result.raw, None, started)
         usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                  "total_tokens": result.prompt_tokens + result.completion_tokens}
         message, step = state["message"], state["step"]
@@ -352,25 +344,59 @@ class Engine(ToolRunner):
         cut = result.finish_reason == "length" and not result.tool_calls
         ending = ({"status": "incomplete", "incomplete_details": {"reason": "max_tokens"}} if cut
                   else {"status": "completed"})
-        if message is None and (result.text or not result.tool_calls):
-            # Text that was not streamed, or an empty answer: it still gets its message, so the thread
-            # shows the run ended.
-            message, step = self._start_message(run)
-            state["parts"] = [result.text] if result.text else []
-        if message is not None:
-            ts = now()
-            fields = {"content": self._reply_content(run, "".join(state["parts"]), state.get("unshown")), **ending,
-                      "completed_at": None if cut else ts, "incomplete_at": ts if cut else None}
-            with self.store.write(run["thread_id"]):
-                message = self.store.update_fields("messages", message["id"], fields, returning=True) or {
-                    **message, **fields}
-                self.publish(run_id, f"thread.message.{ending['status']}", message)
-                logprobs = ((result.raw.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
-                self.status.move_step(step, "completed", completed_at=ts, usage=None if result.tool_calls else usage,
-                                      **({"_logprobs": logprobs} if logprobs is not None else {}))
+        try:
+            with self.store.write(run["thread_id"]):  # the call's log record and the reply's end: one commit
+                self._log_call(run, request, result.raw, None, started)
+                if message is None and (result.text or not result.tool_calls):
+                    # Text that was not streamed, or an empty answer: it still gets its message, so the thread
+                    # shows the run ended.
+                    message, step = self._start_message(run)
+                    state["parts"] = [result.text] if result.text else []
+                if message is not None:
+                    ts = now()
+                    fields = {"content": self._reply_content(run, "".join(state["parts"]), state.get("unshown")),
+                              **ending, "completed_at": None if cut else ts, "incomplete_at": ts if cut else None}
+                    message = self.store.update_fields("messages", message["id"], fields, returning=True) or {
+                        **message, **fields}
+                    self.publish(run_id, f"thread.message.{ending['status']}", message)
+                    logprobs = ((result.raw.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
+                    self.status.move_step(step, "completed", completed_at=ts,
+                                          usage=None if result.tool_calls else usage,
+                                          **({"_logprobs": logprobs} if logprobs is not None else {}))
+        except IntegrityError:  # the run was deleted with its thread meanwhile (the log record's insert)
+            raise _RunStopped() from None
         if result.tool_calls:
             result.raw["_usage"] = usage
         return result, message, step
+
+    def _first_text(self, run: dict, state: dict, steps: list[dict], piece: str, logprobs: list[dict] | None) -> None:
+        """The reply's first piece of text: its message and step, the tools' figures, then the text, sent at once
+        (the first token is what a person waits for: it is not held for the batch)."""
+        state["message"], state["step"] = self._start_message(run)
+        # The reply starts with the figures the tools made (see _reply_content): stream them first, so the text's
+        # content index is the one it has in the finished message.
+        # The steps read as the round began are the ones the finished reply carries (the tools run after the call).
+        state["unshown"] = self._unshown_tool_steps(steps)
+        images = self._pending_images(state["unshown"])
+        state["text_index"] = len(images)
+        if images:
+            self.hub.publish_delta(run["id"], "thread.message.delta", {
+                "id": state["message"]["id"], "object": "thread.message.delta",
+                "delta": {"content": [{"index": i, "type": "image_file", "image_file": {"file_id": f, "detail": "auto"}}
+                                      for i, f in enumerate(images)]},
+            })
+        state["parts"].append(piece)
+        self._publish_text(run["id"], state, piece, logprobs)
+        self.hub.flush_deltas(run["id"])
+
+    def _publish_text(self, run_id: str, state: dict, piece: str, logprobs: list[dict] | None) -> None:
+        self.hub.publish_delta(run_id, "thread.message.delta", {
+            "id": state["message"]["id"], "object": "thread.message.delta",
+            "delta": {"content": [{"index": state["text_index"], "type": "text",
+                                   "text": {"value": piece, "annotations": []}}]},
+            # The piece's tokens, for the Responses stream's deltas; streams of runs leave it out (sse.py).
+            **({"_logprobs": logprobs} if logprobs is not None else {}),
+        })
 
     def _keep_partial(self, run: dict, state: dict) -> None:
         """What was streamed before a cancel or a failure stays in the reply (which then ends incomplete)."""
@@ -379,9 +405,10 @@ class Engine(ToolRunner):
             content = self._reply_content(run, "".join(state["parts"]))
             self.store.update_fields("messages", message["id"], {"content": content}, status="in_progress")
 
-    def _unshown_tool_steps(self, run: dict) -> list[dict]:
-        """This run's tool steps whose figures or citations no reply has carried yet."""
-        return [step for step in self.store.all("run_steps", run_id=run["id"])
+    @staticmethod
+    def _unshown_tool_steps(steps: list[dict]) -> list[dict]:
+        """Of the run's steps, the tool steps whose figures or citations no reply has carried yet."""
+        return [step for step in steps
                 if step["type"] == "tool_calls" and not step.get("_consumed")
                 and (step.get("_images") or step.get("_annotations"))]
 
@@ -395,7 +422,8 @@ class Engine(ToolRunner):
         reply started streaming), then the annotated text."""
         images, candidates = [], []
         if unshown is None:
-            unshown = self._unshown_tool_steps(run)  # the run's own steps: only its worker marks them consumed
+            # the run's own steps: only its worker marks them consumed
+            unshown = self._unshown_tool_steps(self.store.all("run_steps", run_id=run["id"]))
         if unshown:
             with self.store.write(run["thread_id"]):
                 for step in unshown:

@@ -136,13 +136,19 @@ class EventHub:
         self._wake.set()
         return sub
 
-    def _notified(self, run_id: str | None) -> None:
-        """Some process committed events of `run_id`: read the log only if a run followed here is concerned.
+    def _notified(self, run_id: str | None, seq: int | None = None) -> None:
+        """Some process committed events of `run_id` (up to number `seq`): read the log only if a run followed here
+        is concerned and has not been read that far.
 
         Every instance hears every notification: waking on all of them made each instance read the log once per
-        event of every instance's runs.
+        event of every instance's runs. This process's own commits wake the tailer at once, and their notification
+        then finds the events delivered.
         """
-        if run_id is None or run_id in self._subs:
+        if run_id is None:
+            self._wake.set()
+            return
+        subs = self._subs.get(run_id)
+        if subs and (seq is None or any(sub.after < seq for sub in list(subs))):
             self._wake.set()
 
     def has_subscribers(self, run_id: str) -> bool:

@@ -59,13 +59,16 @@ class PromptBuilder:
                 request["top_logprobs"] = run["_top_logprobs"]
         return request
 
-    def chat_messages(self, run: dict, context_window: int | None = None) -> list[dict] | None:
-        """System + thread history + this run's tool rounds, truncated as the run asks; None if it cannot fit."""
+    def chat_messages(self, run: dict, context_window: int | None = None,
+                      steps: list[dict] | None = None) -> list[dict] | None:
+        """System + thread history + this run's tool rounds (`steps`: the run's steps, if the caller has just read
+        them), truncated as the run asks; None if it cannot fit."""
         system = run.get("instructions") or ""
         if run.get("_additional_instructions"):
             system = f"{system}\n\n{run['_additional_instructions']}".strip()
         history = []
-        for msg in self.store.all("messages", thread_id=run["thread_id"]):
+        thread_messages = self.store.all("messages", thread_id=run["thread_id"])
+        for msg in thread_messages:
             if msg.get("run_id") == run["id"] and msg["role"] == "assistant":
                 continue
             text = message_text(msg)
@@ -79,7 +82,9 @@ class PromptBuilder:
         strategy = run.get("truncation_strategy") or {"type": "auto"}
         if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
             history = history[-strategy["last_messages"]:]
-        tail = self._run_turns(run["id"])
+        if steps is None:
+            steps = self.store.all("run_steps", run_id=run["id"])
+        tail = self._run_turns(steps, {m["id"]: m for m in thread_messages})
         head = [{"role": "system", "content": system}] if system else []
         limit = run.get("max_prompt_tokens")
         if context_window:
@@ -114,12 +119,14 @@ class PromptBuilder:
                     parts.append({"type": "image_url", "image_url": {"url": url, "detail": block["image_file"].get("detail", "auto")}})
         return parts if len(parts) > 1 else text
 
-    def _run_turns(self, run_id: str) -> list[dict]:
+    @staticmethod
+    def _run_turns(steps: list[dict], messages: dict[str, dict]) -> list[dict]:
+        """The run's own rounds so far (`messages`: the thread's, by id, where its replies are)."""
         turns: list[dict] = []
-        for step in self.store.all("run_steps", run_id=run_id):
+        for step in steps:
             details = step["step_details"]
             if details["type"] == "message_creation":
-                msg = self.store.get("messages", details["message_creation"]["message_id"])
+                msg = messages.get(details["message_creation"]["message_id"])
                 if msg and message_text(msg):
                     turns.append({"role": "assistant", "content": message_text(msg)})
             elif details["type"] == "tool_calls":

@@ -10,6 +10,7 @@ import time
 from assistants.ids import now
 from assistants.runs.events import EventHub
 from assistants.store import Store
+from assistants.store.interface import STEP_USAGE
 
 TERMINAL = ("completed", "failed", "cancelled", "incomplete", "expired")
 
@@ -57,7 +58,7 @@ class StatusMachine:
         if mine:
             where["owner"] = self.owner
         if to in TERMINAL:  # a run's usage is the sum of its steps', written once it ends
-            fields = {**fields, "usage": self.store.step_usage(run_id), "_lease_until": None}
+            fields = {**fields, "usage": STEP_USAGE, "_lease_until": None}
         with self.store.write():
             run = self.store.update_fields("runs", run_id, {"status": to, **fields}, lease_before=lease_before,
                                            returning=True, **where)
@@ -78,9 +79,12 @@ class StatusMachine:
         return bool(changed)
 
     # -- transitions with a name -------------------------------------------------------------
-    def claim(self, run_id: str) -> dict | None:
-        """queued -> in_progress for this process, with a fresh lease; None if another worker or a cancel won."""
-        started = self.store.get("runs", run_id)
+    def claim(self, run_id: str, queued: dict | None = None) -> dict | None:
+        """queued -> in_progress for this process, with a fresh lease; None if another worker or a cancel won.
+
+        `queued`: the run as this process queued it (its thread and first start), else it is read; either way the
+        move is a compare-and-set on the stored status."""
+        started = queued if queued is not None else self.store.get("runs", run_id)
         if started is None or started["status"] != "queued":
             return None
         # started_at is kept from the first claim (a run resumed after tool outputs started then).

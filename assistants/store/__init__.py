@@ -14,7 +14,8 @@ from assistants.store.migrations import ACTIVE_RUN_STATUSES, migrate
 from assistants.store.pool import ConnectionPool
 from assistants.store.reports import ReportQueries
 from assistants.store.responses import ResponseQueries
-from assistants.store.runs import RunQueries
+from assistants.store.interface import STEP_USAGE
+from assistants.store.runs import STEP_USAGE_SQL, RunQueries
 from assistants.store.settings import SettingsQueries
 from assistants.store.versions import VersionQueries
 
@@ -158,7 +159,7 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
     def close(self) -> None:
         self._pool.close()
 
-    def on_events(self, callback: Callable[[str | None], None]) -> bool:
+    def on_events(self, callback: Callable[[str | None, int | None], None]) -> bool:
         """SQLite has no notifications: False, the event tailer keeps polling the log."""
         return False
 
@@ -221,6 +222,10 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
             if key in column_only:
                 col_sets.append(f"{key[1:]} = ?")
                 col_args.append(value)
+                continue
+            if value is STEP_USAGE:
+                paths.append(f"'$.\"{key}\"', {STEP_USAGE_SQL}")
+                json_args.append(obj_id)
                 continue
             paths.append(f"'$.\"{key}\"', json(?)")
             json_args.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False))

@@ -7,6 +7,17 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 
+class _StepUsage:
+    """An `update_fields` value on a run: the sum of its steps' usage, summed by the database in the same statement
+    (so the two can never disagree, and ending a run costs no separate read)."""
+
+    def __repr__(self) -> str:
+        return "STEP_USAGE"
+
+
+STEP_USAGE = _StepUsage()
+
+
 class StoreInterface(Protocol):
     """Objects as wire JSON with indexed columns, compare-and-set updates, leases, the run event log, named queries."""
 
@@ -37,6 +48,8 @@ class StoreInterface(Protocol):
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None: """Append run events."""
     def events_after(self, seq: int, run_ids: list[str], limit: int = 2000) -> list[tuple[int, str, str, str]]:
         """Events of these runs after a sequence number, in commit order."""
+    def run_with_seq(self, run_id: str, thread_id: str) -> tuple[dict | None, int]:
+        """The run and its newest event's number, read together (None, 0: no such run)."""
     def last_event_seq(self, run_id: str | None = None) -> int: """The newest event's sequence number."""
     def prune_events(self, before: float) -> int: """Forget old events of ended runs."""
     def renew_leases(self, owner: str, run_ids: list[str], until: float) -> None: """Extend an owner's run leases."""
@@ -44,7 +57,7 @@ class StoreInterface(Protocol):
     def lapsed_leases(self, at: float) -> list[tuple[str, str]]: """Active runs whose lease ran out."""
     def take_over_queued(self, owner: str, until: float, at: float, limit: int = 16) -> list[str]:
         """Reserve queued runs whose lease ran out (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
-    def on_events(self, callback: Callable[[str | None], None]) -> bool:
+    def on_events(self, callback: Callable[[str | None, int | None], None]) -> bool:
         """Call back (with the run, None: any) when any process commits run events; False when it cannot say (poll)."""
     def record_ci_session(self, thread_id: str, instance_id: str, at: float, alive_until: float) -> None:
         """This instance now holds the thread's Code Interpreter session."""
@@ -56,6 +69,8 @@ class StoreInterface(Protocol):
         """Reserve queued runs of threads whose live session this instance holds."""
     def due_to_expire(self, at: int) -> list[str]: """Queued or waiting runs past expires_at."""
     def run_statuses(self, run_ids: list[str]) -> dict[str, str]: """Status by run id (deleted runs absent)."""
+    def thread_with_active_run(self, thread_id: str) -> tuple[dict | None, dict | None]:
+        """The thread and its active run, read together ((None, None): no such thread)."""
     def active_run(self, thread_id: str) -> dict | None: """The thread's active run, if any."""
     def step_usage(self, run_id: str) -> dict: """A run's usage: the sum of its steps'."""
     def delete_thread(self, thread_id: str) -> int: """Delete a thread and everything that hangs off it."""

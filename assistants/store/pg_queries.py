@@ -61,9 +61,17 @@ WITH added AS (
     SELECT r, e, d, c FROM (SELECT pg_advisory_xact_lock(%s)) AS locked,
         unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) WITH ORDINALITY AS t(r, e, d, c, n)
     ORDER BY n
-    RETURNING 1)
-SELECT pg_notify(%s, run_id) FROM unnest(%s::text[]) AS runs(run_id)
+    RETURNING run_id, seq)
+SELECT pg_notify(%s, run_id || ' ' || MAX(seq)) FROM added GROUP BY run_id
 """
+
+
+# A run's steps' token sums (prompt, completion); and the same as a JSONB `usage` object (update_fields' STEP_USAGE).
+STEP_SUMS_SQL = ("SELECT COALESCE(SUM((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint AS p, "
+                 "COALESCE(SUM((data->'usage'->>'completion_tokens')::bigint), 0)::bigint AS c "
+                 "FROM run_steps WHERE run_id = %s")
+STEP_USAGE_SQL = (f"(SELECT jsonb_build_object('prompt_tokens', p, 'completion_tokens', c, 'total_tokens', p + c) "
+                  f"FROM ({STEP_SUMS_SQL}) AS sums)")
 
 
 class Listener:
@@ -123,15 +131,25 @@ class PgRunQueries:
         with self.write() as tx:
             tx.append_events(rows, created_at)
 
-    def on_events(self, callback: Callable[[str | None], None]) -> bool:
-        """Call `callback(run_id)` whenever any instance commits events of that run (None: of any run); True:
-        notifications replace fast polling."""
-        self.listener().add(CHANNEL, callback)
+    def on_events(self, callback: Callable[[str | None, int | None], None]) -> bool:
+        """Call `callback(run_id, seq)` whenever any instance commits events of that run, up to number `seq` (None,
+        None: of any run); True: notifications replace fast polling."""
+
+        def notified(payload: str | None) -> None:
+            run_id, _, seq = (payload or "").partition(" ")  # "<run id> <its newest event's number>"
+            callback(run_id or None, int(seq) if seq.isdigit() else None)
+
+        self.listener().add(CHANNEL, notified)
         return True
 
     def events_after(self, seq: int, run_ids: list[str], limit: int = 2000) -> list[tuple[int, str, str, str]]:
         return self._rows("SELECT seq, run_id, event, data FROM run_events WHERE run_id = ANY(%s) AND seq > %s "
                           "ORDER BY seq LIMIT %s", (list(run_ids), seq, limit))
+
+    def run_with_seq(self, run_id: str, thread_id: str) -> tuple[dict | None, int]:
+        rows = self._rows("SELECT data, (SELECT MAX(seq) FROM run_events WHERE run_id = %s) FROM runs "
+                          "WHERE id = %s AND thread_id = %s", (run_id, run_id, thread_id))
+        return (rows[0][0], rows[0][1] or 0) if rows else (None, 0)
 
     def last_event_seq(self, run_id: str | None = None) -> int:
         if run_id is None:
@@ -210,16 +228,18 @@ class PgRunQueries:
                 (instance_id, until, instance_id, at, instance_id, limit, instance_id)).fetchall()]
 
     # -- runs and threads --------------------------------------------------------------------
+    def thread_with_active_run(self, thread_id: str) -> tuple[dict | None, dict | None]:
+        rows = self._rows("SELECT data, (SELECT data FROM runs WHERE thread_id = %s AND status = ANY(%s) LIMIT 1) "
+                          "FROM threads WHERE id = %s", (thread_id, list(ACTIVE_RUN_STATUSES), thread_id))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
     def active_run(self, thread_id: str) -> dict | None:
         rows = self._rows("SELECT data FROM runs WHERE thread_id = %s AND status = ANY(%s)",
                           (thread_id, list(ACTIVE_RUN_STATUSES)))
         return rows[0][0] if rows else None
 
     def step_usage(self, run_id: str) -> dict:
-        prompt, completion = self._rows(
-            "SELECT COALESCE(SUM((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint, "
-            "COALESCE(SUM((data->'usage'->>'completion_tokens')::bigint), 0)::bigint FROM run_steps WHERE run_id = %s",
-            (run_id,))[0]
+        prompt, completion = self._rows(STEP_SUMS_SQL, (run_id,))[0]
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def delete_thread(self, thread_id: str) -> int:

@@ -31,7 +31,8 @@ from psycopg_pool import ConnectionPool
 from assistants.errors import BadRequest
 from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page
 from assistants.store.pg_blobs import PgBlobQueries
-from assistants.store.pg_queries import APPEND_SQL, CHANNEL, Listener, PgRunQueries
+from assistants.store.interface import STEP_USAGE
+from assistants.store.pg_queries import APPEND_SQL, CHANNEL, STEP_USAGE_SQL, Listener, PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
 from assistants.store.pg_settings import PgSettingsQueries
@@ -115,6 +116,7 @@ class _Transaction:
         self.thread_id = thread_id
         self.begun = False
         self.events: list[tuple[str, str, str, float]] = []
+        self.deferred: list[tuple[str, list]] = []  # writes nobody reads the result of: sent with the next statement
 
     def __getattr__(self, name: str):
         return getattr(self.conn, name)
@@ -128,46 +130,54 @@ class _Transaction:
                               (WRITE_LOCK, THREAD_LOCKS, self.thread_id))
         self.begun = True
 
+    def _send_waiting(self) -> None:
+        """Inside a pipeline: BEGIN and the locks if not sent yet, then the deferred writes."""
+        if not self.begun:
+            self._locks()
+        for sql, args in self.deferred:
+            self.conn.execute(sql, args)
+        self.deferred = []
+
     def execute(self, query, params=None, **kwargs) -> psycopg.Cursor:
-        if self.begun:
+        if self.begun and not self.deferred:
             return self.conn.execute(query, params, **kwargs)
         with self.conn.pipeline():
-            self._locks()
+            self._send_waiting()
             cursor = self.conn.execute(query, params, **kwargs)
         return cursor
 
-    def execute_all(self, statements: list[tuple[str, list]]) -> None:
-        """Statements whose results nobody reads, in one pipeline (an error is raised at its end)."""
-        with self.conn.pipeline():
-            if not self.begun:
-                self._locks()
-            for sql, args in statements:
-                self.conn.execute(sql, args)
+    def defer(self, statements: list[tuple[str, list]]) -> None:
+        """Writes whose results nobody reads: sent in one pipeline with the transaction's next statement or its
+        COMMIT, in order (a failing one raises there: at the latest when the `write` block ends)."""
+        self.deferred.extend(statements)
 
     def cursor(self, *args, **kwargs) -> psycopg.Cursor:
-        if not self.begun:
+        if not self.begun or self.deferred:
             with self.conn.pipeline():
-                self._locks()
+                self._send_waiting()
         return self.conn.cursor(*args, **kwargs)
 
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
         self.events.extend((run_id, event, data, created_at) for run_id, event, data in rows)
 
     def commit(self) -> None:
-        if not self.begun and not self.events:
+        if not self.begun and not self.events and not self.deferred:
             return  # nothing was sent: nothing to commit
         conn = self.conn
         with conn.pipeline():
-            if not self.begun:
+            if self.deferred:
+                self._send_waiting()
+            elif not self.begun:
                 conn.execute("BEGIN")  # events only: they need no lock but their own
                 self.begun = True
             if self.events:
                 run_ids, events, data, created = (list(column) for column in zip(*self.events, strict=True))
                 # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
-                conn.execute(APPEND_SQL, (EVENTS_LOCK, run_ids, events, data, created, CHANNEL, sorted(set(run_ids))))
+                conn.execute(APPEND_SQL, (EVENTS_LOCK, run_ids, events, data, created, CHANNEL))
             conn.execute("COMMIT")
 
     def rollback(self) -> None:
+        self.deferred = []  # never sent
         conn = self.conn
         if self.begun and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             try:
@@ -332,10 +342,16 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
     def insert_all(self, objects: list[tuple[str, dict]]) -> None:
         """Store new objects (table, object), in this order, in one write: the INSERTs go in one round trip."""
         with self.write() as tx:
-            tx.execute_all([self._insert_sql(table, obj) for table, obj in objects])
+            tx.defer([self._insert_sql(table, obj) for table, obj in objects])
 
     def insert(self, table: str, obj: dict, thread_id: str | None = None) -> dict:
-        self._exec(*self._insert_sql(table, obj), thread_id)
+        """Store a new object; inside a write transaction the INSERT goes with its next statement or COMMIT (a
+        constraint it breaks raises there, at the latest when the `write` block ends)."""
+        tx = getattr(self._local, "conn", None)
+        if tx is None:
+            self._alone(*self._insert_sql(table, obj), thread_id)
+        else:
+            tx.defer([self._insert_sql(table, obj)])
         return obj
 
     @staticmethod
@@ -362,8 +378,11 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         (`returning`: the changed object, or None)."""
         cols = COLUMNS[table]
         column_only = COLUMN_ONLY.get(table, ())
-        json_fields, col_sets, col_args = {}, [], []
+        json_fields, col_sets, col_args, computed = {}, [], [], []
         for key, value in fields.items():
+            if value is STEP_USAGE:
+                computed.append(key)
+                continue
             if key in column_only:
                 col_sets.append(f"{key[1:]} = %s")
                 col_args.append(value)
@@ -372,12 +391,13 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
             if key in cols:
                 col_sets.append(f"{key} = %s")
                 col_args.append(value)
-        sets = (["data = data || %s"] if json_fields else []) + col_sets
+        patch = (["%s"] if json_fields else []) + [f"jsonb_build_object('{key}', {STEP_USAGE_SQL})" for key in computed]
+        sets = ([f"data = data || {' || '.join(patch)}"] if patch else []) + col_sets
         cond, wargs = self._where(table, {"id": obj_id, **where})
         if lease_before is not None:
             cond += " AND (lease_until IS NULL OR lease_until < %s)"
             wargs.append(lease_before)
-        head = [_jsonb(json_fields)] if json_fields else []
+        head = ([_jsonb(json_fields)] if json_fields else []) + [obj_id] * len(computed)
         if returning:  # the object as changed, read back in the same round trip
             rows = self._write_rows(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond} RETURNING data",
                                     head + col_args + wargs)

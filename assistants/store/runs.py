@@ -9,6 +9,13 @@ from assistants.store.migrations import ACTIVE_RUN_STATUSES
 ENDED = ("completed", "failed", "cancelled", "incomplete", "expired")
 
 
+# A run's steps' token sums (prompt, completion); and the same as the run's `usage` object (update_fields' STEP_USAGE).
+STEP_SUMS_SQL = ("SELECT COALESCE(SUM(json_extract(data, '$.usage.prompt_tokens')), 0) AS p, "
+                 "COALESCE(SUM(json_extract(data, '$.usage.completion_tokens')), 0) AS c FROM run_steps WHERE run_id = ?")
+STEP_USAGE_SQL = (f"json((SELECT json_object('prompt_tokens', p, 'completion_tokens', c, 'total_tokens', p + c) "
+                  f"FROM ({STEP_SUMS_SQL})))")
+
+
 class RunQueries:
     """Mixed into Store: what the status machine, the sweeper and the event log ask of the database."""
 
@@ -25,6 +32,13 @@ class RunQueries:
         return self.conn().execute(
             f"SELECT seq, run_id, event, data FROM run_events WHERE run_id IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
             (*run_ids, seq, limit)).fetchall()
+
+    def run_with_seq(self, run_id: str, thread_id: str) -> tuple[dict | None, int]:
+        """The run and its newest event's sequence number, read in one statement: events after that number are the
+        changes made since (None, 0: no such run in that thread)."""
+        row = self.conn().execute("SELECT data, (SELECT MAX(seq) FROM run_events WHERE run_id = ?) FROM runs "
+                                  "WHERE id = ? AND thread_id = ?", (run_id, run_id, thread_id)).fetchone()
+        return (json.loads(row[0]), row[1] or 0) if row else (None, 0)
 
     def last_event_seq(self, run_id: str | None = None) -> int:
         """The newest event's sequence number (of one run, or of the whole log)."""
@@ -126,6 +140,16 @@ class RunQueries:
         return [run_id for run_id in found if run_id in taken]  # oldest first: RETURNING has no order of its own
 
     # -- runs and threads --------------------------------------------------------------------
+    def thread_with_active_run(self, thread_id: str) -> tuple[dict | None, dict | None]:
+        """The thread and its active run, in one statement ((None, None): no such thread)."""
+        marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
+        row = self.conn().execute(f"SELECT data, (SELECT data FROM runs WHERE thread_id = ? AND status IN ({marks}) "
+                                  "LIMIT 1) FROM threads WHERE id = ?",
+                                  (thread_id, *ACTIVE_RUN_STATUSES, thread_id)).fetchone()
+        if row is None:
+            return None, None
+        return json.loads(row[0]), (json.loads(row[1]) if row[1] else None)
+
     def active_run(self, thread_id: str) -> dict | None:
         marks = ",".join("?" * len(ACTIVE_RUN_STATUSES))
         row = self.conn().execute(f"SELECT data FROM runs WHERE thread_id = ? AND status IN ({marks})",
@@ -134,10 +158,7 @@ class RunQueries:
 
     def step_usage(self, run_id: str) -> dict:
         """A run's usage: the sum of its steps' usage, so the two can never disagree."""
-        prompt, completion = self.conn().execute(
-            "SELECT COALESCE(SUM(json_extract(data, '$.usage.prompt_tokens')), 0), "
-            "COALESCE(SUM(json_extract(data, '$.usage.completion_tokens')), 0) FROM run_steps WHERE run_id = ?",
-            (run_id,)).fetchone()
+        prompt, completion = self.conn().execute(STEP_SUMS_SQL, (run_id,)).fetchone()
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def delete_thread(self, thread_id: str) -> int:

@@ -21,7 +21,8 @@ ACTIVE = ("queued", "in_progress", "cancelling")
 SETTLED = {f"thread.run.{s}" for s in ("requires_action", "completed", "failed", "cancelled", "expired", "incomplete")}
 # How long a poll helper's retrieve may wait for the run to settle before answering with its current state.
 LONG_POLL_S = 2.0
-RECHECK_S = 0.05
+# The run's events say when to read it again (whichever process executes it); this is only the safety net.
+RECHECK_S = 0.5
 THREAD_AND_RUN_FIELDS = (RUN_FIELDS - {"additional_instructions", "additional_messages"}) | {"thread", "tool_resources"}
 
 
@@ -61,29 +62,30 @@ def list_runs(thread_id: str, page: dict = Depends(page_params), rt: Runtime = D
 @router.get("/threads/{thread_id}/runs/{run_id}")
 def retrieve_run(thread_id: str, run_id: str, request: Request, response: Response, rt: Runtime = Depends(get_runtime)):
     response.headers.update(POLL_HEADERS)
-    run = rt.get_run(thread_id, run_id)
-    if run["status"] in ACTIVE and request.headers.get("x-stainless-poll-helper") == "true":
-        run = _wait_until_settled(rt, thread_id, run_id)
-    return run
+    if request.headers.get("x-stainless-poll-helper") == "true":
+        return _wait_until_settled(rt, thread_id, run_id)
+    return rt.get_run(thread_id, run_id)
 
 
 def _wait_until_settled(rt: Runtime, thread_id: str, run_id: str) -> dict:
     """For SDK pollers: answer as soon as the run settles (bounded), instead of making them sleep and ask again."""
-    # This process's runs announce it on the event hub; a run another process (the Playground) executes
-    # shows up by re-reading the store every RECHECK_S.
-    sub = rt.engine.hub.subscribe(run_id)
+    # The run's events come through the event log from whichever process executes it (this one or another).
+    run, sub = rt.watch_run(thread_id, run_id, ACTIVE)
+    if sub is None:
+        return run
     try:
-        run = rt.get_run(thread_id, run_id)  # read after subscribing, so no event can slip between the two
         deadline = time.monotonic() + LONG_POLL_S
         while run["status"] in ACTIVE:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                event, _ = sub.queue.get(timeout=min(remaining, RECHECK_S))
+                event, data = sub.queue.get(timeout=min(remaining, RECHECK_S))
             except queue.Empty:
-                event = None
-            if event is None or event in SETTLED or event == DONE:
+                event, data = None, None
+            if event in SETTLED and isinstance(data, dict) and data.get("id") == run_id:
+                run = data  # the run as that change committed it: what a read would return now
+            elif event is None or event in SETTLED or event == DONE:
                 run = rt.get_run(thread_id, run_id)
         return run
     finally:
