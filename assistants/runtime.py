@@ -420,25 +420,35 @@ class Runtime:
         return run, extra
 
     def _insert_run(self, thread_id: str, run: dict, extra: list[dict], first: tuple[str, dict] | None = None) -> None:
-        """Insert the run (queued, reserved by this process) with its first events, in one transaction."""
-        try:
-            with self.store.write(thread_id):  # reads and writes only this thread's objects (the assistant: before)
-                active = self._active_run(thread_id)
-                if active is not None:
-                    raise BadRequest(f"Thread {thread_id} already has an active run {active['id']} (status "
-                                     f"{active['status']}). Wait for it to finish or cancel it.", code="run_active")
-                for msg in extra:
-                    self.store.insert("messages", msg)
-                self.store.insert("runs", run)  # on PostgreSQL sent with the COMMIT: a broken constraint raises there
-                if first:
-                    self.engine.hub.publish(run["id"], *first)
-                self.engine.publish(run["id"], "thread.run.created", run)
-                self.engine.publish(run["id"], "thread.run.queued", run)
-        except IntegrityError:
-            if self.store.active_run(thread_id) is None:
-                raise  # not the race below (e.g. the thread was deleted meanwhile)
-            # the partial unique index: another process queued a run on this thread first
-            raise BadRequest(f"Thread {thread_id} already has an active run.", code="run_active") from None
+        """Insert the run (queued, reserved by this process) with its first events, in one transaction.
+
+        One active run per thread is the database's rule (the partial unique index runs_one_active), so the insert
+        is tried first (on PostgreSQL it goes with the COMMIT: one round trip) and the active run is looked at only
+        when the rule refuses it: a waiting run past its expiry then ends `expired` and the insert is tried again.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.store.write(thread_id):  # reads and writes only this thread's objects
+                    for msg in extra:
+                        self.store.insert("messages", msg)
+                    self.store.insert("runs", run)
+                    if first:
+                        self.engine.hub.publish(run["id"], *first)
+                    self.engine.publish(run["id"], "thread.run.created", run)
+                    self.engine.publish(run["id"], "thread.run.queued", run)
+                return
+            except IntegrityError:
+                thread, active = self.store.thread_with_active_run(thread_id)
+                if thread is None:
+                    raise not_found("thread", thread_id) from None  # deleted meanwhile
+                if active is None:
+                    raise
+                active = self._expire_if_due(active)
+                if active is None and attempt == 1:
+                    continue  # it had expired: the thread is free now
+                detail = f" {active['id']} (status {active['status']})" if active is not None else ""
+                raise BadRequest(f"Thread {thread_id} already has an active run{detail}. Wait for it to finish or "
+                                 "cancel it.", code="run_active") from None
 
     def create_run(self, thread_id: str, *, stream: bool = False, extras: RunExtras | None = None,
                    **body: Any) -> dict | Subscription:

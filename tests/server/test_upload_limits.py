@@ -122,7 +122,9 @@ def test_a_length_that_lies_low_reads_only_what_it_declared(api):
         pass
     status, body = read_response(sock)
     sock.close()
-    assert status == 400 and b"multipart" in body.lower(), body
+    # The form ends early (our 400 names multipart), or the bytes past the declared length reached the HTTP parser
+    # first as a malformed next request (uvicorn's httptools parser answers 400 for it and closes): refused either way.
+    assert status == 400 and (b"multipart" in body.lower() or body == b"Invalid HTTP request received."), body
     time.sleep(0.2)
     assert leftovers(api) == before
 
