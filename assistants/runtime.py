@@ -380,10 +380,11 @@ class Runtime:
             return None if current is None or current["status"] in TERMINAL else current
         return run
 
-    def _build_run(self, thread_id: str, body: dict) -> tuple[dict, list[dict]]:
+    def _build_run(self, thread_id: str, body: dict, read: dict | None = None) -> tuple[dict, list[dict]]:
+        """The new run from the request (`read`: the assistant if the caller has read it already)."""
         _reject_unknown(body, RUN_FIELDS)
         assistant_id = v.string(body.get("assistant_id"), "assistant_id", 128, required=True)
-        assistant = self.get_assistant(assistant_id)
+        assistant = read if read is not None and read["id"] == assistant_id else self.get_assistant(assistant_id)
         model = v.string(body.get("model"), "model", 256) or assistant["model"]
         self.router.resolve(model)  # an unknown model is a 400 now, not a failed run later
         tools = v.tools(body["tools"]) if body.get("tools") is not None else assistant["tools"]
@@ -457,8 +458,12 @@ class Runtime:
         `extras` are settings only in-process callers give (see runs/extras.py); a request body cannot.
         """
         extras = checked_extras(extras)
-        self.get_thread(thread_id)
-        run, extra = self._build_run(thread_id, body)
+        named = body.get("assistant_id")
+        thread, assistant = self.store.get_each([("threads", thread_id),
+                                                 ("assistants", named if isinstance(named, str) else "")])
+        if thread is None:
+            raise not_found("thread", thread_id)
+        run, extra = self._build_run(thread_id, body, assistant)
         if extras is not None:
             run.update(extras.fields())
         self._insert_run(thread_id, run, extra)

@@ -356,13 +356,10 @@ class Engine(ToolRunner):
                     ts = now()
                     fields = {"content": self._reply_content(run, "".join(state["parts"]), state.get("unshown")),
                               **ending, "completed_at": None if cut else ts, "incomplete_at": ts if cut else None}
-                    message = self.store.update_fields("messages", message["id"], fields, returning=True) or {
-                        **message, **fields}
-                    self.publish(run_id, f"thread.message.{ending['status']}", message)
                     logprobs = ((result.raw.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
-                    self.status.move_step(step, "completed", completed_at=ts,
-                                          usage=None if result.tool_calls else usage,
-                                          **({"_logprobs": logprobs} if logprobs is not None else {}))
+                    message = self.status.end_reply(message, fields, step, completed_at=ts,
+                                                    usage=None if result.tool_calls else usage,
+                                                    **({"_logprobs": logprobs} if logprobs is not None else {}))
         except IntegrityError:  # the run was deleted with its thread meanwhile (the log record's insert)
             raise _RunStopped() from None
         if result.tool_calls:

@@ -78,6 +78,23 @@ class StatusMachine:
                 self.hub.publish(step["run_id"], f"thread.run.step.{to}", public(step))
         return bool(changed)
 
+    def end_reply(self, message: dict, message_fields: dict, step: dict, **step_fields) -> dict:
+        """A reply's end: its message's fields and its in-progress step `completed` in one round trip, announced in
+        that order; the message as stored (our copy with the fields if it is gone)."""
+        to = "completed"
+        stored, changed = self.store.update_each([
+            ("messages", message["id"], message_fields, {}, True),
+            ("run_steps", step["id"], {"status": to, **step_fields}, {"status": sources(to, STEP_TRANSITIONS)}, False),
+        ])
+        with self.store.write():
+            message = stored or {**message, **message_fields}
+            self.hub.publish(step["run_id"], f"thread.message.{message_fields.get('status', 'completed')}",
+                             public(message))
+            if changed:
+                step.update(status=to, **step_fields)
+                self.hub.publish(step["run_id"], f"thread.run.step.{to}", public(step))
+        return message
+
     # -- transitions with a name -------------------------------------------------------------
     def claim(self, run_id: str, queued: dict | None = None) -> dict | None:
         """queued -> in_progress for this process, with a fresh lease; None if another worker or a cancel won.

@@ -208,6 +208,13 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
             c.execute(f"UPDATE {table} SET {sets} WHERE {cond}", [_dumps(obj)] + [_col(obj, c) for c in cols] + args)
         return obj
 
+    def update_each(self, updates: list[tuple[str, str, dict, dict, bool]]) -> list[int | dict | None]:
+        """Several `update_fields` (table, id, fields, where, returning) in one write; each result as
+        `update_fields` gives it (PostgreSQL sends them in one round trip)."""
+        with self.write():
+            return [self.update_fields(table, obj_id, fields, returning=returning, **where)
+                    for table, obj_id, fields, where, returning in updates]
+
     def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
                       returning: bool = False, **where) -> int | dict | None:
         """Set only these fields of a stored object (compare-and-set on `where`); return the rows changed
@@ -244,6 +251,12 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
             if returning:
                 return self.get(table, obj_id) if changed else None
             return changed
+
+    def get_each(self, wanted: list[tuple[str, str]]) -> list[dict | None]:
+        """Objects by (table, id), read in one statement; None for each one missing."""
+        reads = ", ".join(f"(SELECT data FROM {table} WHERE id = ?)" for table, _ in wanted)
+        row = self.conn().execute(f"SELECT {reads}", [obj_id for _, obj_id in wanted]).fetchone()
+        return [json.loads(value) if value is not None else None for value in row]
 
     def get(self, table: str, obj_id: str, **where) -> dict | None:
         cond, args = self._where({"id": obj_id, **where})

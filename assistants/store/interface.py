@@ -34,9 +34,13 @@ class StoreInterface(Protocol):
     def insert(self, table: str, obj: dict, thread_id: str | None = None) -> dict:
         """Store a new object (`thread_id`: it belongs to that thread's run, as `write(thread_id)`)."""
     def put(self, table: str, obj: dict, **where) -> dict: """Replace a stored object (objects only one writer changes)."""
+    def update_each(self, updates: list[tuple[str, str, dict, dict, bool]]) -> list[int | dict | None]:
+        """Several update_fields (table, id, fields, where, returning) in one write (and one round trip)."""
     def update_fields(self, table: str, obj_id: str, fields: dict, *, lease_before: float | None = None,
                       returning: bool = False, **where) -> int | dict | None:
         """Set these fields if `where` holds (compare-and-set); rows changed (`returning`: the object, or None)."""
+    def get_each(self, wanted: list[tuple[str, str]]) -> list[dict | None]:
+        """Objects by (table, id), read in one statement; None for each one missing."""
     def get(self, table: str, obj_id: str, **where) -> dict | None: """One object, or None."""
     def delete(self, table: str, obj_id: str | None = None, **where) -> int: """Delete matching objects."""
     def all(self, table: str, *, order: str = "asc", **where) -> list[dict]: """Every matching object in order."""

@@ -146,6 +146,13 @@ class _Transaction:
             cursor = self.conn.execute(query, params, **kwargs)
         return cursor
 
+    def execute_each(self, statements: list[tuple[str, list]]) -> list[psycopg.Cursor]:
+        """Statements sent together (with what waits to be sent) in one pipeline: one round trip; their cursors."""
+        with self.conn.pipeline():
+            self._send_waiting()
+            cursors = [self.conn.execute(sql, args) for sql, args in statements]
+        return cursors
+
     def defer(self, statements: list[tuple[str, list]]) -> None:
         """Writes whose results nobody reads: sent in one pipeline with the transaction's next statement or its
         COMMIT, in order (a failing one raises there: at the latest when the `write` block ends)."""
@@ -376,6 +383,24 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
                       returning: bool = False, **where) -> int | dict | None:
         """Set only these fields (`data || {...}`, top-level keys) if `where` holds; return the rows changed
         (`returning`: the changed object, or None)."""
+        sql, args = self._update_sql(table, obj_id, fields, lease_before, returning, where)
+        if returning:  # the object as changed, read back in the same round trip
+            rows = self._write_rows(sql, args)
+            return rows[0][0] if rows else None
+        return self._exec(sql, args)
+
+    def update_each(self, updates: list[tuple[str, str, dict, dict, bool]]) -> list[int | dict | None]:
+        """Several `update_fields` (table, id, fields, where, returning) in one write and one round trip; each
+        result as `update_fields` gives it."""
+        statements = [self._update_sql(table, obj_id, fields, None, returning, where)
+                      for table, obj_id, fields, where, returning in updates]
+        with self.write() as tx:
+            cursors = tx.execute_each(statements)
+        return [(rows[0][0] if (rows := cursor.fetchall()) else None) if update[4] else cursor.rowcount
+                for update, cursor in zip(updates, cursors, strict=True)]
+
+    def _update_sql(self, table: str, obj_id: str, fields: dict, lease_before: float | None, returning: bool,
+                    where: dict) -> tuple[str, list]:
         cols = COLUMNS[table]
         column_only = COLUMN_ONLY.get(table, ())
         json_fields, col_sets, col_args, computed = {}, [], [], []
@@ -398,11 +423,12 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
             cond += " AND (lease_until IS NULL OR lease_until < %s)"
             wargs.append(lease_before)
         head = ([_jsonb(json_fields)] if json_fields else []) + [obj_id] * len(computed)
-        if returning:  # the object as changed, read back in the same round trip
-            rows = self._write_rows(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond} RETURNING data",
-                                    head + col_args + wargs)
-            return rows[0][0] if rows else None
-        return self._exec(f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}", head + col_args + wargs)
+        return (f"UPDATE {table} SET {', '.join(sets)} WHERE {cond}" + (" RETURNING data" if returning else ""),
+                head + col_args + wargs)
+
+    def get_each(self, wanted: list[tuple[str, str]]) -> list[dict | None]:
+        reads = ", ".join(f"(SELECT data FROM {table} WHERE id = %s)" for table, _ in wanted)
+        return list(self._rows(f"SELECT {reads}", [obj_id for _, obj_id in wanted])[0])
 
     def get(self, table: str, obj_id: str, **where) -> dict | None:
         cond, args = self._where(table, {"id": obj_id, **where})
