@@ -68,6 +68,9 @@ def test_poll_helper_answers_when_the_run_settles(client, assistant, fake):
     started = time.monotonic()
     polled = client.beta.threads.runs.poll(run.id, thread_id=thread.id)
     assert polled.status == "completed" and time.monotonic() - started < 2
+    # The long poll answers with the run its settling event carried: the same object a plain read gives now.
+    assert polled == client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert polled.usage.total_tokens > 0
 
 
 def test_stream_with_event_handler(client, assistant, fake):
