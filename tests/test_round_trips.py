@@ -3,6 +3,7 @@ updates sent together, a run's usage summed by the UPDATE that ends it, writes s
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -149,3 +150,26 @@ def test_a_plain_run_costs_its_worker_eight_round_trips(rt, provider):
     # claim 2 (the move, its events with COMMIT), the thread's messages 1, the reply's message, step and first
     # text 1, the reply's end with the call's log record 2, the run's end with its usage 2.
     assert len(trips) <= 8, trips
+
+
+HOSTILE = "it's \\' \"q\" %s %% $1 ; COMMIT; DROP TABLE runs; -- /* é 你 🎉 \n\t E'x' \\x00ff {a,b} ARRAY[1]"
+
+
+def test_what_a_stranger_writes_goes_through_a_transaction_unchanged(rt):
+    """PostgreSQL transactions send their statements as text with the arguments bound as literals: quotes,
+    backslashes, placeholders, semicolons and comments in a message, its metadata and a run event stay data."""
+    _, t = start(rt)
+    message = rt.create_message(t["id"], role="user", content=HOSTILE, metadata={HOSTILE[:60]: HOSTILE[:500]})
+    stored = rt.get_message(t["id"], message["id"])
+    assert stored["content"][0]["text"]["value"] == HOSTILE and stored["metadata"] == {HOSTILE[:60]: HOSTILE[:500]}
+    t2, run = _run(rt)
+    with rt.store.write(t2["id"]):
+        rt.store.insert("run_steps", {"id": "step_hostile", "object": "thread.run.step", "created_at": 1,
+                                      "run_id": run["id"], "thread_id": t2["id"], "type": "message_creation",
+                                      "status": "in_progress", "note": HOSTILE})
+        rt.engine.hub.publish(run["id"], "thread.message.delta", {"text": HOSTILE, HOSTILE: [HOSTILE, 1.5]})
+    events = rt.store.events_after(0, [run["id"]])
+    assert [(e[2], json.loads(e[3])) for e in events] == [
+        ("thread.message.delta", {"text": HOSTILE, HOSTILE: [HOSTILE, 1.5]})]
+    assert rt.store.get("run_steps", "step_hostile")["note"] == HOSTILE
+    assert {r["id"] for r in rt.store.all("runs")} >= {run["id"]}  # nothing was dropped

@@ -106,9 +106,13 @@ def _check_if_spoken_to(conn: psycopg.Connection) -> None:
 class _Transaction:
     """A write transaction on a pooled autocommit connection, begun with its first statement.
 
-    BEGIN and the transaction's locks are sent with the first statement, in one pipeline (one round trip); the run
-    events appended meanwhile wait here and are written at COMMIT, in one pipeline with it, under EVENTS_LOCK.
-    Anything else is the connection's (`__getattr__`).
+    What a transaction sends goes as few strings as it can, each one round trip in PostgreSQL's simple-query
+    protocol (statements separated by `;`, arguments bound here as literals): BEGIN and the transaction's locks go
+    with its first statement, the writes nobody reads the result of wait for the next statement or the COMMIT, and
+    the run events appended meanwhile are written at COMMIT, in the same string, under EVENTS_LOCK. One string costs
+    one wait for the server, where a pipeline of the same statements waits several times; each wait gives the GIL
+    up, which a busy process pays for in CPU. A statement alone, after the first, goes as usual (bound by the server,
+    prepared when repeated). Anything else is the connection's (`__getattr__`).
     """
 
     def __init__(self, conn: psycopg.Connection, thread_id: str | None):
@@ -116,52 +120,65 @@ class _Transaction:
         self.thread_id = thread_id
         self.begun = False
         self.events: list[tuple[str, str, str, float]] = []
-        self.deferred: list[tuple[str, list]] = []  # writes nobody reads the result of: sent with the next statement
+        self.deferred: list[str] = []  # writes nobody reads the result of (as text): sent with the next statement
+        self._literals = psycopg.ClientCursor(conn)
 
     def __getattr__(self, name: str):
         return getattr(self.conn, name)
 
-    def _locks(self) -> None:
-        self.conn.execute("BEGIN")
-        if self.thread_id is None:
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-        else:
-            self.conn.execute("SELECT pg_advisory_xact_lock_shared(%s::bigint), pg_advisory_xact_lock(%s, hashtext(%s))",
-                              (WRITE_LOCK, THREAD_LOCKS, self.thread_id))
-        self.begun = True
+    def text(self, sql: str, args=None) -> str:
+        """A statement with its arguments bound as literals (psycopg's own quoting)."""
+        return self._literals.mogrify(sql, args) if args is not None else sql
 
-    def _send_waiting(self) -> None:
-        """Inside a pipeline: BEGIN and the locks if not sent yet, then the deferred writes."""
+    def _waiting(self) -> list[str]:
+        """BEGIN and the locks if not sent yet, then the deferred writes; they count as sent from now on."""
+        texts = []
         if not self.begun:
-            self._locks()
-        for sql, args in self.deferred:
-            self.conn.execute(sql, args)
+            texts.append("BEGIN")
+            if self.thread_id is None:
+                texts.append(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            else:
+                texts.append(self.text("SELECT pg_advisory_xact_lock_shared(%s::bigint), pg_advisory_xact_lock(%s, "
+                                       "hashtext(%s))", (WRITE_LOCK, THREAD_LOCKS, self.thread_id)))
+            self.begun = True
+        texts += self.deferred
         self.deferred = []
+        return texts
+
+    def _send(self, texts: list[str]) -> psycopg.Cursor:
+        """Statements as one string, one round trip; the cursor on the first one's result (`nextset` for the next)."""
+        return self.conn.execute("; ".join(texts), prepare=False)  # literals differ each time: nothing to reuse
 
     def execute(self, query, params=None, **kwargs) -> psycopg.Cursor:
         if self.begun and not self.deferred:
             return self.conn.execute(query, params, **kwargs)
-        with self.conn.pipeline():
-            self._send_waiting()
-            cursor = self.conn.execute(query, params, **kwargs)
+        waiting = self._waiting()
+        cursor = self._send([*waiting, self.text(query, params)])
+        for _ in waiting:
+            cursor.nextset()
         return cursor
 
-    def execute_each(self, statements: list[tuple[str, list]]) -> list[psycopg.Cursor]:
-        """Statements sent together (with what waits to be sent) in one pipeline: one round trip; their cursors."""
-        with self.conn.pipeline():
-            self._send_waiting()
-            cursors = [self.conn.execute(sql, args) for sql, args in statements]
-        return cursors
+    def execute_each(self, statements: list[tuple[str, list]]) -> list[tuple[list | None, int]]:
+        """Statements sent together (with what waits to be sent): one round trip; each one's (rows or None,
+        rowcount)."""
+        waiting = self._waiting()
+        cursor = self._send([*waiting, *(self.text(sql, args) for sql, args in statements)])
+        for _ in waiting:
+            cursor.nextset()
+        results = []
+        for _ in statements:
+            results.append((cursor.fetchall() if cursor.description else None, cursor.rowcount))
+            cursor.nextset()
+        return results
 
     def defer(self, statements: list[tuple[str, list]]) -> None:
-        """Writes whose results nobody reads: sent in one pipeline with the transaction's next statement or its
-        COMMIT, in order (a failing one raises there: at the latest when the `write` block ends)."""
-        self.deferred.extend(statements)
+        """Writes whose results nobody reads: sent with the transaction's next statement or its COMMIT, in order (a
+        failing one raises there: at the latest when the `write` block ends)."""
+        self.deferred.extend(self.text(sql, args) for sql, args in statements)
 
     def cursor(self, *args, **kwargs) -> psycopg.Cursor:
         if not self.begun or self.deferred:
-            with self.conn.pipeline():
-                self._send_waiting()
+            self._send(self._waiting())
         return self.conn.cursor(*args, **kwargs)
 
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
@@ -170,18 +187,15 @@ class _Transaction:
     def commit(self) -> None:
         if not self.begun and not self.events and not self.deferred:
             return  # nothing was sent: nothing to commit
-        conn = self.conn
-        with conn.pipeline():
-            if self.deferred:
-                self._send_waiting()
-            elif not self.begun:
-                conn.execute("BEGIN")  # events only: they need no lock but their own
-                self.begun = True
-            if self.events:
-                run_ids, events, data, created = (list(column) for column in zip(*self.events, strict=True))
-                # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
-                conn.execute(APPEND_SQL, (EVENTS_LOCK, run_ids, events, data, created, CHANNEL))
-            conn.execute("COMMIT")
+        if self.deferred or self.begun:
+            texts = self._waiting()
+        else:
+            texts, self.begun = ["BEGIN"], True  # events only: they need no lock but their own
+        if self.events:
+            run_ids, events, data, created = (list(column) for column in zip(*self.events, strict=True))
+            # The payload is a pointer (each run), not the event: NOTIFY is neither durable nor large.
+            texts.append(self.text(APPEND_SQL, (EVENTS_LOCK, run_ids, events, data, created, CHANNEL)))
+        self._send([*texts, "COMMIT"])
 
     def rollback(self) -> None:
         self.deferred = []  # never sent
@@ -295,10 +309,10 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         with self._pool.connection() as conn:
             tx = _Transaction(conn, thread_id)
             try:
-                with conn.pipeline():
-                    tx._locks()
-                    cursor = conn.execute(sql, args)
-                    conn.execute("COMMIT")
+                waiting = tx._waiting()
+                cursor = tx._send([*waiting, tx.text(sql, args), "COMMIT"])
+                for _ in waiting:
+                    cursor.nextset()
             except BaseException:
                 tx.rollback()
                 raise
@@ -395,9 +409,9 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         statements = [self._update_sql(table, obj_id, fields, None, returning, where)
                       for table, obj_id, fields, where, returning in updates]
         with self.write() as tx:
-            cursors = tx.execute_each(statements)
-        return [(rows[0][0] if (rows := cursor.fetchall()) else None) if update[4] else cursor.rowcount
-                for update, cursor in zip(updates, cursors, strict=True)]
+            results = tx.execute_each(statements)
+        return [(rows[0][0] if rows else None) if update[4] else count
+                for update, (rows, count) in zip(updates, results, strict=True)]
 
     def _update_sql(self, table: str, obj_id: str, fields: dict, lease_before: float | None, returning: bool,
                     where: dict) -> tuple[str, list]:
