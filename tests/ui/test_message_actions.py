@@ -25,6 +25,12 @@ def stored(at) -> list[str]:
     return [m["content"][0]["text"]["value"] for m in listed]
 
 
+def flip(at, switcher: str, way: str) -> None:
+    """Click ‹ (`prev`) or › (`next`) of a version switcher (its widget key prefix) and let the page rerun."""
+    at.button(key=f"{switcher}_{way}").click()
+    run(at)
+
+
 def test_regenerate_an_older_reply_then_flip_back_and_the_later_turns_return(fake):  # noqa: F811
     rt().create_assistant(model="fake-model", name="Poet")
     fake.add({"text": "First answer."}, {"text": "Reply to more."}, {"text": "Second answer."})
@@ -39,13 +45,11 @@ def test_regenerate_an_older_reply_then_flip_back_and_the_later_turns_return(fak
     assert texts(at) == stored(at) == ["Write a line", "Second answer."]
     key = key_of(at, "assistant", 0)
     assert "2 / 2" in [c.value for c in at.main.caption]
-    at.button(key=key + "_switch0_prev").click()
-    run(at)
+    flip(at, key + "_switch0", "prev")
     assert texts(at) == stored(at) == ["Write a line", "First answer.", "more", "Reply to more."]
     assert key_of(at, "assistant", 0) == first  # the same messages, ids kept
     assert "1 / 2" in [c.value for c in at.main.caption]
-    at.button(key=first + "_switch0_next").click()
-    run(at)
+    flip(at, first + "_switch0", "next")
     assert texts(at) == stored(at) == ["Write a line", "Second answer."]
     assert len(rt().list_runs(at.session_state["thread_id"])["data"]) == 3  # every run stays in the log
 
@@ -65,12 +69,10 @@ def test_edit_an_older_message_and_resend_then_flip_back(fake):  # noqa: F811
     assert texts(at) == stored(at) == ["uno", "echo: uno"]
     edited = key_of(at, "user", 0)
     assert "2 / 2" in [c.value for c in at.main.caption]
-    at.button(key=edited + "_switch0_prev").click()
-    run(at)
+    flip(at, edited + "_switch0", "prev")
     assert texts(at) == stored(at) == ["one", "echo: one", "two", "echo: two"]
     assert key_of(at, "user", 0) == original
-    at.button(key=original + "_switch0_next").click()
-    run(at)
+    flip(at, original + "_switch0", "next")
     assert texts(at) == ["uno", "echo: uno"]
 
 
@@ -103,8 +105,7 @@ def test_versions_kept_in_run_metadata_by_older_playgrounds_still_show(fake):  #
     run(at)
     key = key_of(at, "assistant") + "_ver"
     assert "2 / 2" in [c.value for c in at.main.caption]
-    at.button(key=key + "_pager_prev").click()
-    run(at)
+    flip(at, key + "_pager", "prev")
     assert bubbles(at)[-1][1].startswith("An older reply") and "1 / 2" in [c.value for c in at.main.caption]
     assert versions.unpack({}) == [] and versions.unpack({"playground_v00": "[broken"}) == []
 
@@ -119,10 +120,8 @@ def test_a_regenerate_that_fails_can_flip_back_to_the_reply_it_replaced(fake):  
     assert stored(at) == ["one"] and any("The run failed" in e.value for e in at.error)
     # Nothing after the message any more: the switcher sits under it.
     assert any("What followed this message is kept as versions" in c.value for c in at.main.caption)
-    at.button(key=key_of(at, "user") + "_after_prev").click()
-    run(at)
+    flip(at, key_of(at, "user") + "_after", "prev")
     assert texts(at) == stored(at) == ["one", "Good answer."]
     assert not any("The run failed" in e.value for e in at.error)  # the failure belongs to the other version
-    at.button(key=reply + "_switch0_next").click()
-    run(at)
+    flip(at, reply + "_switch0", "next")
     assert stored(at) == ["one"] and any("The run failed" in e.value for e in at.error)
