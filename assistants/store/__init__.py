@@ -69,6 +69,24 @@ def _col(obj: dict, name: str):
 COLUMN_ONLY = {"runs": ("_owner", "_lease_until")}
 
 
+def split_fields(table: str, fields: dict) -> tuple[dict, list[str], list[tuple[str, object]]]:
+    """`update_fields`' fields by where they go, for either dialect to write: the JSON keys set to a value, the JSON
+    keys the database computes (STEP_USAGE), and the columns set (a column-only field under its column's name; a
+    field with a column of its own goes to both)."""
+    cols, column_only = COLUMNS[table], COLUMN_ONLY.get(table, ())
+    json_fields, computed, columns = {}, [], []
+    for key, value in fields.items():
+        if key in column_only:
+            columns.append((key[1:], value))
+        elif value is STEP_USAGE:
+            computed.append(key)
+        else:
+            json_fields[key] = value
+            if key in cols:
+                columns.append((key, value))
+    return json_fields, computed, columns
+
+
 def check_page(limit, order) -> None:
     """A 400 for a list's limit or order that OpenAI would refuse (both stores' `page`)."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
@@ -223,22 +241,12 @@ class Store(RunQueries, ReportQueries, ResponseQueries, SettingsQueries, Version
         Field-level, so a concurrent change to another field (metadata set while a reply streams) is kept.
         """
         cols = COLUMNS[table]
-        paths, json_args, col_sets, col_args = [], [], [], []
-        column_only = COLUMN_ONLY.get(table, ())
-        for key, value in fields.items():
-            if key in column_only:
-                col_sets.append(f"{key[1:]} = ?")
-                col_args.append(value)
-                continue
-            if value is STEP_USAGE:
-                paths.append(f"'$.\"{key}\"', {STEP_USAGE_SQL}")
-                json_args.append(obj_id)
-                continue
-            paths.append(f"'$.\"{key}\"', json(?)")
-            json_args.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-            if key in cols:
-                col_sets.append(f"{key} = ?")
-                col_args.append(value)
+        json_fields, computed, columns = split_fields(table, fields)
+        paths = ([f"'$.\"{key}\"', json(?)" for key in json_fields]
+                 + [f"'$.\"{key}\"', {STEP_USAGE_SQL}" for key in computed])
+        json_args = ([json.dumps(value, separators=(",", ":"), ensure_ascii=False) for value in json_fields.values()]
+                     + [obj_id] * len(computed))
+        col_sets, col_args = [f"{name} = ?" for name, _ in columns], [value for _, value in columns]
         sets = ([f"data = json_set(data, {', '.join(paths)})"] if paths else []) + col_sets
         # A filter on a field without a column of its own (a step's or a message's status) reads the JSON.
         named = {(k if k in cols or k == "id" else f"json_extract(data, '$.{k}')"): v for k, v in where.items()}

@@ -29,9 +29,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from assistants.errors import BadRequest
-from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page
+from assistants.store import COLUMN_ONLY, COLUMNS, DatabaseUnavailable, _col, check_page, list_page, split_fields
 from assistants.store.pg_blobs import PgBlobQueries
-from assistants.store.interface import STEP_USAGE
 from assistants.store.pg_queries import APPEND_SQL, CHANNEL, STEP_USAGE_SQL, Listener, PgRunQueries
 from assistants.store.pg_responses import PgResponseQueries
 from assistants.store.pg_schema import migrate
@@ -415,21 +414,8 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
 
     def _update_sql(self, table: str, obj_id: str, fields: dict, lease_before: float | None, returning: bool,
                     where: dict) -> tuple[str, list]:
-        cols = COLUMNS[table]
-        column_only = COLUMN_ONLY.get(table, ())
-        json_fields, col_sets, col_args, computed = {}, [], [], []
-        for key, value in fields.items():
-            if value is STEP_USAGE:
-                computed.append(key)
-                continue
-            if key in column_only:
-                col_sets.append(f"{key[1:]} = %s")
-                col_args.append(value)
-                continue
-            json_fields[key] = value
-            if key in cols:
-                col_sets.append(f"{key} = %s")
-                col_args.append(value)
+        json_fields, computed, columns = split_fields(table, fields)
+        col_sets, col_args = [f"{name} = %s" for name, _ in columns], [value for _, value in columns]
         patch = (["%s"] if json_fields else []) + [f"jsonb_build_object('{key}', {STEP_USAGE_SQL})" for key in computed]
         sets = ([f"data = data || {' || '.join(patch)}"] if patch else []) + col_sets
         cond, wargs = self._where(table, {"id": obj_id, **where})
