@@ -145,25 +145,24 @@ class _Transaction:
         return texts
 
     def _send(self, texts: list[str]) -> psycopg.Cursor:
-        """Statements as one string, one round trip; the cursor on the first one's result (`nextset` for the next)."""
-        return self.conn.execute("; ".join(texts), prepare=False)  # literals differ each time: nothing to reuse
-
-    def execute(self, query, params=None, **kwargs) -> psycopg.Cursor:
-        if self.begun and not self.deferred:
-            return self.conn.execute(query, params, **kwargs)
+        """What waits to be sent, then `texts`, as one string: one round trip; the cursor on the first of `texts`'
+        results (`nextset` for the next)."""
         waiting = self._waiting()
-        cursor = self._send([*waiting, self.text(query, params)])
+        # Literals differ each time: nothing to prepare.
+        cursor = self.conn.execute("; ".join([*waiting, *texts]), prepare=False)
         for _ in waiting:
             cursor.nextset()
         return cursor
 
+    def execute(self, query, params=None, **kwargs) -> psycopg.Cursor:
+        if self.begun and not self.deferred:
+            return self.conn.execute(query, params, **kwargs)
+        return self._send([self.text(query, params)])
+
     def execute_each(self, statements: list[tuple[str, list]]) -> list[tuple[list | None, int]]:
         """Statements sent together (with what waits to be sent): one round trip; each one's (rows or None,
         rowcount)."""
-        waiting = self._waiting()
-        cursor = self._send([*waiting, *(self.text(sql, args) for sql, args in statements)])
-        for _ in waiting:
-            cursor.nextset()
+        cursor = self._send([self.text(sql, args) for sql, args in statements])
         results = []
         for _ in statements:
             results.append((cursor.fetchall() if cursor.description else None, cursor.rowcount))
@@ -177,7 +176,7 @@ class _Transaction:
 
     def cursor(self, *args, **kwargs) -> psycopg.Cursor:
         if not self.begun or self.deferred:
-            self._send(self._waiting())
+            self._send([])
         return self.conn.cursor(*args, **kwargs)
 
     def append_events(self, rows: list[tuple[str, str, str]], created_at: float) -> None:
@@ -186,9 +185,8 @@ class _Transaction:
     def commit(self) -> None:
         if not self.begun and not self.events and not self.deferred:
             return  # nothing was sent: nothing to commit
-        if self.deferred or self.begun:
-            texts = self._waiting()
-        else:
+        texts = []
+        if not self.begun and not self.deferred:
             texts, self.begun = ["BEGIN"], True  # events only: they need no lock but their own
         if self.events:
             run_ids, events, data, created = (list(column) for column in zip(*self.events, strict=True))
@@ -308,10 +306,7 @@ class PostgresStore(PgRunQueries, PgResponseQueries, PgBlobQueries, PgSettingsQu
         with self._pool.connection() as conn:
             tx = _Transaction(conn, thread_id)
             try:
-                waiting = tx._waiting()
-                cursor = tx._send([*waiting, tx.text(sql, args), "COMMIT"])
-                for _ in waiting:
-                    cursor.nextset()
+                cursor = tx._send([tx.text(sql, args), "COMMIT"])
             except BaseException:
                 tx.rollback()
                 raise
