@@ -501,9 +501,13 @@ class Runtime:
         run = self.store.get("runs", run_id, thread_id=thread_id)
         if run is None:
             raise not_found("run", run_id)
+        return public(self._as_now(run))
+
+    def _as_now(self, run: dict) -> dict:
+        """A run just read, ended first if it waited past its expiry (then as stored after that)."""
         if run["status"] in ("requires_action", "queued"):
-            run = self._expire_if_due(run) or self.store.get("runs", run_id)
-        return public(run)
+            return self._expire_if_due(run) or self.store.get("runs", run["id"]) or run
+        return run
 
     def watch_run(self, thread_id: str, run_id: str, statuses: tuple[str, ...]) -> tuple[dict, Subscription | None]:
         """The run, and while its status is one of `statuses` a subscription to its events from the moment it was
@@ -511,8 +515,7 @@ class Runtime:
         run, seq = self.store.run_with_seq(run_id, thread_id)
         if run is None:
             raise not_found("run", run_id)
-        if run["status"] in ("requires_action", "queued"):
-            run = self._expire_if_due(run) or self.store.get("runs", run_id) or run
+        run = self._as_now(run)
         if run["status"] not in statuses:
             return public(run), None
         return public(run), self.engine.hub.subscribe(run_id, after=seq)

@@ -10,11 +10,6 @@ from assistants.responses import containers, run_records
 from assistants.tools import BuiltinOutcome, empty_details
 
 
-def named_container(rt: Any, run: dict) -> str | None:
-    """The container the run's current response named in its code_interpreter tool, if any."""
-    return (run_records.current(rt, run) or {}).get("container")
-
-
 def auto_memory_mb(record: dict | None) -> int | None:
     """The memory_limit of a `{"type": "auto", "memory_limit": ...}` container, as the session's MB budget."""
     container = (run_records.tool_of(record, "code_interpreter") or {}).get("container")

@@ -206,13 +206,12 @@ class Engine(ToolRunner):
             if budget is not None and used >= budget:
                 self._incomplete(run, "max_completion_tokens")
                 return
-            builtins = run.get("_max_tool_calls") is None or builtin_calls_left(
-                run, steps) != 0  # max_tool_calls spent: offer functions only
+            builtins = builtin_calls_left(run, steps) != 0  # max_tool_calls spent: offer functions only
             request = self.prompts.build_request(run, model, messages, tool_choice,
                                                  None if budget is None else budget - used, builtins=builtins)
             result, _message, _step = self._call_model(run, provider, request, cancel, steps)
             if result.tool_calls and not (budget is not None and result.finish_reason == "length"):
-                pending = self._tool_calls(run, result, cancel)
+                pending = self._tool_calls(run, result, cancel, steps)
                 if pending:
                     calls = [{"id": c["id"], "type": "function",
                               "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}

@@ -19,14 +19,14 @@ log = logging.getLogger(__name__)
 class ToolRunner:
     """Mixed into the Engine: needs store, hub, status, toolbox, _new_step and check_cancel."""
 
-    def _tool_calls(self, run: dict, result: ChatResult, cancel: threading.Event) -> list[dict]:
-        """Record the calls in a tool_calls step, run the built-ins, and return the function calls left for the user."""
+    def _tool_calls(self, run: dict, result: ChatResult, cancel: threading.Event, steps: list[dict]) -> list[dict]:
+        """Record the calls in a tool_calls step, run the built-ins, and return the function calls left for the user
+        (`steps`: the run's steps as the round began; only a message step, which uses no tool, was added since)."""
         functions = {t["function"]["name"] for t in run.get("tools") or [] if t["type"] == "function"}
         builtins = {t["type"] for t in run.get("tools") or [] if t["type"] != "function"}
         entries, names, arguments, outputs, parsed = [], {}, {}, {}, {}
         seen = set()
-        left = None if run.get("_max_tool_calls") is None else \
-            builtin_calls_left(run, self.store.all("run_steps", run_id=run["id"]))
+        left = builtin_calls_left(run, steps)
         for call in result.tool_calls:
             if call.name in builtins and left is not None:
                 if left <= 0:
