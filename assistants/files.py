@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -166,14 +167,14 @@ class FileService:
         return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None, "has_more": has_more}
 
-    def chunks(self, file_id: str) -> Iterator[bytes]:
-        """The file's bytes block by block (at most about 1 MiB in memory); NotFound at once if they are missing."""
-        meta = self.get(file_id)
-        blocks = self._checked(meta)
+    def chunks(self, file_id: str, meta: dict | None = None) -> Iterator[bytes]:
+        """The file's bytes block by block (at most about 1 MiB in memory); NotFound at once if they are missing.
+        `meta`: the file's record if the caller has just read it."""
+        blocks = self._checked(meta or self.get(file_id))
         first = next(blocks, None)
         if first is None:
             return iter(())
-        return _prepend(first, blocks)
+        return itertools.chain((first,), blocks)
 
     def _checked(self, meta: dict) -> Iterator[bytes]:
         """The stored blocks, ending with NotFound if they stop short of the file's size."""
@@ -220,8 +221,3 @@ class FileService:
             self.store.delete("files", file_id)
         self.blobs.delete(file_id)
         return {"id": file_id, "object": "file", "deleted": True}
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest

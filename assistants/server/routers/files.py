@@ -74,7 +74,7 @@ def retrieve_file(file_id: str, rt: Runtime = Depends(get_runtime)):
 def file_content(file_id: str, rt: Runtime = Depends(get_runtime)):
     files = service(rt, "files")
     meta = files.get(file_id)
-    return download(files.chunks(file_id), meta["bytes"], meta["filename"])
+    return download(files.chunks(file_id, meta), meta["bytes"], meta["filename"])
 
 
 @router.delete("/{file_id}")
