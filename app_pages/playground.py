@@ -147,6 +147,12 @@ def _draw_inputs(current: dict, thread_id: str | None, active: dict | None) -> t
     return resend, run_clicked
 
 
+def _runs_and_active(thread_id: str | None) -> tuple[list[dict], dict | None]:
+    """The thread's runs, newest first, and the one still working on it (if any)."""
+    runs = data.runs_of(thread_id)
+    return runs, (runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None)
+
+
 def _draw_head(current: dict, thread_id: str | None, runs: list[dict], threads: list[dict], busy: bool) -> None:
     """The thread's title with its Rename/Delete menu, Get code, and the tokens and cost so far."""
     with head:
@@ -208,20 +214,14 @@ with thread_col:
 thread_id = ss.get("thread_id")
 subscription = None
 sent = ss.pop("playground_sent", None)  # what actions.on_prompt did with a message typed before this redraw
+runs, active = _runs_and_active(thread_id)
 if sent:
     # Stored and its run started before this redraw (on_prompt, Regenerate, Edit and resend): the reply streams
     # below, and the message box and toolbar are drawn once it has begun.
     subscription = sent
-    thread_id = ss.get("thread_id")
-    runs = data.runs_of(thread_id)
-    active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
-    inputs_drawn = False
 else:
-    runs = data.runs_of(thread_id)
-    active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
     # Inputs first (their places are already declared), so a message sent by them is in the thread when it is drawn.
     resend, run_clicked = _draw_inputs(current, thread_id, active)
-    inputs_drawn = True
     if resend and active is not None:
         actions.notice("info", "The thread is still busy: send it again when the run has finished.")
     elif resend:
@@ -232,8 +232,7 @@ else:
         st.rerun()  # the message was stored (or refused): redraw so the toolbar and thread agree with the store
     if subscription is not None:
         thread_id = ss.get("thread_id")
-        runs = data.runs_of(thread_id)
-        active = runs[0] if runs and runs[0]["status"] in ACTIVE_STATUSES else None
+        runs, active = _runs_and_active(thread_id)
     elif active is not None and active["id"] != ss.get("playground_busy_seen"):
         ss["playground_busy_seen"] = active["id"]
         st.rerun()  # a run started elsewhere: redraw once with the message box disabled
@@ -268,7 +267,7 @@ def draw_rest() -> None:
     """Everything but the conversation, each part into its place (see above)."""
     streaming = subscription is not None
     threads = data.threads_of(current["id"])
-    if not inputs_drawn:
+    if sent:
         _draw_inputs(current, thread_id, active)  # nothing in them was clicked: this redraw follows a sent message
     _draw_head(current, thread_id, runs, threads, busy=active is not None or streaming)
     with list_col:
@@ -293,7 +292,7 @@ with box:
         files = data.files_of(messages)
         busy = active is not None or subscription is not None
         # Regenerate, Edit and resend, ‹ n / N › per message; the runs of archived versions leave the conversation.
-        controls = versions.Controls(thread_id, messages, runs, older=older, busy=busy)
+        controls = versions.Controls(thread_id, messages, runs, older=older)
         shown_runs = controls.shown_runs
         used = data.thread_steps(shown_runs, messages[0]["created_at"] if older and messages else None)
         message_actions.setup()

@@ -432,7 +432,7 @@ def _branch_runs(thread_id: str, every: list[dict], start: int) -> list[str]:
     rt = get_runtime()
     anchors = {m["id"] for m in every[max(0, start - 1):]}
     archived = branches.versions_of(rt, thread_id).archived_runs
-    return [r["id"] for r in list_every(rt.list_runs, thread_id=thread_id)
+    return [r["id"] for r in data.runs_of(thread_id)
             if (r.get("metadata") or {}).get(thread_view.AFTER_KEY) in anchors and r["id"] not in archived]
 
 

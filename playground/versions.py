@@ -41,7 +41,6 @@ class Controls:
     messages: list[dict]  # the visible messages, oldest first
     runs: list[dict]
     older: bool  # older messages exist above the visible ones
-    busy: bool  # a run works on the thread: the actions are shown, disabled
 
     def __post_init__(self) -> None:
         self.found = branches.versions_of(get_runtime(), self.thread_id)
